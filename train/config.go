@@ -1,0 +1,346 @@
+package train
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is one run, read from a single YAML file. Every field has a default (see DefaultConfig and
+// the embedded demo.yaml); unknown fields are an error naming the field.
+type Config struct {
+	Seed   int64  `yaml:"seed"`    // every random draw of the run derives from it
+	RunDir string `yaml:"run_dir"` // where config, metrics, plots and checkpoints go
+
+	Model     ModelConfig     `yaml:"model"`
+	Tokenizer TokenizerConfig `yaml:"tokenizer"`
+	Task      TaskConfig      `yaml:"task"`
+	Reward    RewardConfig    `yaml:"reward"`
+	Algo      AlgoConfig      `yaml:"algo"`
+	Sampling  SamplingConfig  `yaml:"sampling"`
+	SFT       SFTConfig       `yaml:"sft"`
+	RL        RLConfig        `yaml:"rl"`
+	Optim     OptimConfig     `yaml:"optim"`
+	Eval      EvalConfig      `yaml:"eval"`
+	Ckpt      CheckpointCfg   `yaml:"checkpoint"`
+	Log       LogConfig       `yaml:"log"`
+}
+
+// ModelConfig picks the policy: a from-scratch preset or a Hugging Face checkpoint folder.
+type ModelConfig struct {
+	Preset string `yaml:"preset"` // e.g. "tiny" (used when path is empty)
+	Path   string `yaml:"path"`   // HF folder with config.json + model.safetensors
+}
+
+// TokenizerConfig picks the tokenizer: "char" (alphabet from the synthetic task) or "hf" (a folder).
+type TokenizerConfig struct {
+	Kind string `yaml:"kind"` // char | hf
+	Path string `yaml:"path"` // HF folder with tokenizer.json (kind hf); defaults to model.path
+}
+
+// TaskConfig picks the prompts: a synthetic generator or a dataset file.
+type TaskConfig struct {
+	Name        string            `yaml:"name"`         // generator name (addition, countdown, …) or "dataset"
+	Options     map[string]string `yaml:"options"`      // generator options, e.g. digits: "3"
+	Path        string            `yaml:"path"`         // dataset file (.jsonl or .parquet) when name is "dataset"
+	PromptField string            `yaml:"prompt_field"` // dataset field holding the prompt
+	AnswerField string            `yaml:"answer_field"` // dataset field holding the reference answer
+	TestSize    int               `yaml:"test_size"`    // held-out examples for evaluation
+}
+
+// RewardConfig picks the verifier and its options.
+type RewardConfig struct {
+	Verifier string            `yaml:"verifier"` // task | exact | numeric | math | format | code
+	Options  map[string]string `yaml:"options"`
+	Timeout  float64           `yaml:"timeout"` // seconds per response before a verifier is abandoned (zero reward)
+}
+
+// AlgoConfig picks the objective preset and overrides its parameters (names as in `polo objective`).
+type AlgoConfig struct {
+	Name string            `yaml:"name"`
+	Set  map[string]string `yaml:"set"`
+}
+
+// SamplingConfig controls rollouts.
+type SamplingConfig struct {
+	PromptsPerStep int     `yaml:"prompts_per_step"`
+	GroupSize      int     `yaml:"group_size"` // G responses per prompt
+	Temperature    float64 `yaml:"temperature"`
+	TopK           int     `yaml:"top_k"`
+	TopP           float64 `yaml:"top_p"`
+	MinP           float64 `yaml:"min_p"`
+	MaxNewTokens   int     `yaml:"max_new_tokens"`
+}
+
+// SFTConfig is the supervised warm-up on reference answers before RL (steps 0 = none).
+type SFTConfig struct {
+	Steps     int     `yaml:"steps"`
+	BatchSize int     `yaml:"batch_size"`
+	LR        float64 `yaml:"lr"`
+}
+
+// RLConfig is the RL loop.
+type RLConfig struct {
+	Steps          int `yaml:"steps"`
+	Epochs         int `yaml:"epochs"`           // PPO epochs over each rollout batch
+	MiniBatches    int `yaml:"mini_batches"`     // optimizer steps per epoch
+	MicroBatchSize int `yaml:"micro_batch_size"` // rows per forward/backward (gradient accumulation); 0 = whole mini-batch
+	// DynamicSampling refills groups dropped by the preset's filters with fresh prompts, up to this many
+	// extra sampling rounds per step (0 = keep the filtered batch as it is).
+	MaxRefills int `yaml:"max_refills"`
+}
+
+// OptimConfig is AdamW with warm-up, cosine decay and global-norm clipping.
+type OptimConfig struct {
+	LR          float64 `yaml:"lr"`
+	Beta1       float64 `yaml:"beta1"`
+	Beta2       float64 `yaml:"beta2"`
+	Eps         float64 `yaml:"eps"`
+	WeightDecay float64 `yaml:"weight_decay"`
+	ClipNorm    float64 `yaml:"clip_norm"`
+	WarmupSteps int     `yaml:"warmup_steps"`
+	Schedule    string  `yaml:"schedule"`     // constant | cosine
+	MinLRRatio  float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
+}
+
+// EvalConfig is the periodic held-out evaluation (greedy decoding).
+type EvalConfig struct {
+	Every int `yaml:"every"` // RL steps between evaluations (0 = only before and after RL)
+}
+
+// CheckpointCfg controls checkpoints in RUN_DIR/checkpoints.
+type CheckpointCfg struct {
+	Every int `yaml:"every"` // steps between checkpoints (0 = only at the end of each phase)
+	Keep  int `yaml:"keep"`  // most recent checkpoints kept (older ones are deleted)
+}
+
+// LogConfig controls console output and plots.
+type LogConfig struct {
+	Progress bool `yaml:"progress"` // progress bar on stderr
+	Plots    bool `yaml:"plots"`    // PNG plots at the end
+}
+
+//go:embed demo.yaml
+var demoYAML []byte
+
+// DemoYAML is the built-in demo's configuration (what `polo train` runs with no argument).
+func DemoYAML() []byte { return bytes.Clone(demoYAML) }
+
+// DefaultConfig returns the built-in demo configuration; a config file overrides any part of it.
+func DefaultConfig() Config {
+	var c Config
+	if err := strictDecode(demoYAML, &c); err != nil {
+		panic("train: embedded demo.yaml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// LoadConfig reads a YAML file (empty path = the demo) over the defaults, then applies key=value
+// overrides (dotted keys, e.g. algo.name=dapo or algo.set.eps_high=0.28), and validates the result.
+func LoadConfig(path string, overrides []string) (Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(demoYAML, &doc); err != nil {
+		return Config{}, fmt.Errorf("embedded demo.yaml: %w", err)
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		var user yaml.Node
+		if err := yaml.Unmarshal(data, &user); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+		if len(user.Content) > 0 {
+			if err := mergeNode(doc.Content[0], user.Content[0], ""); err != nil {
+				return Config{}, fmt.Errorf("config %s: %w", path, err)
+			}
+		}
+	}
+	for _, kv := range overrides {
+		if err := setNode(doc.Content[0], kv); err != nil {
+			return Config{}, err
+		}
+	}
+	merged, err := yaml.Marshal(&doc)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if err := strictDecode(merged, &c); err != nil {
+		where := "config"
+		if path != "" {
+			where = "config " + path
+		}
+		return Config{}, fmt.Errorf("%s: %w", where, err)
+	}
+	return c, c.Validate()
+}
+
+func strictDecode(data []byte, out any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
+}
+
+// mergeNode overlays src onto dst (both mappings): scalars and sequences replace, mappings merge.
+func mergeNode(dst, src *yaml.Node, prefix string) error {
+	if src.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s: expected a mapping of keys", orTop(prefix))
+	}
+	for i := 0; i+1 < len(src.Content); i += 2 {
+		key, val := src.Content[i], src.Content[i+1]
+		existing := lookup(dst, key.Value)
+		switch {
+		case existing == nil:
+			dst.Content = append(dst.Content, key, val)
+		case existing.Kind == yaml.MappingNode && val.Kind == yaml.MappingNode:
+			if err := mergeNode(existing, val, prefix+key.Value+"."); err != nil {
+				return err
+			}
+		default:
+			*existing = *val
+		}
+	}
+	return nil
+}
+
+func orTop(p string) string {
+	if p == "" {
+		return "top level"
+	}
+	return strings.TrimSuffix(p, ".")
+}
+
+func lookup(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// setNode applies one "dotted.key=value" override, creating maps as needed (unknown leaf names are
+// caught by the strict decode that follows).
+func setNode(root *yaml.Node, kv string) error {
+	key, value, ok := strings.Cut(kv, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("--set %q: want key=value, e.g. algo.name=dapo", kv)
+	}
+	var val yaml.Node
+	if err := yaml.Unmarshal([]byte(value), &val); err != nil || len(val.Content) == 0 {
+		val = yaml.Node{Kind: yaml.ScalarNode, Value: value}
+	} else {
+		val = *val.Content[0]
+	}
+	node := root
+	parts := strings.Split(key, ".")
+	for i, p := range parts {
+		if node.Kind != yaml.MappingNode {
+			return fmt.Errorf("--set %s: %s is not a section", key, strings.Join(parts[:i], "."))
+		}
+		next := lookup(node, p)
+		if i == len(parts)-1 {
+			if next == nil {
+				node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p}, &val)
+			} else {
+				*next = val
+			}
+			return nil
+		}
+		if next == nil || (next.Kind == yaml.ScalarNode && next.Tag == "!!null") {
+			m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			if next == nil {
+				node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p}, m)
+			} else {
+				*next = *m
+				m = next
+			}
+			next = m
+		}
+		node = next
+	}
+	return nil
+}
+
+// Validate checks ranges and combinations, naming the offending field.
+func (c *Config) Validate() error {
+	type check struct {
+		bad   bool
+		field string
+		want  string
+	}
+	checks := []check{
+		{c.Model.Preset == "" && c.Model.Path == "", "model", "a preset (e.g. tiny) or a path to a Hugging Face folder"},
+		{c.Tokenizer.Kind != "char" && c.Tokenizer.Kind != "hf", "tokenizer.kind", "char or hf"},
+		{c.Task.Name == "", "task.name", "a generator name or dataset"},
+		{c.Task.TestSize < 0, "task.test_size", ">= 0"},
+		{c.Sampling.PromptsPerStep < 1, "sampling.prompts_per_step", ">= 1"},
+		{c.Sampling.GroupSize < 1, "sampling.group_size", ">= 1"},
+		{c.Sampling.MaxNewTokens < 1, "sampling.max_new_tokens", ">= 1"},
+		{c.Sampling.Temperature < 0, "sampling.temperature", ">= 0"},
+		{c.SFT.Steps < 0, "sft.steps", ">= 0"},
+		{c.SFT.Steps > 0 && c.SFT.BatchSize < 1, "sft.batch_size", ">= 1"},
+		{c.SFT.Steps > 0 && c.SFT.LR <= 0, "sft.lr", "> 0"},
+		{c.RL.Steps < 0, "rl.steps", ">= 0"},
+		{c.RL.Epochs < 1, "rl.epochs", ">= 1"},
+		{c.RL.MiniBatches < 1, "rl.mini_batches", ">= 1"},
+		{c.RL.MicroBatchSize < 0, "rl.micro_batch_size", ">= 0"},
+		{c.RL.MaxRefills < 0, "rl.max_refills", ">= 0"},
+		{c.Optim.LR <= 0, "optim.lr", "> 0"},
+		{c.Optim.Beta1 < 0 || c.Optim.Beta1 >= 1, "optim.beta1", "in [0,1)"},
+		{c.Optim.Beta2 < 0 || c.Optim.Beta2 >= 1, "optim.beta2", "in [0,1)"},
+		{c.Optim.Eps <= 0, "optim.eps", "> 0"},
+		{c.Optim.Schedule != "constant" && c.Optim.Schedule != "cosine", "optim.schedule", "constant or cosine"},
+		{c.Optim.MinLRRatio < 0 || c.Optim.MinLRRatio > 1, "optim.min_lr_ratio", "in [0,1]"},
+		{c.Eval.Every < 0, "eval.every", ">= 0"},
+		{c.Ckpt.Every < 0, "checkpoint.every", ">= 0"},
+		{c.Ckpt.Keep < 1, "checkpoint.keep", ">= 1"},
+		{c.Reward.Timeout <= 0, "reward.timeout", "> 0 seconds"},
+		{c.RunDir == "", "run_dir", "a directory"},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return fmt.Errorf("config field %s: want %s", ch.field, ch.want)
+		}
+	}
+	if rows := c.Sampling.PromptsPerStep * c.Sampling.GroupSize; c.RL.MiniBatches > rows {
+		return fmt.Errorf("config field rl.mini_batches: %d is more than the %d responses per step", c.RL.MiniBatches, rows)
+	}
+	return nil
+}
+
+// YAML renders the resolved configuration (written to RUN_DIR/config.yaml).
+func (c Config) YAML() []byte {
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		panic(err) // plain structs always marshal
+	}
+	return out
+}
+
+// seedFor derives an independent, reproducible seed for one purpose at one step, so that a resumed run
+// draws exactly what an uninterrupted one would.
+func seedFor(seed int64, purpose string, step int) uint64 {
+	h := uint64(14695981039346656037)
+	for _, b := range []byte(purpose + "/" + strconv.FormatInt(seed, 10) + "/" + strconv.Itoa(step)) {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	// splitmix64 finaliser spreads nearby inputs.
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h
+}
