@@ -27,8 +27,17 @@ type runState struct {
 
 func checkpointName(phase string, step int) string { return fmt.Sprintf("%s-%06d", phase, step) }
 
-// writeCheckpoint creates dir/name atomically: fill writes the contents into a temporary folder.
+// writeCheckpoint creates dir/name atomically and then points "latest" at it.
 func writeCheckpoint(dir, name string, fill func(tmp string) error) error {
+	if err := writeFolderAtomic(dir, name, fill); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, latestFile), []byte(name+"\n"))
+}
+
+// writeFolderAtomic creates dir/name atomically: fill writes the contents into a temporary folder
+// that is renamed once complete.
+func writeFolderAtomic(dir, name string, fill func(tmp string) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -50,7 +59,7 @@ func writeCheckpoint(dir, name string, fill func(tmp string) error) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", name, err)
 	}
-	return writeFileAtomic(filepath.Join(dir, latestFile), []byte(name+"\n"))
+	return nil
 }
 
 // latestCheckpoint returns the path of the newest complete checkpoint in dir.
