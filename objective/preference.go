@@ -175,12 +175,12 @@ func (d *Preference) Pair(u float64) (loss, dloss float64) {
 		return c * c, 2 * c
 	case "rdpo":
 		n := 1 - 2*e
-		loss = (-(1-e)*logSigmoidStable(b*u) + e*logSigmoidStable(-b*u)) / n
-		dloss = -b * ((1-e)*sigmoidStable(-b*u) + e*sigmoidStable(b*u)) / n
+		loss = (-(1-e)*opLogSigmoid(b*u) + e*opLogSigmoid(-b*u)) / n
+		dloss = -b * ((1-e)*opSigmoid(-b*u) + e*opSigmoid(b*u)) / n
 		return loss, dloss
 	default: // dpo
-		loss = -(1-e)*logSigmoidStable(b*u) - e*logSigmoidStable(-b*u)
-		dloss = -b * ((1-e)*sigmoidStable(-b*u) - e*sigmoidStable(b*u))
+		loss = -(1-e)*opLogSigmoid(b*u) - e*opLogSigmoid(-b*u)
+		dloss = -b * ((1-e)*opSigmoid(-b*u) - e*opSigmoid(b*u))
 		return loss, dloss
 	}
 }
@@ -260,8 +260,8 @@ func (pb *PairBatch) check(needLen bool) (int, error) {
 	return n, nil
 }
 
-// sigmoidStable is 1/(1+e^{-x}) without overflow for large |x|.
-func sigmoidStable(x float64) float64 {
+// opSigmoid is 1/(1+e^{-x}) without overflow for large |x|.
+func opSigmoid(x float64) float64 {
 	if x >= 0 {
 		return 1 / (1 + math.Exp(-x))
 	}
@@ -269,7 +269,7 @@ func sigmoidStable(x float64) float64 {
 	return e / (1 + e)
 }
 
-// logSigmoidStable is log σ(x) = −softplus(−x), stable for large |x|.
-func logSigmoidStable(x float64) float64 {
+// opLogSigmoid is log σ(x) = −softplus(−x), stable for large |x|.
+func opLogSigmoid(x float64) float64 {
 	return -(math.Max(-x, 0) + math.Log1p(math.Exp(-math.Abs(x))))
 }

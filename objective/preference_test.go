@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// onePair builds a single pair whose (unnormalised) margin is u.
-func onePair(u float64) *PairBatch {
+// opOnePair builds a single pair whose (unnormalised) margin is u.
+func opOnePair(u float64) *PairBatch {
 	return &PairBatch{
 		ChosenLogP: []float64{-10 + u}, RejectedLogP: []float64{-12},
 		RefChosenLogP: []float64{-10}, RefRejectedLogP: []float64{-12},
@@ -16,7 +16,7 @@ func onePair(u float64) *PairBatch {
 	}
 }
 
-func mustPair(t *testing.T, name string, set map[string]string) PairObjective {
+func opMustPair(t *testing.T, name string, set map[string]string) PairObjective {
 	t.Helper()
 	o, err := NewPair(name, set)
 	if err != nil {
@@ -45,8 +45,8 @@ func TestPreferenceSpecNumbers(t *testing.T) {
 			(-0.9*lsig(0.2) + 0.1*lsig(-0.2)) / 0.8, -0.1 * (0.9*sig(-0.2) + 0.1*sig(0.2)) / 0.8},
 	}
 	for _, c := range cases {
-		o := mustPair(t, c.name, c.set)
-		r, err := o.PairLoss(onePair(c.u))
+		o := opMustPair(t, c.name, c.set)
+		r, err := o.PairLoss(opOnePair(c.u))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,11 +100,11 @@ func TestRDPOZeroIsDPO(t *testing.T) {
 		ChosenLogP: []float64{-12.5, -3.25, -40, -7}, RejectedLogP: []float64{-13, -2.5, -38.2, -7},
 		RefChosenLogP: []float64{-12, -3, -41, -9}, RefRejectedLogP: []float64{-12.5, -3.5, -37, -6},
 	}
-	a, err := mustPair(t, "dpo", map[string]string{"beta": "0.3"}).PairLoss(pb)
+	a, err := opMustPair(t, "dpo", map[string]string{"beta": "0.3"}).PairLoss(pb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := mustPair(t, "rdpo", map[string]string{"beta": "0.3", "label_smoothing": "0"}).PairLoss(pb)
+	b, err := opMustPair(t, "rdpo", map[string]string{"beta": "0.3", "label_smoothing": "0"}).PairLoss(pb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestPreferenceMetrics(t *testing.T) {
 		ChosenLogP: []float64{-1.5, -4}, RefChosenLogP: []float64{-2, -3},
 		RejectedLogP: []float64{-2.5, -1}, RefRejectedLogP: []float64{-2, -2},
 	}
-	r, err := mustPair(t, "dpo", map[string]string{"beta": "0.5"}).PairLoss(pb)
+	r, err := opMustPair(t, "dpo", map[string]string{"beta": "0.5"}).PairLoss(pb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +158,14 @@ func TestPreferenceFiniteDifferences(t *testing.T) {
 		{"rdpo", map[string]string{"label_smoothing": "0.25", "beta": "1.5"}},
 	}
 	for _, c := range cases {
-		o := mustPair(t, c.name, c.set)
+		o := opMustPair(t, c.name, c.set)
 		r, err := o.PairLoss(&base)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, side := range []string{"chosen", "rejected"} {
 			for k := range base.ChosenLogP {
-				pb := clonePairs(base)
+				pb := opClonePairs(base)
 				x, g := &pb.ChosenLogP[k], r.GradChosenLogP[k]
 				if side == "rejected" {
 					x, g = &pb.RejectedLogP[k], r.GradRejectedLogP[k]
@@ -177,7 +177,7 @@ func TestPreferenceFiniteDifferences(t *testing.T) {
 				*x = x0 - h
 				lm, _ := o.PairLoss(&pb)
 				fd := (lp.Loss - lm.Loss) / (2 * h)
-				if !closeRel(g, fd, 1e-6) {
+				if !opClose(g, fd, 1e-6) {
 					t.Errorf("%s %v %s[%d]: grad %.12g, finite difference %.12g", c.name, c.set, side, k, g, fd)
 				}
 			}
@@ -185,18 +185,18 @@ func TestPreferenceFiniteDifferences(t *testing.T) {
 	}
 }
 
-func clonePairs(b PairBatch) PairBatch {
+func opClonePairs(b PairBatch) PairBatch {
 	cp := func(v []float64) []float64 { return append([]float64(nil), v...) }
 	return PairBatch{cp(b.ChosenLogP), cp(b.RejectedLogP), cp(b.RefChosenLogP), cp(b.RefRejectedLogP), cp(b.ChosenLen), cp(b.RejectedLen)}
 }
 
-// closeRel reports |a-b| <= tol·max(|a|,|b|), with an absolute floor of tol for values near zero.
-func closeRel(a, b, tol float64) bool {
+// opClose reports |a-b| <= tol·max(|a|,|b|), with an absolute floor of tol for values near zero.
+func opClose(a, b, tol float64) bool {
 	return math.Abs(a-b) <= tol*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
 }
 
 func TestPairBadInputAndParams(t *testing.T) {
-	good := func() *PairBatch { return onePair(1) }
+	good := func() *PairBatch { return opOnePair(1) }
 	inputs := []struct {
 		name string
 		mut  func(*PairBatch)
@@ -209,7 +209,7 @@ func TestPairBadInputAndParams(t *testing.T) {
 		{"ipo no len", func(b *PairBatch) { b.ChosenLen = nil }, "chosen_len has 0 values"},
 		{"negative len", func(b *PairBatch) { b.RejectedLen[0] = -1 }, "rejected_len[0]"},
 	}
-	ipo := mustPair(t, "ipo", nil)
+	ipo := opMustPair(t, "ipo", nil)
 	for _, c := range inputs {
 		b := good()
 		c.mut(b)
