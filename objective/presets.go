@@ -1,0 +1,238 @@
+package objective
+
+import "fmt"
+
+// common holds the default values of the parameters shared by the Surrogate presets; a preset lists
+// the ones that apply to it (plus its own) so that --set of an unrelated name is an error.
+var common = Params{
+	"eps_low":          "0.2",
+	"eps_high":         "0.2",
+	"dual_clip":        "0",
+	"beta":             "0",
+	"kl_estimator":     "k3",
+	"kl_in":            "loss",
+	"agg":              AggTokenMean,
+	"max_len":          "1024",
+	"adv_std":          "group",
+	"eps_adv":          "1e-6",
+	"singleton":        SingletonVerl,
+	"entropy_coef":     "0",
+	"dynamic_sampling": "false",
+	"overlong_filter":  "false",
+}
+
+// policyParams are the common names every Surrogate preset accepts.
+var policyParams = []string{"eps_low", "eps_high", "dual_clip", "beta", "kl_estimator", "kl_in", "agg", "max_len", "entropy_coef", "dynamic_sampling", "overlong_filter"}
+
+// groupAdvParams are the names of the group advantage stage.
+var groupAdvParams = []string{"adv_std", "eps_adv", "singleton"}
+
+// defaults builds a preset's default Params: the common values for names, then own.
+func defaults(names []string, own Params) Params {
+	p := Params{}
+	for _, n := range names {
+		v, ok := common[n]
+		if !ok {
+			panic("objective: no common default for " + n)
+		}
+		p[n] = v
+	}
+	for k, v := range own {
+		p[k] = v
+	}
+	return p
+}
+
+func join(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// configure reads the common parameters present in p into s and validates them.
+func configure(p Params, s *Surrogate) error {
+	r := &reader{p: p}
+	has := func(k string) bool { _, ok := p[k]; return ok }
+	if has("eps_low") {
+		s.EpsLow = r.float("eps_low")
+	}
+	if has("eps_high") {
+		s.EpsHigh = r.float("eps_high")
+	}
+	if has("dual_clip") {
+		s.DualClip = r.float("dual_clip")
+	}
+	if has("tau_pos") {
+		s.TauPos = r.float("tau_pos")
+	}
+	if has("tau_neg") {
+		s.TauNeg = r.float("tau_neg")
+	}
+	if has("beta") {
+		s.Beta = r.float("beta")
+		s.adv.beta = s.Beta
+	}
+	if has("kl_estimator") {
+		s.KLEstimator = r.oneOf("kl_estimator", klEstimators...)
+		s.adv.klEst = s.KLEstimator
+	}
+	if has("kl_in") {
+		s.KLIn = r.oneOf("kl_in", "loss", "reward")
+		s.adv.klIn = s.KLIn
+	}
+	if has("agg") {
+		s.Agg = r.oneOf("agg", aggModes...)
+	}
+	if has("max_len") {
+		s.MaxLen = r.float("max_len")
+	}
+	if has("entropy_coef") {
+		s.EntropyCoef = r.float("entropy_coef")
+	}
+	if has("dynamic_sampling") {
+		s.DynamicSampling = r.bool("dynamic_sampling")
+	}
+	if has("overlong_filter") {
+		s.OverlongFilter = r.bool("overlong_filter")
+	}
+	if has("adv_std") {
+		s.adv.std = r.oneOf("adv_std", "group", "batch", "none")
+	}
+	if has("eps_adv") {
+		s.adv.eps = r.float("eps_adv")
+	}
+	if has("singleton") {
+		s.adv.singleton = r.oneOf("singleton", SingletonVerl, SingletonZero)
+	}
+	if has("gamma") {
+		s.adv.gamma = r.float("gamma")
+	}
+	if has("lambda") {
+		s.adv.lambda = r.float("lambda")
+	}
+	if has("whiten") {
+		s.adv.whiten = r.bool("whiten")
+	}
+	if has("form") {
+		s.Gate = map[string]string{"ratio": GateRatio, "logp": GateLogP}[r.oneOf("form", "ratio", "logp")]
+	}
+	if has("overlong_buffer") {
+		s.adv.overlongBuf = r.int("overlong_buffer")
+		s.adv.overlongMax = r.int("overlong_max_len")
+		s.adv.overlongFactor = r.float("overlong_factor")
+	}
+	if r.err != nil {
+		return r.err
+	}
+	switch {
+	case s.EpsLow < 0 || s.EpsHigh < 0:
+		return fmt.Errorf("eps_low=%v, eps_high=%v: want >= 0", s.EpsLow, s.EpsHigh)
+	case s.DualClip != 0 && s.DualClip <= 1:
+		return fmt.Errorf("dual_clip=%v: want 0 (off) or > 1", s.DualClip)
+	case s.Beta < 0:
+		return fmt.Errorf("beta=%v: want >= 0", s.Beta)
+	case s.Agg == AggSeqSumConst && s.MaxLen <= 0:
+		return fmt.Errorf("agg=seq-sum-const needs max_len > 0")
+	case s.adv.eps < 0:
+		return fmt.Errorf("eps_adv=%v: want >= 0", s.adv.eps)
+	case has("tau_pos") && (s.TauPos <= 0 || s.TauNeg <= 0):
+		return fmt.Errorf("tau_pos=%v, tau_neg=%v: want > 0", s.TauPos, s.TauNeg)
+	case s.adv.overlongBuf < 0 || (s.adv.overlongBuf > 0 && s.adv.overlongBuf > s.adv.overlongMax):
+		return fmt.Errorf("overlong_buffer=%d: want 0 (off) or in (0, overlong_max_len=%d]", s.adv.overlongBuf, s.adv.overlongMax)
+	}
+	return nil
+}
+
+// surrogatePreset registers a preset that is a configured Surrogate.
+func surrogatePreset(name, summary string, params Params, base func() *Surrogate) {
+	Register(name, summary, params, func(p Params) (Objective, error) {
+		s := base()
+		if err := configure(p, s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
+func init() {
+	grp := join(policyParams, groupAdvParams)
+
+	surrogatePreset("ppo", "PPO: GAE over critic values (input values), token ratio, clip and dual-clip, KL in reward",
+		defaults(policyParams, Params{"dual_clip": "3", "kl_in": "reward", "kl_estimator": "k1", "gamma": "1", "lambda": "1", "whiten": "true"}),
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGAE}, Ratio: RatioToken, Gate: GateClip} })
+
+	surrogatePreset("reinforce", "REINFORCE with group-mean baseline, unclipped ratio (form=ratio) or logp (form=logp)",
+		defaults(grp, Params{"adv_std": "none", "agg": AggSeqMeanTokenSum, "form": "ratio"}),
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken} })
+
+	surrogatePreset("rloo", "RLOO: leave-one-out group baseline, PPO clip",
+		defaults(policyParams, nil),
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advRLOO}, Ratio: RatioToken, Gate: GateClip} })
+
+	surrogatePreset("reinforce_pp", "REINFORCE++: returns-to-go with per-token KL in reward, batch whitening, PPO clip",
+		defaults(policyParams, Params{"beta": "0.01", "kl_in": "reward", "kl_estimator": "k1", "gamma": "1"}),
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advRPP}, Ratio: RatioToken, Gate: GateClip} })
+
+	surrogatePreset("reinforce_pp_baseline", "REINFORCE++-baseline: group mean removed, then batch whitening, PPO clip",
+		defaults(policyParams, Params{"beta": "0.01", "kl_in": "reward", "kl_estimator": "k1"}),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advRPPBaseline}, Ratio: RatioToken, Gate: GateClip}
+		})
+
+	surrogatePreset("grpo", "GRPO: group z-score, token ratio, PPO clip, k3 KL in the loss, seq-mean-token-mean",
+		defaults(grp, Params{"beta": "0.04", "agg": AggSeqMeanTokenMean}),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		})
+
+	surrogatePreset("dr_grpo", "Dr. GRPO: group mean only (no std), PPO clip, per-row sum over a constant max_len",
+		defaults(grp, Params{"adv_std": "none", "agg": AggSeqSumConst, "max_len": "3000"}),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		})
+
+	surrogatePreset("dapo", "DAPO: GRPO advantages, clip-higher, token-mean, dynamic sampling, soft overlong punishment",
+		defaults(grp, Params{"eps_high": "0.28", "dynamic_sampling": "true", "overlong_buffer": "4096", "overlong_max_len": "20480", "overlong_factor": "1"}),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		})
+
+	surrogatePreset("lite_ppo", "Lite PPO: group mean, batch std of raw rewards, PPO clip, token-mean",
+		defaults(grp, Params{"adv_std": "batch"}),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		})
+
+	gspo := Params{"eps_low": "3e-4", "eps_high": "4e-4", "agg": AggSeqMeanTokenMean}
+	surrogatePreset("gspo", "GSPO: length-normalised sequence ratio, sequence clipping, one weight per response",
+		defaults(grp, gspo),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioSequence, Gate: GateClip}
+		})
+
+	surrogatePreset("gspo_token", "GSPO-token: sequence ratio sg[s]·π/sg[π] with per-token advantages",
+		defaults(grp, gspo),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioSequence, Gate: GateClip}
+		})
+
+	surrogatePreset("bn_gspo", "BN-GSPO: group z-score then batch z-score (population std), GSPO loss",
+		defaults(grp, gspo),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advBN}, Ratio: RatioSequence, Gate: GateClip}
+		})
+
+	surrogatePreset("sapo", "SAPO: soft sigmoid gate (tau_pos, tau_neg) instead of hard clipping, seq-mean-token-mean",
+		defaults(grp, Params{"tau_pos": "1", "tau_neg": "1.05", "agg": AggSeqMeanTokenMean}),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateSAPO}
+		})
+
+	surrogatePreset("cispo", "CISPO: clipped, stop-gradient IS weight times A·logp; no token loses its gradient",
+		defaults(grp, Params{"eps_low": "1", "eps_high": "0.28"}),
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateCISPO}
+		})
+}
