@@ -201,6 +201,9 @@ func GroupAdvantages(s []float64, group []int, mask [][]float64, stdMode string,
 			vals[k] = s[i]
 		}
 		mu, sd := mean(vals), std(vals, true)
+		if allEqual(vals) { // exact zeros for equal rewards, whatever the rounding of the mean
+			mu, sd = vals[0], 0
+		}
 		if len(g) == 1 {
 			if singleton == SingletonZero {
 				continue
@@ -345,4 +348,13 @@ func median(xs []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func allEqual(xs []float64) bool {
+	for _, x := range xs {
+		if x != xs[0] {
+			return false
+		}
+	}
+	return true
 }
