@@ -201,3 +201,45 @@ func opZeros(m [][]float64) [][]float64 {
 	}
 	return out
 }
+
+// opSurrogate adds the clipped policy-gradient surrogate −m·min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) of the rows
+// where use(i) is true (all rows when use is nil) to loss and grad, unnormalised; ρ = exp(LogP −
+// OldLogP). clip <= 0 gives the plain importance-sampled −m·ρ·A. It returns the valid token weight, the
+// weighted ratio sum and the weight of clipped tokens, for metrics and normalisation.
+func opSurrogate(b *Batch, adv [][]float64, clip float64, use func(i int) bool, loss *float64, grad [][]float64) (valid, ratioSum, clipped float64) {
+	for i, row := range b.Mask {
+		if use != nil && !use(i) {
+			continue
+		}
+		for t, m := range row {
+			if m == 0 {
+				continue
+			}
+			valid += m
+			ratio := math.Exp(b.LogP[i][t] - b.OldLogP[i][t])
+			ratioSum += m * ratio
+			a := adv[i][t]
+			obj, dobj := ratio*a, ratio*a // objective to maximise and its d/dlogp
+			if clip > 0 {
+				if c := math.Min(math.Max(ratio, 1-clip), 1+clip) * a; c < obj {
+					obj, dobj = c, 0
+					clipped += m
+				}
+			}
+			*loss -= m * obj
+			grad[i][t] -= m * dobj
+		}
+	}
+	return valid, ratioSum, clipped
+}
+
+// opScale divides the loss and every gradient entry by n (a token count, at least 1).
+func opScale(loss *float64, grad [][]float64, n float64) {
+	n = math.Max(n, 1)
+	*loss /= n
+	for i := range grad {
+		for t := range grad[i] {
+			grad[i][t] /= n
+		}
+	}
+}

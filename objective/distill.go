@@ -110,37 +110,22 @@ func (d *Distill) Loss(b *Batch) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{GradLogP: opZeros(b.Mask)}
-	ntok := b.NormTokens
-	var valid, kl, ratioSum, clipped float64
-	for i, row := range b.Mask {
-		for t, m := range row {
-			if m == 0 {
-				continue
-			}
-			valid += m
-			kl += m * (b.OldLogP[i][t] - b.RefLogP[i][t])
-			ratio := math.Exp(b.LogP[i][t] - b.OldLogP[i][t])
-			ratioSum += m * ratio
-			a := b.Advantages[i][t]
-			obj, dobj := ratio*a, ratio*a // objective to maximise and its d/dlogp
-			if d.LossKind == "ppo" {
-				if c := math.Min(math.Max(ratio, 1-d.Clip), 1+d.Clip) * a; c < obj {
-					obj, dobj = c, 0
-					clipped += m
-				}
-			}
-			res.Loss -= m * obj
-			res.GradLogP[i][t] = -m * dobj
-		}
+	clip := 0.0
+	if d.LossKind == "ppo" {
+		clip = d.Clip
 	}
+	valid, ratioSum, clipped := opSurrogate(b, b.Advantages, clip, nil, &res.Loss, res.GradLogP)
+	ntok := b.NormTokens
 	if ntok <= 0 {
 		ntok = valid
 	}
-	ntok = math.Max(ntok, 1)
-	res.Loss /= ntok
-	for i := range res.GradLogP {
-		for t := range res.GradLogP[i] {
-			res.GradLogP[i][t] /= ntok
+	opScale(&res.Loss, res.GradLogP, ntok)
+	var kl float64
+	for i, row := range b.Mask {
+		for t, m := range row {
+			if m != 0 {
+				kl += m * (b.OldLogP[i][t] - b.RefLogP[i][t])
+			}
 		}
 	}
 	v := math.Max(valid, 1)
