@@ -115,25 +115,36 @@ func (sp *sampler) transform(z []float32) (rowInfo, error) {
 	}
 	sp.d = grow(sp.d, V)
 	sp.w = grow(sp.w, V)
-	d, w := sp.d, sp.w
-	// One exp per token: S = Σ e^{d_j}; entropy = log S - (Σ e^{d_j} d_j)/S.
-	var S, A float64
+	d, w := sp.d[:V], sp.w[:V]
+	// One exp per token: S = Σ e^{d_j}; entropy = log S - (Σ e^{d_j} d_j)/S. Self-certainty needs
+	// Σ_j max(d_j - log S, -1e4) = Σ d_j - V log S except for the rare tokens below the floor;
+	// since 0 <= log S <= log V, only d_j < rareBelow can be clamped, and those weigh
+	// e^{-9900} = 0 in float64, so they are set aside and summed exactly afterwards.
+	const rareBelow = scLogFloor + 100
+	var S, A, sumD float64
+	rare := 0
 	for j, v := range z {
 		dj := float64(v) - m
 		d[j] = dj
-		if math.IsInf(dj, -1) {
+		if dj < rareBelow {
 			w[j] = 0
+			rare++
 			continue
 		}
 		e := math.Exp(dj)
 		w[j] = e
 		S += e
 		A += e * dj
+		sumD += dj
 	}
 	logS := math.Log(S)
-	var sumLog float64
-	for _, dj := range d {
-		sumLog += max(dj-logS, scLogFloor)
+	sumLog := sumD - float64(V-rare)*logS
+	if rare > 0 {
+		for _, dj := range d {
+			if dj < rareBelow {
+				sumLog += max(dj-logS, scLogFloor)
+			}
+		}
 	}
 	info := rowInfo{argmax: arg, logS: logS, d: d, stats: TokenStats{
 		Entropy:       max(logS-A/S, 0),
