@@ -1,0 +1,501 @@
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/polo-rl/polo/engine"
+)
+
+// Model is a decoder-only transformer with its weights. A Model is safe for concurrent use; a
+// Trainer on it replaces the weights at each Step.
+type Model struct {
+	cfg Config
+	lay *layout
+	g   *graphs // compiled executables, shared with clones
+
+	mu     sync.RWMutex
+	params []*tensors.Tensor // in layout order, float32
+
+	rawConfig []byte // config.json as loaded (rewritten on Save); nil for New
+	rawGen    []byte // generation_config.json as loaded, if any
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// NumParams is the number of trainable scalars (tied embeddings counted once).
+func (m *Model) NumParams() int {
+	n := 0
+	for _, s := range m.lay.shapes {
+		n += prod(s)
+	}
+	return n
+}
+
+func prod(dims []int) int {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	return n
+}
+
+// Load reads a Hugging Face checkpoint folder: config.json plus model.safetensors or a sharded
+// model.safetensors.index.json. float32, bfloat16 and float16 weights are converted to float32.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := readCheckpointTensors(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load weights: %w", err)
+	}
+	lay := newLayout(cfg)
+	host := make([][]float32, len(lay.names))
+	for i, name := range lay.names {
+		t, ok := ts[name]
+		if !ok {
+			return nil, fmt.Errorf("load %s: missing tensor %q (model_type %s with %d layers)", dir, name, cfg.ModelType, cfg.NumLayers)
+		}
+		if t.F32 == nil || !equalInts(t.Shape, lay.shapes[i]) {
+			return nil, fmt.Errorf("load %s: tensor %q has shape %v, config.json implies %v", dir, name, t.Shape, lay.shapes[i])
+		}
+		host[i] = t.F32
+	}
+	m, err := newModel(cfg, host)
+	if err != nil {
+		return nil, err
+	}
+	m.rawConfig, _ = os.ReadFile(filepath.Join(dir, "config.json"))
+	m.rawGen, _ = os.ReadFile(filepath.Join(dir, "generation_config.json"))
+	return m, nil
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// New builds a randomly initialised model (seeded): weight matrices and embeddings ~ N(0, 0.02²)
+// as in transformers' initializer_range default, norm scales 1, biases 0.
+func New(cfg Config, seed int64) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lay := newLayout(cfg)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x706f6c6f)) // "polo"
+	host := make([][]float32, len(lay.names))
+	for i, name := range lay.names {
+		w := make([]float32, prod(lay.shapes[i]))
+		switch {
+		case len(lay.shapes[i]) == 2:
+			for j := range w {
+				w[j] = float32(0.02 * rng.NormFloat64())
+			}
+		case isBias(name):
+		default: // RMSNorm scale
+			for j := range w {
+				w[j] = 1
+			}
+		}
+		host[i] = w
+	}
+	return newModel(cfg, host)
+}
+
+func isBias(name string) bool { return len(name) > 5 && name[len(name)-5:] == ".bias" }
+
+func newModel(cfg Config, host [][]float32) (*Model, error) {
+	backend, err := engine.Backend()
+	if err != nil {
+		return nil, err
+	}
+	lay := newLayout(cfg)
+	m := &Model{cfg: cfg, lay: lay, g: newGraphs(backend, cfg, lay)}
+	m.params = make([]*tensors.Tensor, len(host))
+	for i, w := range host {
+		m.params[i] = tensors.FromFlatDataAndDimensions(w, lay.shapes[i]...)
+	}
+	return m, nil
+}
+
+// Clone returns an independent copy of the weights (e.g. a frozen reference model). The clone
+// shares the compiled graphs, so it costs no compilation.
+func (m *Model) Clone() (*Model, error) {
+	host, err := m.hostParams()
+	if err != nil {
+		return nil, err
+	}
+	c := &Model{cfg: m.cfg, lay: m.lay, g: m.g, rawConfig: m.rawConfig, rawGen: m.rawGen}
+	c.params = make([]*tensors.Tensor, len(host))
+	for i, w := range host {
+		c.params[i] = tensors.FromFlatDataAndDimensions(w, m.lay.shapes[i]...)
+	}
+	return c, nil
+}
+
+// hostParams copies the weights to Go slices.
+func (m *Model) hostParams() (host [][]float32, err error) {
+	defer recoverErr(&err, "read weights")
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	host = make([][]float32, len(m.params))
+	for i, t := range m.params {
+		if host[i], err = tensors.CopyFlatData[float32](t); err != nil {
+			return nil, fmt.Errorf("read %s: %w", m.lay.names[i], err)
+		}
+	}
+	return host, nil
+}
+
+// Weights returns a copy of one parameter by its Hugging Face name, with its shape.
+func (m *Model) Weights(name string) ([]float32, []int, error) {
+	i := m.lay.index(name)
+	if i < 0 {
+		return nil, nil, fmt.Errorf("model has no parameter %q", name)
+	}
+	host, err := m.hostParams()
+	if err != nil {
+		return nil, nil, err
+	}
+	return host[i], append([]int(nil), m.lay.shapes[i]...), nil
+}
+
+// ParamNames lists the parameters in their fixed order (Hugging Face names).
+func (m *Model) ParamNames() []string { return append([]string(nil), m.lay.names...) }
+
+// Save writes dir/model.safetensors (float32) and dir/config.json, so that transformers'
+// from_pretrained loads them; each file is written to a temporary name and renamed into place.
+// A loaded model keeps its original config.json fields (with dtype set to float32).
+func (m *Model) Save(dir string) error {
+	host, err := m.hostParams()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	ts := make(map[string]hostTensor, len(host))
+	for i, w := range host {
+		ts[m.lay.names[i]] = hostTensor{Shape: m.lay.shapes[i], F32: w}
+	}
+	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	cfgJSON := m.cfg.toJSON()
+	if m.rawConfig != nil {
+		var raw map[string]any
+		if json.Unmarshal(m.rawConfig, &raw) == nil {
+			cfgJSON = raw
+			for _, k := range []string{"torch_dtype", "dtype"} {
+				if _, ok := raw[k]; ok {
+					raw[k] = "float32"
+				}
+			}
+		}
+	}
+	data, err := json.MarshalIndent(cfgJSON, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "config.json"), append(data, '\n')); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	if m.rawGen != nil {
+		if err := writeFileAtomic(filepath.Join(dir, "generation_config.json"), m.rawGen); err != nil {
+			return fmt.Errorf("save model: %w", err)
+		}
+	}
+	return nil
+}
+
+// recoverErr turns a panic (GoMLX reports graph errors by panicking) into an error.
+func recoverErr(err *error, what string) {
+	if r := recover(); r != nil {
+		if os.Getenv("POLO_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "%s: panic: %v\n%s", what, r, debug.Stack())
+		}
+		if e, ok := r.(error); ok {
+			*err = fmt.Errorf("%s: %w", what, e)
+		} else {
+			*err = fmt.Errorf("%s: %v", what, r)
+		}
+	}
+}
+
+// graphs holds the compiled executables of one architecture; they take the weights as inputs,
+// so every model of that architecture (policy, reference clone) shares them.
+type graphs struct {
+	backend compute.Backend
+	cfg     Config
+	lay     *layout
+
+	mu    sync.Mutex
+	execs map[string]*graph.Exec
+}
+
+func newGraphs(b compute.Backend, cfg Config, lay *layout) *graphs {
+	return &graphs{backend: b, cfg: cfg, lay: lay, execs: map[string]*graph.Exec{}}
+}
+
+// maxGraphsPerExec bounds the distinct input shapes one executable compiles (see bucketing).
+const maxGraphsPerExec = 64
+
+// exec returns the executable named key, building it with fn on first use.
+func (gs *graphs) exec(key string, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if e, ok := gs.execs[key]; ok {
+		return e, nil
+	}
+	np := len(gs.lay.names)
+	e, err := graph.NewExec(gs.backend, func(g *graph.Graph, in []*graph.Node) []*graph.Node {
+		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np]}
+		return fn(n, g, in[np:])
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.WithName("polo_" + key).SetMaxCache(maxGraphsPerExec)
+	gs.execs[key] = e
+	return e, nil
+}
+
+// call runs an executable with the model's weights followed by extra inputs.
+func (m *Model) call(key string, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node, extra ...any) ([]*tensors.Tensor, error) {
+	e, err := m.g.exec(key, fn)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	args := make([]any, 0, len(m.params)+len(extra))
+	for _, p := range m.params {
+		args = append(args, p)
+	}
+	m.mu.RUnlock()
+	args = append(args, extra...)
+	return e.Call(args...)
+}
+
+// batch is a padded, bucketed batch ready for a graph.
+type batch struct {
+	b, t   int // caller's sizes
+	bb, tb int // bucketed sizes
+	ids    *tensors.Tensor
+	pos    *tensors.Tensor // position of each token: number of real tokens before it
+	mask   *tensors.Tensor
+	target *tensors.Tensor // ids shifted left by one (target of position t is ids[t+1])
+	maskH  [][]int32
+}
+
+// bucketLen rounds a sequence length up to a multiple of 16 (64 past 256), so that a run with
+// varying lengths compiles few graphs.
+func bucketLen(t int) int {
+	step := 16
+	if t > 256 {
+		step = 64
+	}
+	return (t + step - 1) / step * step
+}
+
+// bucketBatch rounds a batch size up to a power of two up to 8, then to a multiple of 8.
+func bucketBatch(b int) int {
+	if b > 8 {
+		return (b + 7) / 8 * 8
+	}
+	n := 1
+	for n < b {
+		n *= 2
+	}
+	return n
+}
+
+// makeBatch validates ids/mask and pads them to bucketed shapes. Padding rows and columns have
+// mask 0.
+func (m *Model) makeBatch(ids, mask [][]int32) (*batch, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("empty batch")
+	}
+	if len(mask) != len(ids) {
+		return nil, fmt.Errorf("mask has %d rows, ids has %d", len(mask), len(ids))
+	}
+	t := len(ids[0])
+	if t == 0 {
+		return nil, errors.New("empty sequences")
+	}
+	for i := range ids {
+		if len(ids[i]) != t || len(mask[i]) != t {
+			return nil, fmt.Errorf("row %d: ids has %d and mask %d columns, want %d (pad every row to the same length)", i, len(ids[i]), len(mask[i]), t)
+		}
+	}
+	bt := &batch{b: len(ids), t: t, bb: bucketBatch(len(ids)), tb: bucketLen(t), maskH: mask}
+	n := bt.bb * bt.tb
+	fid, fpos, fmask, ftgt := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	v := int32(m.cfg.VocabSize)
+	for i := range ids {
+		var seen int32
+		for j := 0; j < t; j++ {
+			id, mk := ids[i][j], mask[i][j]
+			if mk != 0 && mk != 1 {
+				return nil, fmt.Errorf("mask[%d][%d] = %d, want 0 or 1", i, j, mk)
+			}
+			if id < 0 || id >= v {
+				if mk == 1 {
+					return nil, fmt.Errorf("token id %d at [%d][%d] is outside the vocabulary [0, %d)", id, i, j, v)
+				}
+				id = 0
+			}
+			k := i*bt.tb + j
+			fid[k], fmask[k], fpos[k] = id, mk, seen
+			seen += mk
+			if j+1 < t {
+				if nx := ids[i][j+1]; nx >= 0 && nx < v {
+					ftgt[k] = nx
+				}
+			}
+		}
+		if seen > 0 {
+			seen--
+		}
+		for j := t; j < bt.tb; j++ { // right padding of the bucket continues the positions
+			fpos[i*bt.tb+j] = seen
+		}
+	}
+	bt.ids = tensors.FromFlatDataAndDimensions(fid, bt.bb, bt.tb)
+	bt.pos = tensors.FromFlatDataAndDimensions(fpos, bt.bb, bt.tb)
+	bt.mask = tensors.FromFlatDataAndDimensions(fmask, bt.bb, bt.tb)
+	bt.target = tensors.FromFlatDataAndDimensions(ftgt, bt.bb, bt.tb)
+	return bt, nil
+}
+
+// unpadPairs copies a [bb, tb] float32 output to [b][t-1], zeroing entries whose position or
+// next position is padding (those values are not meaningful).
+func unpadPairs(x []float32, bt *batch) [][]float32 {
+	out := make([][]float32, bt.b)
+	for i := range out {
+		row := make([]float32, bt.t-1)
+		for j := range row {
+			if bt.maskH[i][j] == 1 && bt.maskH[i][j+1] == 1 {
+				row[j] = x[i*bt.tb+j]
+			}
+		}
+		out[i] = row
+	}
+	return out
+}
+
+func logprobsGraph(n *net, _ *graph.Graph, in []*graph.Node) []*graph.Node {
+	ids, pos, mask, target := in[0], in[1], in[2], in[3]
+	h, _, _ := n.forward(ids, pos, causalAllowed(mask))
+	logp, ent := tokenStats(n.logits(h), target)
+	return []*graph.Node{logp, ent}
+}
+
+func logitsGraph(n *net, _ *graph.Graph, in []*graph.Node) []*graph.Node {
+	ids, pos, mask := in[0], in[1], in[2]
+	h, _, _ := n.forward(ids, pos, causalAllowed(mask))
+	return []*graph.Node{n.logits(h)}
+}
+
+// LogProbs runs the model on a padded batch ids[B][T] with mask[B][T] (1 = real token, 0 = pad;
+// left or right padding) and returns, for t in [0, T-1), logp[b][t] = log p(ids[b][t+1] | ids[b][..t])
+// and the entropy of that next-token distribution. Entries where token t or t+1 is padding are 0.
+// Log-probabilities over the vocabulary never leave the graph.
+func (m *Model) LogProbs(ids, mask [][]int32) (logp, entropy [][]float32, err error) {
+	defer recoverErr(&err, "model LogProbs")
+	bt, err := m.makeBatch(ids, mask)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model LogProbs: %w", err)
+	}
+	if bt.t < 2 {
+		return make([][]float32, bt.b), make([][]float32, bt.b), nil
+	}
+	outs, err := m.call("logprobs", logprobsGraph, bt.ids, bt.pos, bt.mask, bt.target)
+	if err != nil {
+		return nil, nil, err
+	}
+	lp, ent, err := copy2(outs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return unpadPairs(lp, bt), unpadPairs(ent, bt), nil
+}
+
+func copy2(outs []*tensors.Tensor) (a, b []float32, err error) {
+	defer finalize(outs)
+	if a, err = tensors.CopyFlatData[float32](outs[0]); err != nil {
+		return nil, nil, err
+	}
+	if b, err = tensors.CopyFlatData[float32](outs[1]); err != nil {
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// finalize frees graph outputs that were copied to the host.
+func finalize(ts []*tensors.Tensor) {
+	for _, t := range ts {
+		if t != nil {
+			_ = t.FinalizeAll()
+		}
+	}
+}
+
+// Logits returns the raw logits [B][T][V] of a padded batch (rows of padded positions are not
+// meaningful). It materialises B×T×V floats on the host: use it for parity checks, not training.
+func (m *Model) Logits(ids, mask [][]int32) (out [][][]float32, err error) {
+	defer recoverErr(&err, "model Logits")
+	bt, err := m.makeBatch(ids, mask)
+	if err != nil {
+		return nil, fmt.Errorf("model Logits: %w", err)
+	}
+	outs, err := m.call("logits", logitsGraph, bt.ids, bt.pos, bt.mask)
+	if err != nil {
+		return nil, err
+	}
+	defer finalize(outs)
+	flat, err := tensors.CopyFlatData[float32](outs[0])
+	if err != nil {
+		return nil, err
+	}
+	v := m.cfg.VocabSize
+	out = make([][][]float32, bt.b)
+	for i := range out {
+		out[i] = make([][]float32, bt.t)
+		for j := range out[i] {
+			k := (i*bt.tb + j) * v
+			out[i][j] = flat[k : k+v : k+v]
+		}
+	}
+	return out, nil
+}
+
+// checkFinite reports the first NaN or Inf in xs.
+func checkFinite(name string, xs []float32) error {
+	for i, x := range xs {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("%s[%d] is %v", name, i, x)
+		}
+	}
+	return nil
+}
