@@ -1,0 +1,211 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Decoder generates with a key/value cache for a batch of prompts of different lengths.
+//
+// The cache is a fixed-size tensor per layer, [batch, capacity, kv heads, head dim]. Prefill
+// left-pads the prompts to a common (bucketed) length P and fills slots [0, P); step s writes slot
+// P+s of every row with a one-hot select (no DynamicUpdateSlice, which the pure-Go backend lacks).
+// Each row keeps its own RoPE position, so rows of different lengths decode exactly as they would
+// alone. One decode graph is compiled per (batch, capacity); one prefill graph per prompt bucket.
+type Decoder struct {
+	m        *Model
+	batch    int
+	capacity int
+
+	rows   int               // rows in use since the last Prefill
+	caches []*tensors.Tensor // k, v per layer
+	valid  []int32           // [batch, capacity]: 1 where a slot holds a real token
+	pos    []int32           // next RoPE position per row
+	slot   int               // next cache slot to write
+}
+
+// NewDecoder prepares a decoder for up to batch rows of at most maxLen tokens each (prompt plus
+// generated tokens).
+func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
+	if batch <= 0 || maxLen <= 0 {
+		return nil, fmt.Errorf("model NewDecoder: batch (%d) and maxLen (%d) must be positive", batch, maxLen)
+	}
+	// Left-padding a prompt to its bucket wastes at most 15 slots (bucketLen's granularity), so a
+	// row of maxLen tokens always fits.
+	return &Decoder{m: m, batch: batch, capacity: bucketLen(maxLen) + 16}, nil
+}
+
+// Capacity is the number of cache slots (prompt bucket plus decode steps must fit).
+func (d *Decoder) Capacity() int { return d.capacity }
+
+// prefillGraph: inputs after the weights are ids [B, P], pos [B, P], valid [B, C] (prompt mask
+// padded with zeros to the capacity). Outputs: logits of the last position [B, V], then k, v per
+// layer [B, C, KVH, hd].
+func prefillGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
+	ids, pos, valid := in[0], in[1], in[2]
+	b, p := ids.Shape().Dimensions[0], ids.Shape().Dimensions[1]
+	c := valid.Shape().Dimensions[1]
+	mask := graph.Slice(valid, graph.AxisRange(), graph.AxisRange(0, p))
+	h, ks, vs := n.forward(ids, pos, causalAllowed(mask))
+	last := graph.Reshape(graph.Slice(h, graph.AxisRange(), graph.AxisElem(p-1)), b, n.cfg.HiddenSize)
+	out := []*graph.Node{n.logits(last)}
+	for i := range ks {
+		for _, x := range []*graph.Node{ks[i], vs[i]} {
+			if c > p {
+				zeros := graph.Zeros(g, shapes.Make(dtypes.Float32, b, c-p, n.cfg.NumKVHeads, n.cfg.HeadDim))
+				x = graph.Concatenate([]*graph.Node{x, zeros}, 1)
+			}
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// stepGraph: inputs after the weights are the caches (k, v per layer), valid [B, C] (including
+// the slot being written), tokens [B], pos [B], slot (scalar). Outputs: logits [B, V], new caches.
+func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
+	nl := len(n.lay.layers)
+	caches := in[:2*nl]
+	valid, tokens, pos, slot := in[2*nl], in[2*nl+1], in[2*nl+2], in[2*nl+3]
+	c := n.cfg
+	b, capacity := valid.Shape().Dimensions[0], valid.Shape().Dimensions[1]
+	cacheShape := shapes.Make(dtypes.Int32, b, capacity, c.NumKVHeads, c.HeadDim)
+	write := graph.Equal(graph.Iota(g, cacheShape, 1), slot) // one-hot over slots
+	allowed := graph.Reshape(graph.NotEqual(valid, graph.ScalarZero(g, dtypes.Int32)), b, 1, capacity)
+
+	cos, sin := n.ropeCosSin(graph.Reshape(pos, b, 1))
+	h := n.embed(graph.Reshape(tokens, b, 1))
+	out := []*graph.Node{nil}
+	for i, li := range n.lay.layers {
+		x := rmsNorm(h, n.p[li.inNorm], c.RMSNormEps)
+		q, k, v := n.qkv(li, x, cos, sin)
+		kc := graph.Where(write, graph.BroadcastToDims(k, cacheShape.Dimensions...), caches[2*i])
+		vc := graph.Where(write, graph.BroadcastToDims(v, cacheShape.Dimensions...), caches[2*i+1])
+		out = append(out, kc, vc)
+		h = graph.Add(h, linear(n.attend(q, kc, vc, allowed), n.p[li.o], n.opt(li.ob)))
+		h = graph.Add(h, n.mlp(li, rmsNorm(h, n.p[li.postNorm], c.RMSNormEps)))
+	}
+	h = rmsNorm(h, n.p[n.lay.norm], c.RMSNormEps)
+	out[0] = n.logits(graph.Reshape(h, b, c.HiddenSize))
+	return out
+}
+
+// Prefill starts a new batch: it runs the prompts (1 ≤ len(prompts) ≤ batch, each non-empty) and
+// returns the next-token logits of each row [len(prompts)][V].
+func (d *Decoder) Prefill(prompts [][]int32) (logits [][]float32, err error) {
+	defer recoverErr(&err, "model Prefill")
+	if len(prompts) == 0 || len(prompts) > d.batch {
+		return nil, fmt.Errorf("model Prefill: %d prompts for a decoder of batch %d", len(prompts), d.batch)
+	}
+	longest := 0
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("model Prefill: prompt %d is empty", i)
+		}
+		longest = max(longest, len(p))
+	}
+	pb := bucketLen(longest)
+	if pb >= d.capacity {
+		return nil, fmt.Errorf("model Prefill: prompt of %d tokens does not fit a decoder of maxLen %d", longest, d.capacity-16)
+	}
+	vocab := int32(d.m.cfg.VocabSize)
+	ids, pos := make([]int32, d.batch*pb), make([]int32, d.batch*pb)
+	d.valid = make([]int32, d.batch*d.capacity)
+	d.pos = make([]int32, d.batch)
+	for i := 0; i < d.batch; i++ {
+		p := []int32{0} // unused rows decode a dummy token
+		if i < len(prompts) {
+			p = prompts[i]
+		}
+		off := pb - len(p)
+		for j, id := range p {
+			if id < 0 || id >= vocab {
+				return nil, fmt.Errorf("model Prefill: token id %d in prompt %d is outside the vocabulary [0, %d)", id, i, vocab)
+			}
+			ids[i*pb+off+j] = id
+			pos[i*pb+off+j] = int32(j)
+			d.valid[i*d.capacity+off+j] = 1
+		}
+		d.pos[i] = int32(len(p))
+	}
+	d.rows, d.slot, d.caches = len(prompts), pb, nil
+	outs, err := d.m.call("prefill", prefillGraph,
+		tensors.FromFlatDataAndDimensions(ids, d.batch, pb),
+		tensors.FromFlatDataAndDimensions(pos, d.batch, pb),
+		tensors.FromFlatDataAndDimensions(d.valid, d.batch, d.capacity))
+	if err != nil {
+		return nil, err
+	}
+	d.caches = outs[1:]
+	return d.rowsOf(outs[0])
+}
+
+// Step appends one token per row (len(tokens) = number of prompts) and returns the next-token
+// logits [rows][V].
+func (d *Decoder) Step(tokens []int32) (logits [][]float32, err error) {
+	defer recoverErr(&err, "model decode Step")
+	if d.caches == nil {
+		return nil, errors.New("model decode Step: call Prefill first")
+	}
+	if len(tokens) != d.rows {
+		return nil, fmt.Errorf("model decode Step: %d tokens for %d rows", len(tokens), d.rows)
+	}
+	if d.slot >= d.capacity {
+		return nil, fmt.Errorf("model decode Step: cache full after %d slots (raise NewDecoder's maxLen)", d.capacity)
+	}
+	vocab := int32(d.m.cfg.VocabSize)
+	tok := make([]int32, d.batch)
+	for i, t := range tokens {
+		if t < 0 || t >= vocab {
+			return nil, fmt.Errorf("model decode Step: token %d of row %d is outside the vocabulary [0, %d)", t, i, vocab)
+		}
+		tok[i] = t
+	}
+	for i := 0; i < d.batch; i++ {
+		d.valid[i*d.capacity+d.slot] = 1
+	}
+	args := make([]any, 0, len(d.caches)+4)
+	for _, c := range d.caches {
+		dc, err := graph.DonateTensorBuffer(c, d.m.g.backend, 0)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, dc)
+	}
+	d.caches = nil
+	args = append(args,
+		tensors.FromFlatDataAndDimensions(d.valid, d.batch, d.capacity),
+		tensors.FromFlatDataAndDimensions(tok, d.batch),
+		tensors.FromFlatDataAndDimensions(append([]int32(nil), d.pos...), d.batch),
+		tensors.FromScalar(int32(d.slot)))
+	outs, err := d.m.call("decode", decodeStepGraph, args...)
+	if err != nil {
+		return nil, err
+	}
+	d.caches = outs[1:]
+	d.slot++
+	for i := range d.pos {
+		d.pos[i]++
+	}
+	return d.rowsOf(outs[0])
+}
+
+// rowsOf copies [batch, V] logits to the host, keeping the rows in use.
+func (d *Decoder) rowsOf(t *tensors.Tensor) ([][]float32, error) {
+	defer finalize([]*tensors.Tensor{t})
+	flat, err := tensors.CopyFlatData[float32](t)
+	if err != nil {
+		return nil, err
+	}
+	v := d.m.cfg.VocabSize
+	out := make([][]float32, d.rows)
+	for i := range out {
+		out[i] = flat[i*v : (i+1)*v : (i+1)*v]
+	}
+	return out, nil
+}
