@@ -222,4 +222,3 @@ func specSelfCertainty(z []float32) float64 {
 	V := float64(len(z))
 	return -math.Log(V) - sum/V
 }
-
