@@ -118,8 +118,9 @@ func clone2(a [][]float64) [][]float64 {
 // fdOverrides makes presets whose defaults need inputs a random batch lacks, or whose defaults leave
 // most tokens at zero gradient, exercise their gradient paths.
 var fdOverrides = map[string]map[string]string{
-	"ppo":  {"entropy_coef": "0.01"},
-	"gspo": {"eps_low": "0.05", "eps_high": "0.08"},
+	"ppo":    {"entropy_coef": "0.01"},
+	"gspo":   {"eps_low": "0.05", "eps_high": "0.08"},
+	"lp_reg": {"rho_neg": "0.4", "rho_pos": "0.3"},
 }
 
 // TestGradientsFiniteDifferences runs every preset under every aggregation mode it accepts on random

@@ -69,6 +69,16 @@ type Batch struct {
 	GradWeight []float64
 	// MeanEntropy is the policy's mean token entropy measured at the previous update (dcpo).
 	MeanEntropy float64
+	// BoundTarget is gbpo's target ratio per token, computed with GBPO.Targets on the whole rollout
+	// batch and sliced like Advantages; when nil, Loss computes it from Rewards and Group (the batch
+	// must then hold whole groups).
+	BoundTarget [][]float64
+	// Drift[i] is spo's policy drift for response i's prompt: the mean over tokens of
+	// |log π_now(y) - log π_then(y)| on the response y stored at the prompt's previous visit (0 on a
+	// first visit). Read by SPO.AfterStep.
+	Drift []float64
+	// Step is the global optimizer step (1-based) for schedules (d3s keep ratios, bupo phases).
+	Step int
 
 	// NormTokens, when > 0, is the number of valid tokens of the whole optimizer mini-batch this batch
 	// is a micro-batch of (token-mean normaliser). NormRows likewise counts its non-empty rows

@@ -152,9 +152,19 @@ func surrogatePreset(name, summary string, params Params, base func() *Surrogate
 		if err := configure(p, s); err != nil {
 			return nil, err
 		}
+		if hook, ok := hooks[name]; ok {
+			o, err := hook(p, s)
+			if err != nil || o != nil {
+				return o, err
+			}
+		}
 		return s, nil
 	})
 }
+
+// hooks finish building the presets whose stages are method-specific (they live in the method's
+// file). A hook may return an Objective wrapping s (methods with extra interfaces); nil means s.
+var hooks = map[string]func(Params, *Surrogate) (Objective, error){}
 
 func init() {
 	grp := join(policyParams, groupAdvParams)

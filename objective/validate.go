@@ -55,6 +55,7 @@ func check(b *Batch, n need) error {
 		{"token_rewards", b.TokenRewards, 0, false},
 		{"proxy_logp", b.ProxyLogP, needProxy, true},
 		{"target_ratio", b.TargetRatio, needTarget, false},
+		{"bound_target", b.BoundTarget, 0, false},
 	}
 	for _, m := range mats {
 		if m.v == nil {
@@ -91,6 +92,7 @@ func check(b *Batch, n need) error {
 		{"reward_components", len(b.RewardComponents), needComponents},
 		{"truncated", len(b.Truncated), 0},
 		{"lengths", len(b.Lengths), 0},
+		{"drift", len(b.Drift), 0},
 	}
 	for _, v := range vecs {
 		if v.n == 0 {
