@@ -2,6 +2,7 @@ package eval
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/polo-rl/polo/rollout"
@@ -67,6 +68,22 @@ func FromCompletion(c rollout.Completion, j Judgement) Sample {
 	return Sample{Answer: j.Answer, Correct: j.Correct, Score: j.Score, Length: len(c.Tokens),
 		Truncated:     c.Finish == rollout.FinishLength,
 		SelfCertainty: mean32(c.SelfCertainty), MeanLogProb: mean32(c.ModelLogProbs)}
+}
+
+// ResponseSelfCertainty is a completion's self-certainty. With officialShift false it is the
+// paper's: the mean over the distributions that produced the tokens (what FromCompletion uses).
+// With officialShift true it reproduces the official script's one-position shift: the first
+// token's distribution is dropped and the one after the last token added, which needs the
+// completion to be sampled with rollout.Config.StatsAfterLast.
+func ResponseSelfCertainty(c rollout.Completion, officialShift bool) (float64, error) {
+	if !officialShift || len(c.SelfCertainty) == 0 {
+		return mean32(c.SelfCertainty), nil
+	}
+	if math.IsNaN(float64(c.AfterSelfCertainty)) {
+		return 0, fmt.Errorf("eval: the shifted self-certainty needs the distribution after the last token; sample with rollout.Config.StatsAfterLast")
+	}
+	n := len(c.SelfCertainty)
+	return (mean32(c.SelfCertainty[1:])*float64(n-1) + float64(c.AfterSelfCertainty)) / float64(n), nil
 }
 
 func mean32(xs []float32) float64 {

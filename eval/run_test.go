@@ -263,3 +263,21 @@ func TestGenerate(t *testing.T) {
 		t.Fatal("n = 0 accepted")
 	}
 }
+
+func TestResponseSelfCertainty(t *testing.T) {
+	c := rollout.Completion{SelfCertainty: []float32{1, 2, 4}, AfterSelfCertainty: 8}
+	tests := []struct {
+		shift bool
+		want  float64
+	}{{false, 7.0 / 3}, {true, 14.0 / 3}}
+	for _, tc := range tests {
+		got, err := ResponseSelfCertainty(c, tc.shift)
+		if err != nil || !near(got, tc.want, 1e-12) {
+			t.Errorf("shift=%v: %v, %v; want %v", tc.shift, got, err, tc.want)
+		}
+	}
+	c.AfterSelfCertainty = float32(math.NaN())
+	if _, err := ResponseSelfCertainty(c, true); err == nil || !strings.Contains(err.Error(), "StatsAfterLast") {
+		t.Errorf("shift without the after-last value: err = %v", err)
+	}
+}

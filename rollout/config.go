@@ -43,6 +43,11 @@ type Config struct {
 	MaxNewTokens int
 	// StopTokens end a completion when sampled (e.g. the tokenizer's EOS and end-of-turn ids).
 	StopTokens []int32
+	// StatsAfterLast also records the self-certainty of the distribution after the last token
+	// (Completion.AfterSelfCertainty), which the official self-certainty script uses (spec C1,
+	// one-position shift). It costs at most one extra decoder step, so the decoder needs room for
+	// MaxNewTokens+1 tokens after the longest prompt.
+	StatsAfterLast bool
 }
 
 // DefaultConfig is plain temperature-1 sampling of at most 256 new tokens with no stop tokens.

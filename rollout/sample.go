@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -39,6 +40,9 @@ type Completion struct {
 	SelfCertainty []float32
 	// Finish is FinishStop or FinishLength.
 	Finish string
+	// AfterSelfCertainty is the self-certainty of the distribution after the last token; NaN
+	// unless Config.StatsAfterLast.
+	AfterSelfCertainty float32
 }
 
 // Sample draws one completion per prompt. The same decoder outputs, cfg and seed give the same
@@ -46,7 +50,8 @@ type Completion struct {
 // each other and of how many goroutines process them.
 //
 // A row that has finished keeps being fed its stop token (the decoder needs one token per row) but
-// its completion no longer changes; decoding ends when every row has finished.
+// its completion no longer changes; decoding ends when every row has finished (plus one step when
+// cfg.StatsAfterLast needs the distribution after the last token of the last rows).
 func Sample(dec Decoder, prompts [][]int32, cfg Config, seed uint64) ([]Completion, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -74,9 +79,11 @@ func Sample(dec Decoder, prompts [][]int32, cfg Config, seed uint64) ([]Completi
 		out[i] = Completion{
 			Tokens: make([]int32, 0, n), LogProbs: make([]float32, 0, n), RawLogProbs: make([]float32, 0, n),
 			ModelLogProbs: make([]float32, 0, n), Entropy: make([]float32, 0, n), SelfCertainty: make([]float32, 0, n),
+			AfterSelfCertainty: float32(math.NaN()),
 		}
 	}
 	done := make([]bool, B)
+	after := make([]bool, B) // finished, waiting for the distribution after the last token
 	next := make([]int32, B)
 
 	logits, err := dec.Prefill(prompts)
@@ -87,10 +94,19 @@ func Sample(dec Decoder, prompts [][]int32, cfg Config, seed uint64) ([]Completi
 		if err := checkLogits(logits, B, cfg.StopTokens); err != nil {
 			return nil, fmt.Errorf("rollout: step %d: %w", t, err)
 		}
+		for i := range after {
+			if after[i] {
+				st, err := Stats(logits[i])
+				if err != nil {
+					return nil, fmt.Errorf("rollout: step %d: row %d: %w", t, i, err)
+				}
+				out[i].AfterSelfCertainty, after[i] = float32(st.SelfCertainty), false
+			}
+		}
 		if err := chooseAll(samplers, logits, done, out); err != nil {
 			return nil, fmt.Errorf("rollout: step %d: %w", t, err)
 		}
-		active := 0
+		active, waiting := 0, 0
 		for i := range out {
 			if done[i] {
 				continue
@@ -106,8 +122,12 @@ func Sample(dec Decoder, prompts [][]int32, cfg Config, seed uint64) ([]Completi
 			default:
 				active++
 			}
+			if done[i] && cfg.StatsAfterLast {
+				after[i] = true
+				waiting++
+			}
 		}
-		if active == 0 {
+		if active == 0 && waiting == 0 {
 			return out, nil
 		}
 		if logits, err = dec.Step(next); err != nil {

@@ -246,6 +246,33 @@ func TestStopTokensAndFinish(t *testing.T) {
 	}
 }
 
+func TestStatsAfterLast(t *testing.T) {
+	dec := &chainDecoder{V: 10}
+	cfg := Config{Temperature: 0, MaxNewTokens: 3, StopTokens: []int32{4}, StatsAfterLast: true}
+	out, err := Sample(dec, [][]int32{{2}, {6}}, cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Row 0 stops after [3 4] at step 1; row 1 runs to [7 8 9]. One extra step gives row 1's
+	// distribution after token 9; row 0's comes from the step after it stopped.
+	wantFed := [][]int32{{3, 7}, {4, 8}, {4, 9}}
+	if !slices.EqualFunc(dec.fed, wantFed, slices.Equal) {
+		t.Fatalf("decoder was fed %v, want %v", dec.fed, wantFed)
+	}
+	// Every distribution here is one logit 5 among nine 0s.
+	lse := math.Log(math.Exp(5) + 9)
+	want := -math.Log(10) - ((5-lse)+9*(-lse))/10
+	for i, c := range out {
+		if math.Abs(float64(c.AfterSelfCertainty)-want) > 1e-6 || math.Abs(float64(c.SelfCertainty[0])-want) > 1e-6 {
+			t.Errorf("row %d: after-last SC %v, first-token SC %v, want %v", i, c.AfterSelfCertainty, c.SelfCertainty[0], want)
+		}
+	}
+	plain, _ := Sample(&chainDecoder{V: 10}, [][]int32{{2}}, Config{Temperature: 0, MaxNewTokens: 3}, 1)
+	if !math.IsNaN(float64(plain[0].AfterSelfCertainty)) {
+		t.Errorf("AfterSelfCertainty = %v without StatsAfterLast, want NaN", plain[0].AfterSelfCertainty)
+	}
+}
+
 func TestSampleDeterminism(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	z := make([]float32, 8192) // 8 rows × 8192 is above the parallel threshold
