@@ -7,5 +7,12 @@ import (
 	"github.com/polo-rl/polo/rollout"
 )
 
-// kvDecoder returns the model's KV-cache decoder once model provides one; nil until then.
-func kvDecoder(t *testing.T, m *model.Model, b, maxLen int) rollout.Decoder { return nil }
+// kvDecoder is the model's KV-cache decoder, the one training and evaluation use.
+func kvDecoder(t *testing.T, m *model.Model, b, maxLen int) rollout.Decoder {
+	t.Helper()
+	d, err := m.NewDecoder(b, maxLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -177,7 +177,7 @@ func TestBehaviourLogProbsMatchForward(t *testing.T) {
 						{"LogProbs", float64(c.LogProbs[j]), float64(logp[i][pos]), 1e-5},
 						{"ModelLogProbs", float64(c.ModelLogProbs[j]), float64(logp[i][pos]), 1e-5},
 						{"Entropy", float64(c.Entropy[j]), float64(ent[i][pos]), 1e-5},
-						{"SelfCertainty", float64(c.SelfCertainty[j]), specSelfCertainty(logits[i][pos]), sctol(name)},
+						{"SelfCertainty", float64(c.SelfCertainty[j]), specSelfCertainty(logits[i][pos]), 1e-6},
 					}
 					for _, ch := range checks {
 						d := math.Abs(ch.got - ch.want)
@@ -191,16 +191,6 @@ func TestBehaviourLogProbsMatchForward(t *testing.T) {
 			t.Logf("tokens %v...; largest difference %.2g", out[0].Tokens, worst)
 		})
 	}
-}
-
-// sctol: with the cache-less decoder the logits are the very ones the formula sees (1e-6, float32
-// rounding of the stored value); the KV-cache decoder's logits differ from a full forward by
-// float32 rounding, and self-certainty inherits that.
-func sctol(decoder string) float64 {
-	if decoder == "full-forward" {
-		return 1e-6
-	}
-	return 1e-4
 }
 
 // specSelfCertainty is spec C1 written out: -log V - (1/V) Σ_j max(log p_j, -1e4) with
@@ -221,4 +211,86 @@ func specSelfCertainty(z []float32) float64 {
 	}
 	V := float64(len(z))
 	return -math.Log(V) - sum/V
+}
+
+// TestTransformedLogProbsOnModel: with temperature and truncation, the behaviour log-probs are
+// those of the transformed distribution of the model's full-forward logits, RawLogProbs are
+// log_softmax(z/T), and every sampled token lies in the filtered support.
+func TestTransformedLogProbsOnModel(t *testing.T) {
+	m := loadFixture(t)
+	prompts := [][]int32{{1, 73, 5, 38}, {1, 247}, {1, 102, 264, 280, 54, 61, 53}}
+	cfg := rollout.Config{Temperature: 0.7, TopK: 40, TopP: 0.9, MinP: 0.02, MaxNewTokens: 10}
+	out, err := rollout.Sample(kvDecoder(t, m, len(prompts), 32), prompts, cfg, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := make([][]int32, len(prompts))
+	for i := range prompts {
+		seqs[i] = append(slices.Clone(prompts[i]), out[i].Tokens...)
+	}
+	ids, mask := rightPad(seqs)
+	logits, err := m.Logits(ids, mask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range out {
+		for j, tok := range c.Tokens {
+			z := logits[i][len(prompts[i])-1+j]
+			q, err := rollout.Transform(z, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tempered := make([]float32, len(z))
+			for k := range z {
+				tempered[k] = z[k] / float32(cfg.Temperature)
+			}
+			raw, _ := rollout.Transform(tempered, rollout.Config{Temperature: 1, MaxNewTokens: 1})
+			if math.IsInf(q[tok], -1) {
+				t.Fatalf("row %d token %d: sampled %d, which the filters remove", i, j, tok)
+			}
+			if d := math.Abs(float64(c.LogProbs[j]) - q[tok]); d > 1e-5 {
+				t.Fatalf("row %d token %d: LogProbs %.6f, transformed distribution %.6f", i, j, c.LogProbs[j], q[tok])
+			}
+			if d := math.Abs(float64(c.RawLogProbs[j]) - raw[tok]); d > 1e-5 {
+				t.Fatalf("row %d token %d: RawLogProbs %.6f, log_softmax(z/T) %.6f", i, j, c.RawLogProbs[j], raw[tok])
+			}
+		}
+	}
+}
+
+// BenchmarkSampleBench decodes 64 new tokens for 16 prompts with the engine notes' reference
+// shape ("bench" preset: 4 layers, d=256, vocab 256), KV cache, plain sampling; it reports
+// generated tokens per second including the host-side sampling.
+func BenchmarkSampleBench(b *testing.B) {
+	cfg, err := model.Preset("bench", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch, promptLen, newTokens = 16, 64, 64
+	prompts := make([][]int32, batch)
+	for i := range prompts {
+		prompts[i] = make([]int32, promptLen)
+		for j := range prompts[i] {
+			prompts[i][j] = int32((i*31 + j*7) % cfg.VocabSize)
+		}
+	}
+	dec, err := m.NewDecoder(batch, promptLen+newTokens)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := rollout.Config{Temperature: 1, MaxNewTokens: newTokens}
+	if _, err := rollout.Sample(dec, prompts, sc, 0); err != nil { // compile outside the timing
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := rollout.Sample(dec, prompts, sc, uint64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch*newTokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
