@@ -499,3 +499,15 @@ func checkFinite(name string, xs []float32) error {
 	}
 	return nil
 }
+
+// setWeights replaces one parameter's values (tests: finite differences).
+func (m *Model) setWeights(name string, w []float32) error {
+	i := m.lay.index(name)
+	if i < 0 || len(w) != prod(m.lay.shapes[i]) {
+		return fmt.Errorf("setWeights: bad parameter %q or size %d", name, len(w))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.params[i] = tensors.FromFlatDataAndDimensions(append([]float32(nil), w...), m.lay.shapes[i]...)
+	return nil
+}
