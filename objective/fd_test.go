@@ -23,7 +23,7 @@ func randomBatch(rng *rand.Rand, rows, width, groupSize int) *Batch {
 	}
 	lens := make([]int, rows)
 	for i := range lens {
-		lens[i] = 2 + rng.IntN(width-1)
+		lens[i] = 3 + rng.IntN(width-2)
 	}
 	b.Mask = mat(func(i, t int) float64 {
 		if t < lens[i] && !(i == 1 && t == 1) {

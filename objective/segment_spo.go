@@ -1,0 +1,133 @@
+package objective
+
+import (
+	"fmt"
+	"math"
+	"sort"
+)
+
+// Segment Policy Optimization, chain variant (Guo et al., arXiv 2505.23564): advantages from
+// Monte-Carlo values at probability-guided cutpoints (input segments), trained only on tokens the
+// behaviour policy found uncertain (p_old ≤ prob_threshold).
+func init() {
+	surrogatePreset("segment_spo", "Segment PO (chain): segment advantages V(end) - V(start) from MC values at cutpoints (input segments), low-probability token mask",
+		defaults(policyParams, Params{"prob_threshold": "0.9", "cutpoint_interval": "5"}),
+		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} })
+	hooks["segment_spo"] = func(p Params, s *Surrogate) (Objective, error) {
+		r := &reader{p: p}
+		thr := r.float("prob_threshold")
+		r.int("cutpoint_interval") // used by the sampler through Cutpoints
+		if r.err != nil {
+			return nil, r.err
+		}
+		if thr <= 0 || thr > 1 {
+			return nil, fmt.Errorf("prob_threshold=%v: want in (0, 1]", thr)
+		}
+		s.advFn = func(b *Batch) ([][]float64, error) {
+			if err := check(b, needRewards|needSegments|needOld); err != nil {
+				return nil, err
+			}
+			a := newLike(b.Mask)
+			for i, row := range b.Mask {
+				adv, err := SegmentAdvantages(b.Segments[i], row, b.Rewards[i])
+				if err != nil {
+					return nil, fmt.Errorf("%w: segments[%d]: %v", ErrBadInput, i, err)
+				}
+				for t := range row {
+					if math.Exp(b.OldLogP[i][t]) <= thr {
+						a[i][t] = adv[t]
+					}
+				}
+			}
+			return a, nil
+		}
+		s.selectFn = func(b *Batch, _ [][]float64) (Selection, error) {
+			sel := Selection{Keep: make([]bool, len(b.Mask)), Mask: newLike(b.Mask), Stats: map[string]float64{}}
+			var kept, all float64
+			for i, row := range b.Mask {
+				sel.Keep[i] = true
+				for t, m := range row {
+					if m != 0 {
+						all++
+						if math.Exp(b.OldLogP[i][t]) <= thr {
+							sel.Mask[i][t] = 1
+							kept++
+						}
+					}
+				}
+			}
+			if all > 0 {
+				sel.Stats["segment_token_keep_frac"] = kept / all
+			}
+			return sel, nil
+		}
+		return nil, nil
+	}
+}
+
+// Cutpoints returns the chain cutpoints of one response: candidates are tokens j with p_old < thr;
+// the cutpoint is the state before token j, index j-1 (-1 = the prompt); every interval-th candidate
+// is kept, starting from the first.
+func Cutpoints(oldLogP, mask []float64, thr float64, interval int) []int {
+	var out []int
+	n := 0
+	for j, m := range mask {
+		if m == 0 || math.Exp(oldLogP[j]) >= thr {
+			continue
+		}
+		if n%max(interval, 1) == 0 {
+			out = append(out, j-1)
+		}
+		n++
+	}
+	return out
+}
+
+// SegmentAdvantages assigns every valid token the advantage of its segment. Boundaries are the given
+// cutpoints (End, Value) plus the final state after the last valid token with value reward; the
+// segment ending at a boundary covers the tokens after the previous boundary up to and including it,
+// and its advantage is V(boundary) - V(previous). Without a cutpoint at -1 the first segment has
+// advantage 0.
+func SegmentAdvantages(segs []Segment, mask []float64, reward float64) ([]float64, error) {
+	last := lastValid(mask)
+	bs := append([]Segment(nil), segs...)
+	sort.SliceStable(bs, func(a, b int) bool { return bs[a].End < bs[b].End })
+	for k, s := range bs {
+		if s.End < -1 || s.End >= last || (k > 0 && s.End == bs[k-1].End) || math.IsNaN(s.Value) {
+			return nil, fmt.Errorf("cutpoint end %d: want distinct indices in [-1, %d) and a finite value", s.End, last)
+		}
+	}
+	bs = append(bs, Segment{End: last, Value: reward})
+	adv := make([]float64, len(mask))
+	prevEnd, prevV, hasPrev := -1, 0.0, false
+	for _, s := range bs {
+		a := 0.0
+		if hasPrev {
+			a = s.Value - prevV
+		}
+		for t := prevEnd + 1; t <= s.End; t++ {
+			if mask[t] != 0 {
+				adv[t] = a
+			}
+		}
+		prevEnd, prevV, hasPrev = s.End, s.Value, true
+	}
+	return adv, nil
+}
+
+// TreeAdvantages is SPO-tree's edge advantage for one parent: V(parent) = mean of the children's
+// values; rloo mode gives V(child) - V(parent), grpo mode divides by the children's unbiased std +
+// 1e-8. keep is false for edges with zero advantage (they are dropped).
+func TreeAdvantages(children []float64, mode string) (adv []float64, keep []bool) {
+	v := mean(children)
+	sd := std(children, true)
+	adv, keep = make([]float64, len(children)), make([]bool, len(children))
+	for i, c := range children {
+		adv[i] = c - v
+		if mode == "grpo" {
+			adv[i] /= sd + 1e-8
+		}
+		keep[i] = adv[i] != 0
+	}
+	return adv, keep
+}
