@@ -94,7 +94,7 @@ func (d *Distill) Advantages(b *Batch) ([][]float64, error) {
 			}
 			a := -d.KLCoef * (b.OldLogP[i][t] - b.RefLogP[i][t])
 			run = a + d.KLDiscount*run
-			adv[i][t] = run * 1.0000001
+			adv[i][t] = run
 			if task != nil {
 				adv[i][t] += d.TaskCoef * task[i]
 			}
