@@ -20,9 +20,9 @@ type Example struct {
 
 // Options configure Run. The zero value gives the defaults documented on each field.
 type Options struct {
-	// K are the k of pass@k and maj@k; default 1, 2, 4, … up to the samples per example.
+	// K are the k of pass@k and maj@k; default 1, 2, 4, … and the samples per example n.
 	K []int
-	// N are the Best-of-N sizes; default 1, 2, 4, … up to the samples per example.
+	// N are the Best-of-N sizes; default 1, 2, 4, … and n.
 	N []int
 	// Strategies are the Best-of-N selectors; default DefaultStrategies().
 	Strategies []Strategy
@@ -193,13 +193,13 @@ func stream(example, size, kind int) uint64 {
 	return uint64(example)<<32 | uint64(size)<<1 | uint64(kind)
 }
 
-// sizes validates the requested k (or N) values, or returns 1, 2, 4, … up to n.
+// sizes validates the requested k (or N) values, or returns 1, 2, 4, … below n, then n.
 func sizes(req []int, n int, what string) ([]int, error) {
 	if len(req) == 0 {
-		for k := 1; k <= n; k *= 2 {
+		for k := 1; k < n; k *= 2 {
 			req = append(req, k)
 		}
-		return req, nil
+		return append(req, n), nil
 	}
 	out := slices.Clone(req)
 	slices.Sort(out)

@@ -148,6 +148,11 @@ func TestRunDefaultsAndErrors(t *testing.T) {
 	if !slices.Equal(r.BestOfN.N, []int{1, 2, 4}) || len(r.AtK) != 3 || r.AtK[2].K != 4 {
 		t.Errorf("default sizes: N %v, k %v", r.BestOfN.N, r.AtK)
 	}
+	for n, want := range map[int][]int{1: {1}, 3: {1, 2, 3}, 6: {1, 2, 4, 6}, 8: {1, 2, 4, 8}} {
+		if got, _ := sizes(nil, n, "k"); !slices.Equal(got, want) {
+			t.Errorf("default sizes for n=%d: %v, want %v", n, got, want)
+		}
+	}
 	tests := []struct {
 		name string
 		ex   []Example
