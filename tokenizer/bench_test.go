@@ -42,3 +42,21 @@ func BenchmarkLongWord(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChatTemplate renders Qwen3's template (tools, a tool call, thinking) with
+// github.com/ardanlabs/jinja.
+func BenchmarkChatTemplate(b *testing.B) {
+	tok, _ := loadFixture(b, "qwen3")
+	msgs := []Message{
+		{Role: "system", Content: "You are terse."},
+		{Role: "user", Content: "Add 5 and 7."},
+		{Role: "assistant", Content: "<think>\nUse the tool.\n</think>\n\n12"},
+		{Role: "user", Content: "And 3+3?"},
+	}
+	opts := ChatOptions{AddGenerationPrompt: true, Vars: map[string]any{"enable_thinking": true}}
+	for b.Loop() {
+		if _, err := tok.ApplyChatTemplate(msgs, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -132,3 +132,27 @@ func TestSpecialTokenIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentEncode: the shared word cache gives every goroutine the serial result.
+func TestConcurrentEncode(t *testing.T) {
+	tok, f := loadFixture(t, "qwen3")
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*len(f.Encode))
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range f.Encode {
+				c := f.Encode[(i+g)%len(f.Encode)]
+				if got := tok.Encode(c.Text); !slices.Equal(got, c.IDs) {
+					errs <- c.Text
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Errorf("concurrent Encode(%q) differs from transformers", s)
+	}
+}
