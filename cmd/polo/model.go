@@ -1,0 +1,51 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/polo-rl/polo/model"
+)
+
+func init() {
+	register("model", "model tools: 'model check' compares a checkpoint with a transformers reference", runModel)
+}
+
+func runModel(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return usagef("usage: polo model check --model DIR --reference FILE [--tol 1e-4] [--rel-tol 1e-4]")
+	}
+	fs := flag.NewFlagSet("model check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("model", "", "Hugging Face checkpoint folder (config.json + model.safetensors)")
+	ref := fs.String("reference", "", "reference.safetensors made with transformers (input_ids, attention_mask, logits, ...)")
+	tol := fs.Float64("tol", 1e-4, "max absolute difference of logits and logprobs")
+	rel := fs.Float64("rel-tol", 1e-4, "max relative error of loss and gradients")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usagef("%v", err)
+	}
+	if *dir == "" || *ref == "" {
+		return usagef("model check needs --model DIR and --reference FILE")
+	}
+	m, err := model.Load(*dir)
+	if err != nil {
+		return err
+	}
+	items, err := model.CheckReference(m, *ref, model.CheckTolerance{Logits: *tol, Rel: *rel})
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, it := range items {
+		fmt.Fprintln(stdout, it)
+		if !it.OK {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d checks past tolerance", failed, len(items))
+	}
+	fmt.Fprintf(stdout, "all %d checks within tolerance\n", len(items))
+	return nil
+}
