@@ -98,8 +98,9 @@ func (d D3S) Select(b *Batch, adv [][]float64) (Selection, error) {
 }
 
 // MaxVarianceSubset returns the indices of m values whose population variance is largest: the optimum
-// is some k smallest plus m-k largest values, so every k = 0..m is tried with prefix sums (ties keep
-// the smallest k).
+// is some k smallest plus m-k largest values, so every k = 0..m is tried with prefix sums. Ties keep
+// the largest k (more of the smallest values), which reproduces the spec's worked example; the spec's
+// prose says "smallest k", which contradicts its own example (docs/objectives.md).
 func MaxVarianceSubset(vals []float64, m int) []int {
 	n := len(vals)
 	if m >= n {
@@ -126,8 +127,8 @@ func MaxVarianceSubset(vals []float64, m int) []int {
 		sum := s1[k] + s1[n] - s1[n-(m-k)]
 		sq := s2[k] + s2[n] - s2[n-(m-k)]
 		v := sq/float64(m) - (sum/float64(m))*(sum/float64(m))
-		if v > best+1e-12*math.Max(1, math.Abs(best)) {
-			bestK, best = k, v
+		if k == 0 || v >= best-1e-12*math.Max(1, math.Abs(best)) {
+			bestK, best = k, math.Max(v, best)
 		}
 	}
 	out := append([]int(nil), order[:bestK]...)

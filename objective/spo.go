@@ -185,8 +185,8 @@ func (o *SPO) UnmarshalState(data []byte) error {
 	}
 	o.tracker = map[string]*BetaTracker{}
 	for _, e := range st {
-		if !(e.Alpha > 0 && e.Beta > 0) {
-			return fmt.Errorf("spo state: prompt %q has alpha=%v beta=%v, want > 0", e.Prompt, e.Alpha, e.Beta)
+		if !(e.Alpha >= 0 && e.Beta >= 0 && e.Alpha+e.Beta > 0) {
+			return fmt.Errorf("spo state: prompt %q has alpha=%v beta=%v, want >= 0 with a positive sum", e.Prompt, e.Alpha, e.Beta)
 		}
 		o.tracker[e.Prompt] = &BetaTracker{e.Alpha, e.Beta}
 	}
