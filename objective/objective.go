@@ -87,6 +87,56 @@ type Batch struct {
 	NormRows   float64
 }
 
+// Subset returns a batch with the given rows of every per-row field (sharing the row slices) and the
+// same scalars: how the trainer drops filtered rows or cuts mini-batches.
+func (b *Batch) Subset(rows []int) *Batch {
+	m := func(a [][]float64) [][]float64 {
+		if a == nil {
+			return nil
+		}
+		out := make([][]float64, len(rows))
+		for k, i := range rows {
+			out[k] = a[i]
+		}
+		return out
+	}
+	out := &Batch{LogP: m(b.LogP), OldLogP: m(b.OldLogP), RefLogP: m(b.RefLogP), Mask: m(b.Mask),
+		Advantages: m(b.Advantages), Entropy: m(b.Entropy), Values: m(b.Values), TokenRewards: m(b.TokenRewards),
+		ProxyLogP: m(b.ProxyLogP), TargetRatio: m(b.TargetRatio), BoundTarget: m(b.BoundTarget), RewardComponents: m(b.RewardComponents),
+		MeanEntropy: b.MeanEntropy, NormTokens: b.NormTokens, NormRows: b.NormRows, Step: b.Step}
+	for k, i := range rows {
+		if b.Rewards != nil {
+			out.Rewards = append(out.Rewards, b.Rewards[i])
+		}
+		if b.Group != nil {
+			out.Group = append(out.Group, b.Group[i])
+		}
+		if b.PromptID != nil {
+			out.PromptID = append(out.PromptID, b.PromptID[i])
+		}
+		if b.Truncated != nil {
+			out.Truncated = append(out.Truncated, b.Truncated[i])
+		}
+		if b.Lengths != nil {
+			out.Lengths = append(out.Lengths, b.Lengths[i])
+		}
+		if b.TokenIDs != nil {
+			out.TokenIDs = append(out.TokenIDs, b.TokenIDs[i])
+		}
+		if b.Segments != nil {
+			out.Segments = append(out.Segments, b.Segments[i])
+		}
+		if b.GradWeight != nil {
+			out.GradWeight = append(out.GradWeight, b.GradWeight[i])
+		}
+		if b.Drift != nil {
+			out.Drift = append(out.Drift, b.Drift[i])
+		}
+		_ = k
+	}
+	return out
+}
+
 // Segment is one boundary of segment_spo's chain partition: after token index End (-1 = the prompt
 // state) the Monte-Carlo value estimate is Value (mean reward of K continuations from that prefix).
 type Segment struct {
