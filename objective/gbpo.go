@@ -16,7 +16,7 @@ func init() {
 		})
 	hooks["gbpo"] = func(p Params, s *Surrogate) (Objective, error) {
 		r := &reader{p: p}
-		g := &GBPO{Surrogate: s, s: s, tg: r.float("t_g")}
+		g := &GBPO{Surrogate: s, tg: r.float("t_g")}
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -38,7 +38,6 @@ type BoundTargeter interface {
 // GBPO is the gbpo objective: a Surrogate whose per-token loss pulls ρ toward a bounded target.
 type GBPO struct {
 	*Surrogate
-	s  *Surrogate
 	tg float64
 }
 
@@ -48,7 +47,7 @@ func (g *GBPO) BoundTargets(b *Batch) ([][]float64, error) { return g.targets(b)
 // targets: Ã_i = (r_i - median_g)/(std_g + eps_adv) (linear-interpolation median, unbiased std;
 // a group of one: median 0, std 1), tr_i = 1 - eps_low + (eps_low+eps_high)·σ(Ã_i/t_g).
 func (g *GBPO) targets(b *Batch) ([][]float64, error) {
-	c := g.s.adv
+	c := g.Surrogate.adv
 	if err := check(b, needRewards|needGroup); err != nil {
 		return nil, err
 	}
@@ -65,7 +64,7 @@ func (g *GBPO) targets(b *Batch) ([][]float64, error) {
 		}
 		for _, i := range grp {
 			at := (sc[i] - med) / (sd + c.eps)
-			tr[i] = 1 - g.s.EpsLow + (g.s.EpsLow+g.s.EpsHigh)*sigmoid(at/g.tg)
+			tr[i] = 1 - g.Surrogate.EpsLow + (g.Surrogate.EpsLow+g.Surrogate.EpsHigh)*sigmoid(at/g.tg)
 		}
 	}
 	return broadcast(tr, b.Mask), nil

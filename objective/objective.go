@@ -104,7 +104,7 @@ func (b *Batch) Subset(rows []int) *Batch {
 		Advantages: m(b.Advantages), Entropy: m(b.Entropy), Values: m(b.Values), TokenRewards: m(b.TokenRewards),
 		ProxyLogP: m(b.ProxyLogP), TargetRatio: m(b.TargetRatio), BoundTarget: m(b.BoundTarget), RewardComponents: m(b.RewardComponents),
 		MeanEntropy: b.MeanEntropy, NormTokens: b.NormTokens, NormRows: b.NormRows, Step: b.Step}
-	for k, i := range rows {
+	for _, i := range rows {
 		if b.Rewards != nil {
 			out.Rewards = append(out.Rewards, b.Rewards[i])
 		}
@@ -132,7 +132,6 @@ func (b *Batch) Subset(rows []int) *Batch {
 		if b.Drift != nil {
 			out.Drift = append(out.Drift, b.Drift[i])
 		}
-		_ = k
 	}
 	return out
 }
