@@ -102,10 +102,14 @@ var (
 // cleanAnswer is the normalisation on top of StripString: spacing commands, $, unicode signs,
 // degree marks, a trailing unit in \text{...}, a trailing period or percent sign.
 func cleanAnswer(s string) string {
+	// verl's fixSqrt would turn \sqrt[3]{x} into \sqrt{[}3]{x}; protect n-th roots.
+	const nthRoot = "\x00root["
+	s = strings.ReplaceAll(s, `\sqrt[`, nthRoot)
 	out, err := stripString(s)
 	if err == nil {
 		s = out
 	}
+	s = strings.ReplaceAll(s, nthRoot, `\sqrt[`)
 	for _, r := range [][2]string{
 		{`\displaystyle`, ""}, {`\,`, ""}, {`\;`, ""}, {`\:`, ""}, {`\ `, ""}, {"~", ""}, {"$", ""},
 		{"−", "-"}, {"×", `\times`}, {"·", `\cdot`}, {"÷", `\div`}, {"π", `\pi`}, {"∞", `\infty`},
