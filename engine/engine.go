@@ -16,8 +16,11 @@ import (
 	_ "github.com/gomlx/compute/gobackend" // registers the "go" backend
 )
 
-// DefaultConfig is used when GOMLX_BACKEND is not set.
-const DefaultConfig = "go"
+// DefaultConfig is used when GOMLX_BACKEND is not set: the pure-Go backend running the ops of a
+// graph one after another (each op still uses every core). Its default scheduler, which runs
+// independent ops in parallel, deadlocked here within seconds to minutes of a training run on 2
+// cores (reproduced with `polo train`); sequential op order never did and was no slower.
+const DefaultConfig = "go:ops_sequential"
 
 var (
 	mu     sync.Mutex

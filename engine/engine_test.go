@@ -7,8 +7,8 @@ import (
 
 func TestDefaultIsPureGo(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", "")
-	if got := Config(); got != "go" {
-		t.Fatalf("Config() = %q, want go", got)
+	if got := Config(); got != "go:ops_sequential" {
+		t.Fatalf("Config() = %q, want go:ops_sequential", got)
 	}
 	b, err := Backend()
 	if err != nil {
