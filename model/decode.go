@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -12,9 +13,9 @@ import (
 
 // Decoder generates with a key/value cache for a batch of prompts of different lengths.
 //
-// The cache is a fixed-size tensor per layer, [batch, capacity, kv heads, head dim]. Prefill
+// The cache is a fixed-size tensor per layer, [batch, kv heads, capacity, head dim]. Prefill
 // left-pads the prompts to a common (bucketed) length P and fills slots [0, P); step s writes slot
-// P+s of every row with a one-hot select (no DynamicUpdateSlice, which the pure-Go backend lacks).
+// P+s of every row with a scatter (no DynamicUpdateSlice, which the pure-Go backend lacks).
 // Each row keeps its own RoPE position, so rows of different lengths decode exactly as they would
 // alone. One decode graph is compiled per (batch, capacity); one prefill graph per prompt bucket.
 type Decoder struct {
@@ -56,9 +57,10 @@ func prefillGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	out := []*graph.Node{n.logits(last)}
 	for i := range ks {
 		for _, x := range []*graph.Node{ks[i], vs[i]} {
+			x = graph.TransposeAllAxes(x, 0, 2, 1, 3) // head-major: [B, KVH, P, hd]
 			if c > p {
-				zeros := graph.Zeros(g, shapes.Make(dtypes.Float32, b, c-p, n.cfg.NumKVHeads, n.cfg.HeadDim))
-				x = graph.Concatenate([]*graph.Node{x, zeros}, 1)
+				zeros := graph.Zeros(g, shapes.Make(dtypes.Float32, b, n.cfg.NumKVHeads, c-p, n.cfg.HeadDim))
+				x = graph.Concatenate([]*graph.Node{x, zeros}, 2)
 			}
 			out = append(out, x)
 		}
@@ -66,17 +68,25 @@ func prefillGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	return out
 }
 
-// stepGraph: inputs after the weights are the caches (k, v per layer), valid [B, C] (including
-// the slot being written), tokens [B], pos [B], slot (scalar). Outputs: logits [B, V], new caches.
+// decodeStepGraph: inputs after the weights are the caches (k, v per layer, head-major
+// [B, KVH, C, hd]), valid [B, C] (including the slot being written), tokens [B], pos [B], slot
+// (scalar). Outputs: logits [B, V], new caches.
+//
+// The new key/value is added into its slot with ScatterSum: the slot still holds the zeros of
+// Prefill, so the sum is a write, and with the cache buffers donated the pure-Go backend updates
+// them in place (O(B·KVH·hd) per step instead of rewriting the cache).
 func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	nl := len(n.lay.layers)
 	caches := in[:2*nl]
 	valid, tokens, pos, slot := in[2*nl], in[2*nl+1], in[2*nl+2], in[2*nl+3]
 	c := n.cfg
-	b, capacity := valid.Shape().Dimensions[0], valid.Shape().Dimensions[1]
-	cacheShape := shapes.Make(dtypes.Int32, b, capacity, c.NumKVHeads, c.HeadDim)
-	write := graph.Equal(graph.Iota(g, cacheShape, 1), slot) // one-hot over slots
-	allowed := graph.Reshape(graph.NotEqual(valid, graph.ScalarZero(g, dtypes.Int32)), b, 1, capacity)
+	b := valid.Shape().Dimensions[0]
+	rows := shapes.Make(dtypes.Int32, b, c.NumKVHeads, 1)
+	where := graph.Concatenate([]*graph.Node{ // (b, h, slot) for every row and KV head
+		graph.Iota(g, rows, 0), graph.Iota(g, rows, 1), graph.BroadcastToDims(slot, rows.Dimensions...),
+	}, 2)
+	where = graph.Reshape(where, b*c.NumKVHeads, 3)
+	allowed := graph.NotEqual(valid, graph.ScalarZero(g, dtypes.Int32))
 
 	cos, sin := n.ropeCosSin(graph.Reshape(pos, b, 1))
 	h := n.embed(graph.Reshape(tokens, b, 1))
@@ -84,15 +94,31 @@ func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	for i, li := range n.lay.layers {
 		x := rmsNorm(h, n.p[li.inNorm], c.RMSNormEps)
 		q, k, v := n.qkv(li, x, cos, sin)
-		kc := graph.Where(write, graph.BroadcastToDims(k, cacheShape.Dimensions...), caches[2*i])
-		vc := graph.Where(write, graph.BroadcastToDims(v, cacheShape.Dimensions...), caches[2*i+1])
+		kc := graph.ScatterSum(caches[2*i], where, graph.Reshape(k, b*c.NumKVHeads, c.HeadDim), true, true)
+		vc := graph.ScatterSum(caches[2*i+1], where, graph.Reshape(v, b*c.NumKVHeads, c.HeadDim), true, true)
 		out = append(out, kc, vc)
-		h = graph.Add(h, linear(n.attend(q, kc, vc, allowed), n.p[li.o], n.opt(li.ob)))
+		h = graph.Add(h, linear(n.attendCache(q, kc, vc, allowed), n.p[li.o], n.opt(li.ob)))
 		h = graph.Add(h, n.mlp(li, rmsNorm(h, n.p[li.postNorm], c.RMSNormEps)))
 	}
 	h = rmsNorm(h, n.p[n.lay.norm], c.RMSNormEps)
 	out[0] = n.logits(graph.Reshape(h, b, c.HiddenSize))
 	return out
+}
+
+// attendCache is attend for one query per row: q [B, 1, H, hd] over head-major caches
+// [B, KVH, C, hd] with allowed [B, C]. Both products run in the matmul's native layouts.
+func (n *net) attendCache(q, kc, vc, allowed *graph.Node) *graph.Node {
+	c := n.cfg
+	g := q.Graph()
+	b, capacity := kc.Shape().Dimensions[0], kc.Shape().Dimensions[2]
+	groups := c.NumHeads / c.NumKVHeads
+	q = graph.MulScalar(graph.Reshape(q, b, c.NumKVHeads, groups, c.HeadDim), 1/math.Sqrt(float64(c.HeadDim)))
+	scores := graph.DotGeneral(q, []int{3}, []int{0, 1}, kc, []int{3}, []int{0, 1}) // [B, KVH, G, C]
+	mask := graph.BroadcastToDims(graph.Reshape(allowed, b, 1, 1, capacity), b, c.NumKVHeads, groups, capacity)
+	scores = graph.Where(mask, scores, graph.Scalar(g, dtypes.Float32, -1e30))
+	probs := graph.Softmax(scores, -1)
+	out := graph.DotGeneral(probs, []int{3}, []int{0, 1}, vc, []int{2}, []int{0, 1}) // [B, KVH, G, hd]
+	return graph.Reshape(out, b, 1, c.NumHeads*c.HeadDim)
 }
 
 // Prefill starts a new batch: it runs the prompts (1 ≤ len(prompts) ≤ batch, each non-empty) and
