@@ -141,8 +141,7 @@ func (d *Decoder) Prefill(prompts [][]int32) (logits [][]float32, err error) {
 	}
 	vocab := int32(d.m.cfg.VocabSize)
 	ids, pos := make([]int32, d.batch*pb), make([]int32, d.batch*pb)
-	d.valid = make([]int32, d.batch*d.capacity)
-	d.pos = make([]int32, d.batch)
+	valid, next := make([]int32, d.batch*d.capacity), make([]int32, d.batch)
 	for i := 0; i < d.batch; i++ {
 		p := []int32{0} // unused rows decode a dummy token
 		if i < len(prompts) {
@@ -155,18 +154,19 @@ func (d *Decoder) Prefill(prompts [][]int32) (logits [][]float32, err error) {
 			}
 			ids[i*pb+off+j] = id
 			pos[i*pb+off+j] = int32(j)
-			d.valid[i*d.capacity+off+j] = 1
+			valid[i*d.capacity+off+j] = 1
 		}
-		d.pos[i] = int32(len(p))
+		next[i] = int32(len(p))
 	}
-	d.rows, d.slot, d.caches = len(prompts), pb, nil
+	d.caches = nil // a failed prefill leaves the decoder needing a new Prefill
 	outs, err := d.m.call("prefill", prefillGraph,
 		tensors.FromFlatDataAndDimensions(ids, d.batch, pb),
 		tensors.FromFlatDataAndDimensions(pos, d.batch, pb),
-		tensors.FromFlatDataAndDimensions(d.valid, d.batch, d.capacity))
+		tensors.FromFlatDataAndDimensions(valid, d.batch, d.capacity))
 	if err != nil {
 		return nil, err
 	}
+	d.valid, d.pos, d.rows, d.slot = valid, next, len(prompts), pb
 	d.caches = outs[1:]
 	return d.rowsOf(outs[0])
 }

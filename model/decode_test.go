@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -102,5 +103,73 @@ func TestDecoderRaggedBatch(t *testing.T) {
 	t.Logf("max |decoder - forward| logit diff over 6 steps = %.3g", worst)
 	if worst > 1e-4 {
 		t.Errorf("decoder logits differ from forward by %.3g > 1e-4", worst)
+	}
+}
+
+// TestDecoderReuseAndLimits: a second Prefill on the same decoder starts clean (the cache slots
+// written by earlier steps must not leak into the new batch), and misuse gives clear errors.
+func TestDecoderReuseAndLimits(t *testing.T) {
+	m, err := Load(fixtureDir("llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := m.NewDecoder(2, 8) // capacity 32
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.Step([]int32{1, 2}); err == nil || !strings.Contains(err.Error(), "call Prefill first") {
+		t.Errorf("step before prefill: %v", err)
+	}
+	if _, err := dec.Prefill([][]int32{{3, 4, 5}, {6}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ { // fill slots 16..25 with tokens of the first batch
+		if _, err := dec.Step([]int32{int32(10 + i), int32(20 + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq := []int32{7, 8, 9, 10}
+	got, err := dec.Prefill([][]int32{seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2, err := dec.Step([]int32{11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _ := m.Logits([][]int32{append(seq, 11)}, [][]int32{ones(5)})
+	worst := 0.0
+	for k := range got[0] {
+		worst = math.Max(worst, math.Abs(float64(got[0][k]-full[0][3][k])))
+		worst = math.Max(worst, math.Abs(float64(got2[0][k]-full[0][4][k])))
+	}
+	if worst > 1e-4 {
+		t.Errorf("reused decoder differs from forward by %.3g", worst)
+	}
+	for _, c := range []struct {
+		run  func() error
+		want string
+	}{
+		{func() error { _, err := dec.Step([]int32{1, 2}); return err }, "2 tokens for 1 rows"},
+		{func() error { _, err := dec.Step([]int32{999}); return err }, "outside the vocabulary"},
+		{func() error { _, err := dec.Prefill([][]int32{{1}, {2}, {3}}); return err }, "3 prompts for a decoder of batch 2"},
+		{func() error { _, err := dec.Prefill([][]int32{make([]int32, 40)}); return err }, "does not fit"},
+		{func() error { _, err := dec.Prefill([][]int32{{}}); return err }, "prompt 0 is empty"},
+	} {
+		if err := c.run(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want an error containing %q", err, c.want)
+		}
+	}
+	// Fill the cache to capacity: 16 prompt slots + 16 steps, then a clear error.
+	if _, err := dec.Prefill([][]int32{{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 16; i++ {
+		if _, err := dec.Step([]int32{3}); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if _, err := dec.Step([]int32{3}); err == nil || !strings.Contains(err.Error(), "cache full") {
+		t.Errorf("overfull cache: %v", err)
 	}
 }
