@@ -120,7 +120,8 @@ func trainGraph(withAcc, withEnt bool) func(n *net, g *graph.Graph, in []*graph.
 
 // Accumulate runs forward and backward on one micro-batch and adds the gradients of the surrogate
 // to the accumulators. coefEnt may be nil. It returns the logp and entropy of the forward pass
-// (same layout as LogProbs). Coefficients at padded positions are ignored.
+// (same layout as LogProbs). Coefficients at padded positions are ignored. If it fails, the
+// gradients accumulated so far are dropped (their buffers were donated to the graph).
 func (tr *Trainer) Accumulate(ids, mask [][]int32, coefLogp, coefEnt [][]float32) (logp, entropy [][]float32, err error) {
 	defer recoverErr(&err, "model Accumulate")
 	m := tr.m
