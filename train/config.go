@@ -50,6 +50,7 @@ type TaskConfig struct {
 	Path        string            `yaml:"path"`         // dataset file (.jsonl or .parquet) when name is "dataset"
 	PromptField string            `yaml:"prompt_field"` // dataset field holding the prompt
 	AnswerField string            `yaml:"answer_field"` // dataset field holding the reference answer
+	AnswerStyle string            `yaml:"answer_style"` // "" (as is) | gsm8k (text after ####) | boxed (last \boxed{})
 	TestSize    int               `yaml:"test_size"`    // held-out examples for evaluation
 }
 

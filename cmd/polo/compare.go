@@ -1,0 +1,56 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/polo-rl/polo/train"
+)
+
+func init() {
+	register("compare", "run several algorithms × seeds on the same task and budget; table + curves", runCompare)
+}
+
+func runCompare(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	algos := fs.String("algos", "grpo,dapo,gspo,sapo", "comma-separated objective presets")
+	seeds := fs.Int("seeds", 3, "seeds per algorithm (seed, seed+1, …)")
+	out := fs.String("out", "runs/compare", "output folder (one run per algorithm and seed)")
+	var sets setFlags
+	fs.Var(&sets, "set", "override a config field for every run (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: polo compare [config.yaml] --algos grpo,dapo,gspo,sapo --seeds 3 [--out DIR] [--set key=value]...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(reorder(args)); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 1 {
+		return usagef("want at most one config file, got %d", fs.NArg())
+	}
+	cfg, err := train.LoadConfig(fs.Arg(0), sets)
+	if err != nil {
+		return usageError{err}
+	}
+	var names []string
+	for _, a := range strings.Split(*algos, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			names = append(names, a)
+		}
+	}
+	if len(names) == 0 || *seeds < 1 {
+		return usagef("--algos needs at least one preset and --seeds at least 1")
+	}
+	for _, a := range names {
+		c := cfg
+		c.Algo = train.AlgoConfig{Name: a}
+		if err := train.CheckObjective(c); err != nil {
+			return usageError{err}
+		}
+	}
+	_, err = train.Compare(cfg, names, *seeds, *out, train.Options{Log: stderr}, stdout)
+	return err
+}

@@ -1,0 +1,567 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/polo-rl/polo/metrics"
+	"github.com/polo-rl/polo/model"
+	"github.com/polo-rl/polo/objective"
+	"github.com/polo-rl/polo/rollout"
+	"github.com/polo-rl/polo/task"
+)
+
+// rolloutBatch is one step's sampled data: G responses per prompt, flattened row-wise.
+type rolloutBatch struct {
+	examples []task.Example // per row
+	prompts  [][]int32      // per row
+	resps    [][]int32      // per row, sampled ids including the EOS when the response stopped
+	finish   []string
+	rewards  []float64
+	correct  []bool
+	group    []int
+}
+
+func (b *rolloutBatch) rows() int { return len(b.prompts) }
+
+func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
+	b.examples = append(b.examples, o.examples...)
+	b.prompts = append(b.prompts, o.prompts...)
+	b.resps = append(b.resps, o.resps...)
+	b.finish = append(b.finish, o.finish...)
+	b.rewards = append(b.rewards, o.rewards...)
+	b.correct = append(b.correct, o.correct...)
+	for _, g := range o.group {
+		b.group = append(b.group, g+groupOffset)
+	}
+}
+
+// subset keeps the given rows in order.
+func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
+	out := &rolloutBatch{}
+	for _, i := range rows {
+		out.examples = append(out.examples, b.examples[i])
+		out.prompts = append(out.prompts, b.prompts[i])
+		out.resps = append(out.resps, b.resps[i])
+		out.finish = append(out.finish, b.finish[i])
+		out.rewards = append(out.rewards, b.rewards[i])
+		out.correct = append(out.correct, b.correct[i])
+		out.group = append(out.group, b.group[i])
+	}
+	return out
+}
+
+func (r *runner) rl() error {
+	total := r.cfg.RL.Steps
+	if r.state.Phase != "rl" {
+		acc, _, err := r.evaluate()
+		if err != nil {
+			return err
+		}
+		r.summary.AccuracySFT = acc
+		if err := r.log.Write(metrics.Record{Step: 0, Phase: "eval-sft", Values: map[string]float64{"accuracy": acc}}); err != nil {
+			return err
+		}
+		if r.needRef {
+			if r.ref, err = r.policy.Clone(); err != nil {
+				return err
+			}
+			if err := writeFolderAtomic(r.ckptDir, "reference", func(tmp string) error {
+				return r.ref.Save(filepath.Join(tmp, "model"))
+			}); err != nil {
+				return err
+			}
+		}
+		if r.trainer, err = model.NewTrainer(r.policy, r.optimConfig("rl")); err != nil {
+			return err
+		}
+		r.state = runState{Phase: "rl"}
+		if total == 0 {
+			r.summary.AccuracyRL = acc
+			return nil
+		}
+		if err := r.checkpoint(); err != nil { // rl-000000: RL can resume from its very start
+			return err
+		}
+	}
+	var firstReward float64
+	var tail []float64
+	var split [3]float64
+	for step := r.state.Step + 1; step <= total; step++ {
+		vals, err := r.rlStep(step, total)
+		if err != nil {
+			return fmt.Errorf("rl step %d: %w", step, err)
+		}
+		if step == 1 {
+			firstReward = vals["reward_mean"]
+		}
+		if step > total-max(1, total/10) {
+			tail = append(tail, vals["reward_mean"])
+		}
+		split[0] += vals["rollout_s"]
+		split[1] += vals["reward_s"]
+		split[2] += vals["train_s"]
+		r.state.Step = step
+		if err := r.log.Write(metrics.Record{Step: step, Phase: "rl", Values: vals}); err != nil {
+			return err
+		}
+		desc := fmt.Sprintf("rl %d/%d reward %.3f acc %.3f", step, total, vals["reward_mean"], vals["accuracy"])
+		if r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 || step == total {
+			acc, meanLen, err := r.evaluate()
+			if err != nil {
+				return err
+			}
+			r.summary.AccuracyRL = acc
+			if err := r.log.Write(metrics.Record{Step: step, Phase: "eval", Values: map[string]float64{"accuracy": acc, "response_len": meanLen}}); err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" held-out %.3f", acc)
+		}
+		r.bar.advance(desc)
+		if r.dueCheckpoint(step, total) {
+			if err := r.checkpoint(); err != nil {
+				return err
+			}
+		}
+	}
+	done := float64(total - 0)
+	if done > 0 {
+		r.summary.RewardFirst = firstReward
+		r.summary.RewardLast = mean(tail)
+		r.summary.RolloutS, r.summary.RewardS, r.summary.TrainS = split[0]/done, split[1]/done, split[2]/done
+	}
+	return nil
+}
+
+// collect samples prompts_per_step prompts × group_size responses and scores them.
+func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, float64, float64, error) {
+	g := r.cfg.Sampling.GroupSize
+	exs, err := r.prompts.draw(purpose, step, nPrompts)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	b := &rolloutBatch{}
+	for i, ex := range exs {
+		p, err := r.codec.prompt(ex)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		for range g {
+			b.examples = append(b.examples, ex)
+			b.prompts = append(b.prompts, p)
+			b.group = append(b.group, i)
+		}
+	}
+	s := r.cfg.Sampling
+	scfg := rollout.Config{Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP, MaxNewTokens: s.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
+	t0 := time.Now()
+	comps, err := r.sample(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	rolloutS := time.Since(t0).Seconds()
+	t1 := time.Now()
+	for i, c := range comps {
+		b.resps = append(b.resps, c.Tokens)
+		b.finish = append(b.finish, c.Finish)
+		sc := r.score(r.codec.text(c.Tokens), b.examples[i])
+		b.rewards = append(b.rewards, sc.Value)
+		b.correct = append(b.correct, sc.Correct)
+	}
+	return b, rolloutS, time.Since(t1).Seconds(), nil
+}
+
+// objectiveBatch lays a rollout batch out as objective arrays: columns are response tokens.
+func (r *runner) objectiveBatch(b *rolloutBatch) *objective.Batch {
+	width := r.cfg.Sampling.MaxNewTokens
+	ob := &objective.Batch{Rewards: b.rewards, Group: b.group}
+	for i := range b.rows() {
+		m := make([]float64, width)
+		for j := range b.resps[i] {
+			m[j] = 1
+		}
+		ob.Mask = append(ob.Mask, m)
+		ob.PromptID = append(ob.PromptID, b.examples[i].ID+"|"+b.examples[i].Prompt)
+		ob.Truncated = append(ob.Truncated, b.finish[i] == "length")
+		ob.Lengths = append(ob.Lengths, len(b.resps[i]))
+		ids := make([]int, width)
+		for j, t := range b.resps[i] {
+			ids[j] = int(t)
+		}
+		ob.TokenIDs = append(ob.TokenIDs, ids)
+	}
+	return ob
+}
+
+// responseValues picks the response-token columns out of model position arrays ([rows][T-1]).
+func responseValues(b *rolloutBatch, pos [][]float32, width int) [][]float64 {
+	out := make([][]float64, len(pos))
+	for i := range pos {
+		out[i] = make([]float64, width)
+		off := len(b.prompts[i]) - 1
+		for j := range b.resps[i] {
+			out[i][j] = float64(pos[i][off+j])
+		}
+	}
+	return out
+}
+
+// positionCoefs is the inverse: objective gradients per response token placed at model positions.
+func positionCoefs(b *rolloutBatch, grad [][]float64, seqWidth int) [][]float32 {
+	if grad == nil {
+		return nil
+	}
+	out := make([][]float32, len(grad))
+	for i := range grad {
+		out[i] = make([]float32, seqWidth-1)
+		off := len(b.prompts[i]) - 1
+		for j := range b.resps[i] {
+			out[i][off+j] = float32(grad[i][j])
+		}
+	}
+	return out
+}
+
+func (r *runner) rlStep(step, total int) (map[string]float64, error) {
+	stepStart := time.Now()
+	nPrompts := r.cfg.Sampling.PromptsPerStep
+	batch, rolloutS, rewardS, err := r.collect("rollout", step, nPrompts)
+	if err != nil {
+		return nil, err
+	}
+	sampled := batch.rows()
+	vals := map[string]float64{}
+	rewardStats(batch, vals)
+
+	// Log-probs of the policy before the update (π_old, recomputed as verl does), the reference's, and
+	// the entropies; then advantages and the preset's filters over the whole batch.
+	t0 := time.Now()
+	ob, posLogp, err := r.scoreBatch(batch)
+	if err != nil {
+		return nil, err
+	}
+	adv, err := r.obj.Advantages(ob)
+	if err != nil {
+		return nil, err
+	}
+	keep, filterStats, err := r.selectRows(ob, adv)
+	if err != nil {
+		return nil, err
+	}
+	trainS := time.Since(t0).Seconds()
+
+	// Dynamic sampling: refill dropped groups with fresh prompts.
+	for round := 1; round <= r.cfg.RL.MaxRefills && countGroups(batch, keep) < nPrompts; round++ {
+		extra, rs, ws, err := r.collect(fmt.Sprintf("refill%d", round), step, nPrompts)
+		if err != nil {
+			return nil, err
+		}
+		rolloutS += rs
+		rewardS += ws
+		sampled += extra.rows()
+		batch.append(extra, (round)*nPrompts)
+		t1 := time.Now()
+		if ob, posLogp, err = r.scoreBatch(batch); err != nil {
+			return nil, err
+		}
+		if adv, err = r.obj.Advantages(ob); err != nil {
+			return nil, err
+		}
+		if keep, filterStats, err = r.selectRows(ob, adv); err != nil {
+			return nil, err
+		}
+		trainS += time.Since(t1).Seconds()
+	}
+	for k, v := range filterStats {
+		vals["filter_"+k] = v
+	}
+	rows := keptRows(batch, keep, nPrompts)
+	vals["rows_trained"] = float64(len(rows))
+	vals["rows_sampled"] = float64(sampled)
+
+	t2 := time.Now()
+	if len(rows) > 0 {
+		lossVals, err := r.update(step, total, batch, ob, adv, posLogp, rows)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range lossVals {
+			vals[k] = v
+		}
+	}
+	trainS += time.Since(t2).Seconds()
+	if so, ok := r.obj.(objective.StepObserver); ok {
+		if err := so.AfterStep(ob); err != nil {
+			return nil, err
+		}
+	}
+	tokens := 0
+	for _, resp := range batch.resps {
+		tokens += len(resp)
+	}
+	vals["rollout_s"], vals["reward_s"], vals["train_s"] = rolloutS, rewardS, trainS
+	vals["tokens_per_s"] = float64(tokens) / time.Since(stepStart).Seconds()
+	return vals, nil
+}
+
+// scoreBatch computes π_old (and π_ref) log-probs and entropies for every row and returns the
+// objective batch plus the policy's per-position log-probs (reused for the first mini-batch).
+func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, error) {
+	width := r.cfg.Sampling.MaxNewTokens
+	ids, mask := sequences(b.prompts, b.resps, r.codec.pad)
+	logp, ent, err := r.policy.LogProbs(ids, mask)
+	if err != nil {
+		return nil, nil, err
+	}
+	ob := r.objectiveBatch(b)
+	ob.OldLogP = responseValues(b, logp, width)
+	ob.LogP = responseValues(b, logp, width)
+	ob.Entropy = responseValues(b, ent, width)
+	if r.ref != nil {
+		refLogp, _, err := r.ref.LogProbs(ids, mask)
+		if err != nil {
+			return nil, nil, err
+		}
+		ob.RefLogP = responseValues(b, refLogp, width)
+	}
+	return ob, logp, nil
+}
+
+func (r *runner) selectRows(ob *objective.Batch, adv [][]float64) ([]bool, map[string]float64, error) {
+	keep := make([]bool, len(ob.Mask))
+	for i := range keep {
+		keep[i] = true
+	}
+	sel, ok := r.obj.(objective.Selector)
+	if !ok {
+		return keep, nil, nil
+	}
+	s, err := sel.Select(ob, adv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.Keep != nil {
+		keep = s.Keep
+	}
+	if s.Mask != nil {
+		for i := range ob.Mask {
+			for j := range ob.Mask[i] {
+				ob.Mask[i][j] *= s.Mask[i][j]
+			}
+		}
+	}
+	return keep, s.Stats, nil
+}
+
+// countGroups counts groups with at least one kept row.
+func countGroups(b *rolloutBatch, keep []bool) int {
+	seen := map[int]bool{}
+	for i, k := range keep {
+		if k {
+			seen[b.group[i]] = true
+		}
+	}
+	return len(seen)
+}
+
+// keptRows lists kept rows, at most the first `limit` groups of them (dynamic sampling fills the batch
+// up to prompts_per_step groups and no further).
+func keptRows(b *rolloutBatch, keep []bool, limit int) []int {
+	var rows []int
+	seen := map[int]bool{}
+	for i, k := range keep {
+		if !k {
+			continue
+		}
+		if !seen[b.group[i]] {
+			if len(seen) == limit {
+				continue
+			}
+			seen[b.group[i]] = true
+		}
+		rows = append(rows, i)
+	}
+	return rows
+}
+
+// update runs rl.epochs × rl.mini_batches optimizer steps over the kept rows.
+func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, adv [][]float64, posLogp [][]float32, rows []int) (map[string]float64, error) {
+	width := r.cfg.Sampling.MaxNewTokens
+	nMini := min(r.cfg.RL.MiniBatches, len(rows))
+	optSteps := r.cfg.RL.Epochs * nMini
+	lr := learningRate(r.cfg.Optim, r.cfg.Optim.LR, step, total)
+	sums := map[string]float64{}
+	rng := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "minibatch", step), 0))
+	for epoch := 0; epoch < r.cfg.RL.Epochs; epoch++ {
+		order := append([]int(nil), rows...)
+		if nMini > 1 {
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		}
+		for m := 0; m < nMini; m++ {
+			mb := order[m*len(order)/nMini : (m+1)*len(order)/nMini]
+			sub := b.subset(mb)
+			ids, mask := sequences(sub.prompts, sub.resps, r.codec.pad)
+			mbBatch := pick(ob, adv, mb)
+			if epoch == 0 && m == 0 && nMini == 1 {
+				// Nothing has changed the policy since scoreBatch: reuse its log-probs.
+				mbBatch.LogP = pickRows(ob.LogP, mb)
+			} else {
+				logp, ent, err := r.policy.LogProbs(ids, mask)
+				if err != nil {
+					return nil, err
+				}
+				mbBatch.LogP = responseValues(sub, logp, width)
+				mbBatch.Entropy = responseValues(sub, ent, width)
+			}
+			res, err := r.obj.Loss(mbBatch)
+			if err != nil {
+				return nil, err
+			}
+			seqW := len(ids[0])
+			if _, err := r.accumulate(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
+				return nil, err
+			}
+			gradNorm, err := r.trainer.Step(lr)
+			if err != nil {
+				return nil, err
+			}
+			sums["loss"] += res.Loss
+			sums["grad_norm"] += gradNorm
+			for k, v := range res.Metrics {
+				sums[k] += v
+			}
+		}
+	}
+	out := map[string]float64{"lr": lr}
+	for k, v := range sums {
+		out[k] = v / float64(optSteps)
+	}
+	// Entropy of the policy on the kept response tokens before the update.
+	out["entropy"] = maskedMean(pickRows(ob.Entropy, rows), pickRows(ob.Mask, rows))
+	if ob.RefLogP != nil {
+		out["kl_ref_k3"] = k3(pickRows(ob.LogP, rows), pickRows(ob.RefLogP, rows), pickRows(ob.Mask, rows))
+	}
+	return out, nil
+}
+
+// pick builds the mini-batch view of the objective batch.
+func pick(ob *objective.Batch, adv [][]float64, rows []int) *objective.Batch {
+	out := &objective.Batch{
+		OldLogP:    pickRows(ob.OldLogP, rows),
+		RefLogP:    pickRows(ob.RefLogP, rows),
+		Mask:       pickRows(ob.Mask, rows),
+		Advantages: pickRows(adv, rows),
+		Entropy:    pickRows(ob.Entropy, rows),
+	}
+	for _, i := range rows {
+		out.Rewards = append(out.Rewards, ob.Rewards[i])
+		out.Group = append(out.Group, ob.Group[i])
+		out.PromptID = append(out.PromptID, ob.PromptID[i])
+		out.Truncated = append(out.Truncated, ob.Truncated[i])
+		out.Lengths = append(out.Lengths, ob.Lengths[i])
+		out.TokenIDs = append(out.TokenIDs, ob.TokenIDs[i])
+	}
+	return out
+}
+
+func pickRows[T any](m [][]T, rows []int) [][]T {
+	if m == nil {
+		return nil
+	}
+	out := make([][]T, len(rows))
+	for k, i := range rows {
+		out[k] = m[i]
+	}
+	return out
+}
+
+// rewardStats adds reward, accuracy, length and group statistics of a rollout batch.
+func rewardStats(b *rolloutBatch, vals map[string]float64) {
+	n := float64(b.rows())
+	var sum, sq, correct, length, truncated float64
+	for i := range b.rows() {
+		sum += b.rewards[i]
+		sq += b.rewards[i] * b.rewards[i]
+		if b.correct[i] {
+			correct++
+		}
+		length += float64(len(b.resps[i]))
+		if b.finish[i] == "length" {
+			truncated++
+		}
+	}
+	m := sum / n
+	vals["reward_mean"] = m
+	vals["reward_std"] = math.Sqrt(math.Max(sq/n-m*m, 0))
+	vals["accuracy"] = correct / n
+	vals["response_len"] = length / n
+	vals["truncated_frac"] = truncated / n
+	groups := map[int][]float64{}
+	for i, g := range b.group {
+		groups[g] = append(groups[g], b.rewards[i])
+	}
+	zero := 0
+	for _, rs := range groups {
+		same := true
+		for _, x := range rs {
+			same = same && x == rs[0]
+		}
+		if same {
+			zero++
+		}
+	}
+	vals["zero_var_groups_frac"] = float64(zero) / float64(len(groups))
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+func maskedMean(x, mask [][]float64) float64 {
+	s, n := 0.0, 0.0
+	for i := range x {
+		for j := range x[i] {
+			s += x[i][j] * mask[i][j]
+			n += mask[i][j]
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / n
+}
+
+// k3 is the low-variance KL(π‖π_ref) estimate exp(ref−logp) − (ref−logp) − 1, averaged over tokens.
+func k3(logp, ref, mask [][]float64) float64 {
+	s, n := 0.0, 0.0
+	for i := range logp {
+		for j := range logp[i] {
+			if mask[i][j] == 0 {
+				continue
+			}
+			d := ref[i][j] - logp[i][j]
+			s += math.Exp(d) - d - 1
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return s / n
+}
+
+func isFailure(reason string) bool {
+	r := strings.ToLower(reason)
+	return strings.Contains(r, "panic") || strings.Contains(r, "timed out") || strings.Contains(r, "timeout") || strings.Contains(r, "error")
+}

@@ -1,0 +1,452 @@
+// Package train runs post-training: an optional supervised warm-up, then the RL loop (sample G
+// responses per prompt, verify, compute advantages, PPO-style epochs over mini-batches with the chosen
+// objective, AdamW), with periodic evaluation, metrics, plots and resumable checkpoints.
+//
+// It implements no algorithm's math: advantages, ratios, clipping and losses come from package
+// objective; sampling from rollout; rewards from reward; the model and optimizer from model.
+package train
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/polo-rl/polo/metrics"
+	"github.com/polo-rl/polo/model"
+	"github.com/polo-rl/polo/objective"
+	"github.com/polo-rl/polo/reward"
+	"github.com/polo-rl/polo/rollout"
+	"github.com/polo-rl/polo/task"
+)
+
+// Options are run-time choices that are not part of the configuration.
+type Options struct {
+	Resume   bool      // continue cfg.RunDir from its latest checkpoint
+	Progress io.Writer // progress bar destination; nil = none
+	Log      io.Writer // one-line notices (reward failures, checkpoints); nil = discard
+}
+
+// Summary is what a finished run reports.
+type Summary struct {
+	RunDir        string
+	AccuracyStart float64 // held-out greedy accuracy of the initial policy
+	AccuracySFT   float64 // after the SFT warm-up (= start when there is none)
+	AccuracyRL    float64 // after RL
+	RewardFirst   float64 // mean reward of the first RL step
+	RewardLast    float64 // mean reward over the last 10% of RL steps
+	WallSeconds   float64
+	RolloutS      float64 // mean seconds per RL step in sampling
+	RewardS       float64 // … in verification
+	TrainS        float64 // … in log-prob passes and optimizer steps
+}
+
+// runner holds one run's live state.
+type runner struct {
+	cfg      Config
+	opts     Options
+	dir      string
+	ckptDir  string
+	codec    *codec
+	prompts  *promptSource
+	verifier reward.Verifier
+	obj      objective.Objective
+	needRef  bool
+	policy   *model.Model
+	ref      *model.Model
+	trainer  *model.Trainer
+	log      *metrics.Log
+	state    runState
+	bar      *progress
+	start    time.Time
+	summary  Summary
+}
+
+// Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
+func Run(cfg Config, opts Options) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, err
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	r := &runner{cfg: cfg, opts: opts, dir: cfg.RunDir, ckptDir: filepath.Join(cfg.RunDir, "checkpoints"), start: time.Now()}
+	if err := r.setup(); err != nil {
+		return Summary{}, err
+	}
+	defer r.log.Close()
+	if err := r.sft(); err != nil {
+		return Summary{}, err
+	}
+	if err := r.rl(); err != nil {
+		return Summary{}, err
+	}
+	r.bar.finish()
+	r.summary.RunDir = r.dir
+	r.summary.WallSeconds = time.Since(r.start).Seconds()
+	if err := r.finish(); err != nil {
+		return r.summary, err
+	}
+	return r.summary, nil
+}
+
+// Resume continues the run in dir from its latest complete checkpoint, with the configuration it was
+// started with (dir/config.yaml).
+func Resume(dir string, opts Options) (Summary, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, "config.yaml"), nil)
+	if err != nil {
+		return Summary{}, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	cfg.RunDir = dir
+	opts.Resume = true
+	return Run(cfg, opts)
+}
+
+func (r *runner) setup() error {
+	var err error
+	if r.prompts, err = newPromptSource(r.cfg); err != nil {
+		return err
+	}
+	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet); err != nil {
+		return err
+	}
+	if r.verifier, err = newVerifier(r.cfg); err != nil {
+		return err
+	}
+	if r.obj, r.needRef, err = newObjective(r.cfg); err != nil {
+		return err
+	}
+	metricsPath := filepath.Join(r.dir, "metrics.jsonl")
+	if r.opts.Resume {
+		if err := r.restore(metricsPath); err != nil {
+			return err
+		}
+	} else {
+		if _, err := os.Stat(filepath.Join(r.ckptDir, latestFile)); err == nil {
+			return fmt.Errorf("run dir %s already holds a run; resume it with --resume %s or set run_dir to a new folder", r.dir, r.dir)
+		}
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return fmt.Errorf("run dir: %w", err)
+		}
+		os.Remove(metricsPath) // a previous attempt that never checkpointed
+		if err := writeFileAtomic(filepath.Join(r.dir, "config.yaml"), r.cfg.YAML()); err != nil {
+			return fmt.Errorf("write config: %w", err)
+		}
+		if r.policy, err = newPolicy(r.cfg, r.codec.tok.VocabSize()); err != nil {
+			return err
+		}
+	}
+	if r.log, err = metrics.Open(metricsPath); err != nil {
+		return err
+	}
+	r.bar = newProgress(r.opts.Progress, r.cfg.SFT.Steps+r.cfg.RL.Steps, r.doneSteps())
+	return nil
+}
+
+func (r *runner) doneSteps() int {
+	switch r.state.Phase {
+	case "sft":
+		return r.state.Step
+	case "rl":
+		return r.cfg.SFT.Steps + r.state.Step
+	}
+	return 0
+}
+
+// restore loads the latest checkpoint and trims metrics written after it.
+func (r *runner) restore(metricsPath string) error {
+	path, err := latestCheckpoint(r.ckptDir)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if err := readJSONFile(filepath.Join(path, "state.json"), &r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if r.policy, err = model.Load(filepath.Join(path, "model")); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	lr := r.cfg.Optim
+	if r.state.Phase == "sft" {
+		lr.LR = r.cfg.SFT.LR
+	}
+	if r.trainer, err = model.NewTrainer(r.policy, r.optimConfig(r.state.Phase)); err != nil {
+		return err
+	}
+	if err := r.trainer.LoadState(filepath.Join(path, "optimizer.bin")); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if s, ok := r.obj.(objective.Stateful); ok && len(r.state.ObjectiveState) > 0 {
+		if err := s.UnmarshalState(r.state.ObjectiveState); err != nil {
+			return fmt.Errorf("resume: objective state: %w", err)
+		}
+	}
+	if r.state.Phase == "rl" && r.needRef {
+		if r.ref, err = model.Load(filepath.Join(r.ckptDir, "reference", "model")); err != nil {
+			return fmt.Errorf("resume: reference model: %w", err)
+		}
+	}
+	// Drop metrics of steps the checkpoint does not contain: the resumed run redoes them.
+	records, err := metrics.Read(metricsPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	kept := records[:0]
+	for _, rec := range records {
+		if r.covered(rec) {
+			kept = append(kept, rec)
+		}
+	}
+	fmt.Fprintf(r.opts.Log, "resuming %s from %s (%s step %d)\n", r.dir, filepath.Base(path), r.state.Phase, r.state.Step)
+	return metrics.Rewrite(metricsPath, kept)
+}
+
+// covered says whether a metrics record belongs to work the restored checkpoint already contains.
+func (r *runner) covered(rec metrics.Record) bool {
+	phaseOrder := map[string]int{"eval-start": 0, "sft": 0, "sft-eval": 0, "eval-sft": 1, "rl": 2, "eval": 2}
+	cur := phaseOrder[r.state.Phase]
+	p := phaseOrder[rec.Phase]
+	if rec.Phase == "eval-sft" {
+		return r.state.Phase == "rl"
+	}
+	if p != cur {
+		return p < cur
+	}
+	return rec.Step <= r.state.Step
+}
+
+func (r *runner) optimConfig(phase string) model.OptimConfig {
+	o := r.cfg.Optim
+	lr := o.LR
+	if phase == "sft" {
+		lr = r.cfg.SFT.LR
+	}
+	return model.OptimConfig{LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm}
+}
+
+// checkpoint writes the current state; phase/step name it.
+func (r *runner) checkpoint() error {
+	if s, ok := r.obj.(objective.Stateful); ok {
+		data, err := s.MarshalState()
+		if err != nil {
+			return fmt.Errorf("objective state: %w", err)
+		}
+		r.state.ObjectiveState = data
+	}
+	name := checkpointName(r.state.Phase, r.state.Step)
+	err := writeCheckpoint(r.ckptDir, name, func(tmp string) error {
+		if err := r.policy.Save(filepath.Join(tmp, "model")); err != nil {
+			return err
+		}
+		if err := r.trainer.SaveState(filepath.Join(tmp, "optimizer.bin")); err != nil {
+			return err
+		}
+		return writeJSONFile(filepath.Join(tmp, "state.json"), r.state)
+	})
+	if err != nil {
+		return err
+	}
+	return pruneCheckpoints(r.ckptDir, r.cfg.Ckpt.Keep)
+}
+
+func (r *runner) dueCheckpoint(step, last int) bool {
+	return step == last || (r.cfg.Ckpt.Every > 0 && step%r.cfg.Ckpt.Every == 0)
+}
+
+// ---- SFT warm-up ----------------------------------------------------------------------------------
+
+func (r *runner) sft() error {
+	if r.state.Phase == "rl" {
+		return nil
+	}
+	total := r.cfg.SFT.Steps
+	if r.state.Phase == "" {
+		acc, _, err := r.evaluate()
+		if err != nil {
+			return err
+		}
+		r.summary.AccuracyStart = acc
+		if err := r.log.Write(metrics.Record{Step: 0, Phase: "eval-start", Values: map[string]float64{"accuracy": acc}}); err != nil {
+			return err
+		}
+		if total == 0 {
+			return nil
+		}
+		var err2 error
+		if r.trainer, err2 = model.NewTrainer(r.policy, r.optimConfig("sft")); err2 != nil {
+			return err2
+		}
+		r.state = runState{Phase: "sft"}
+	}
+	for step := r.state.Step + 1; step <= total; step++ {
+		exs, err := r.prompts.draw("sft", step, r.cfg.SFT.BatchSize)
+		if err != nil {
+			return err
+		}
+		var prompts, answers [][]int32
+		for _, ex := range exs {
+			p, err := r.codec.prompt(ex)
+			if err != nil {
+				return err
+			}
+			prompts = append(prompts, p)
+			answers = append(answers, r.codec.answer(ex))
+		}
+		ids, mask := sequences(prompts, answers, r.codec.pad)
+		nTok := 0
+		for _, a := range answers {
+			nTok += len(a)
+		}
+		coef := make([][]float32, len(ids))
+		for b := range ids {
+			coef[b] = make([]float32, len(ids[b])-1)
+			for j := range answers[b] {
+				coef[b][len(prompts[b])-1+j] = float32(-1 / float64(nTok))
+			}
+		}
+		t0 := time.Now()
+		logp, err := r.accumulate(ids, mask, coef, nil)
+		if err != nil {
+			return err
+		}
+		lr := learningRate(r.cfg.Optim, r.cfg.SFT.LR, step, total)
+		gradNorm, err := r.trainer.Step(lr)
+		if err != nil {
+			return err
+		}
+		loss := 0.0
+		for b := range logp {
+			for t, c := range coef[b] {
+				loss += float64(c) * float64(logp[b][t])
+			}
+		}
+		r.state.Step = step
+		vals := map[string]float64{"loss": loss, "grad_norm": gradNorm, "lr": lr, "train_s": time.Since(t0).Seconds()}
+		if err := r.log.Write(metrics.Record{Step: step, Phase: "sft", Values: vals}); err != nil {
+			return err
+		}
+		desc := fmt.Sprintf("sft %d/%d loss %.3f", step, total, loss)
+		if r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 && step < total {
+			acc, _, err := r.evaluate()
+			if err != nil {
+				return err
+			}
+			if err := r.log.Write(metrics.Record{Step: step, Phase: "sft-eval", Values: map[string]float64{"accuracy": acc}}); err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" held-out %.3f", acc)
+		}
+		r.bar.advance(desc)
+		if r.dueCheckpoint(step, total) {
+			if err := r.checkpoint(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// accumulate runs forward/backward in micro-batches of rl.micro_batch_size rows and returns the
+// forward log-probs of all rows.
+func (r *runner) accumulate(ids, mask [][]int32, coefLogp, coefEnt [][]float32) ([][]float32, error) {
+	size := r.cfg.RL.MicroBatchSize
+	if size <= 0 || size > len(ids) {
+		size = len(ids)
+	}
+	var all [][]float32
+	for lo := 0; lo < len(ids); lo += size {
+		hi := min(lo+size, len(ids))
+		var ce [][]float32
+		if coefEnt != nil {
+			ce = coefEnt[lo:hi]
+		}
+		logp, _, err := r.trainer.Accumulate(ids[lo:hi], mask[lo:hi], coefLogp[lo:hi], ce)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, logp...)
+	}
+	return all, nil
+}
+
+// sequences concatenates prompt and continuation ids per row and right-pads to a common width.
+func sequences(prompts, conts [][]int32, pad int32) (ids, mask [][]int32) {
+	width := 0
+	for i := range prompts {
+		width = max(width, len(prompts[i])+len(conts[i]))
+	}
+	ids = make([][]int32, len(prompts))
+	mask = make([][]int32, len(prompts))
+	for i := range prompts {
+		row := make([]int32, width)
+		m := make([]int32, width)
+		n := copy(row, prompts[i])
+		n += copy(row[n:], conts[i])
+		for j := range width {
+			if j < n {
+				m[j] = 1
+			} else {
+				row[j] = pad
+			}
+		}
+		ids[i], mask[i] = row, m
+	}
+	return ids, mask
+}
+
+// ---- evaluation -----------------------------------------------------------------------------------
+
+// evaluate decodes every held-out prompt greedily and returns accuracy and mean response length.
+func (r *runner) evaluate() (acc, meanLen float64, err error) {
+	test := r.prompts.test
+	if len(test) == 0 {
+		return math.NaN(), math.NaN(), nil
+	}
+	batch := r.cfg.Sampling.PromptsPerStep * r.cfg.Sampling.GroupSize
+	scfg := rollout.Config{Temperature: 0, TopP: 1, MaxNewTokens: r.cfg.Sampling.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
+	correct, tokens := 0, 0
+	for lo := 0; lo < len(test); lo += batch {
+		exs := test[lo:min(lo+batch, len(test))]
+		prompts := make([][]int32, len(exs))
+		for i, ex := range exs {
+			if prompts[i], err = r.codec.prompt(ex); err != nil {
+				return 0, 0, err
+			}
+		}
+		comps, err := r.sample(prompts, scfg, 0)
+		if err != nil {
+			return 0, 0, err
+		}
+		for i, c := range comps {
+			tokens += len(c.Tokens)
+			if r.score(r.codec.text(c.Tokens), exs[i]).Correct {
+				correct++
+			}
+		}
+	}
+	return float64(correct) / float64(len(test)), float64(tokens) / float64(len(test)), nil
+}
+
+// sample runs the sampler on a fresh KV-cache decoder sized for these prompts.
+func (r *runner) sample(prompts [][]int32, scfg rollout.Config, seed uint64) ([]rollout.Completion, error) {
+	maxPrompt := 0
+	for _, p := range prompts {
+		maxPrompt = max(maxPrompt, len(p))
+	}
+	dec, err := r.policy.NewDecoder(len(prompts), maxPrompt+scfg.MaxNewTokens)
+	if err != nil {
+		return nil, err
+	}
+	return rollout.Sample(dec, prompts, scfg, seed)
+}
+
+// score verifies one response; a verifier that fails, panics or hangs scores 0 with a logged reason.
+func (r *runner) score(text string, ex task.Example) reward.Score {
+	s := reward.Safe(r.verifier, time.Duration(r.cfg.Reward.Timeout*float64(time.Second))).Verify(text, ex)
+	if s.Reason != "" && !s.Correct && s.Value == 0 && isFailure(s.Reason) {
+		fmt.Fprintf(r.opts.Log, "reward: example %s: %s\n", ex.ID, s.Reason)
+	}
+	return s
+}

@@ -1,0 +1,221 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"github.com/polo-rl/polo/model"
+	"github.com/polo-rl/polo/objective"
+	"github.com/polo-rl/polo/reward"
+	"github.com/polo-rl/polo/task"
+	"github.com/polo-rl/polo/tokenizer"
+)
+
+// codec turns examples into token ids and sampled ids back into text.
+type codec struct {
+	tok      tokenizer.Tokenizer
+	addBOS   bool // prepend BOS by hand (the char tokenizer); HF tokenizers add it themselves
+	hf       *tokenizer.HF
+	eos, pad int32
+}
+
+func newCodec(c Config, alphabet string) (*codec, error) {
+	switch c.Tokenizer.Kind {
+	case "char":
+		if alphabet == "" {
+			return nil, fmt.Errorf("tokenizer kind char needs a synthetic task with an alphabet; use tokenizer.kind=hf for datasets")
+		}
+		t, err := tokenizer.NewChar(alphabet)
+		if err != nil {
+			return nil, err
+		}
+		return &codec{tok: t, addBOS: true, eos: t.EOS(), pad: t.PAD()}, nil
+	default:
+		dir := c.Tokenizer.Path
+		if dir == "" {
+			dir = c.Model.Path
+		}
+		t, err := tokenizer.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		if t.EOS() < 0 {
+			return nil, fmt.Errorf("tokenizer %s has no EOS token; RL needs one to end responses", dir)
+		}
+		pad := t.PAD()
+		if pad < 0 {
+			pad = t.EOS()
+		}
+		return &codec{tok: t, hf: t, eos: t.EOS(), pad: pad}, nil
+	}
+}
+
+// prompt returns the ids the policy is conditioned on.
+func (c *codec) prompt(ex task.Example) ([]int32, error) {
+	if c.hf != nil && len(ex.Messages) > 0 {
+		msgs := make([]tokenizer.Message, len(ex.Messages))
+		for i, m := range ex.Messages {
+			msgs[i] = tokenizer.Message{Role: m.Role, Content: m.Content}
+		}
+		text, err := c.hf.ApplyChatTemplate(msgs, tokenizer.ChatOptions{AddGenerationPrompt: true})
+		if err != nil {
+			return nil, fmt.Errorf("example %s: %w", ex.ID, err)
+		}
+		return c.tok.Encode(text), nil
+	}
+	if c.addBOS {
+		return append([]int32{c.tok.BOS()}, c.tok.Encode(ex.Prompt)...), nil
+	}
+	return c.tok.EncodeWithSpecial(ex.Prompt), nil
+}
+
+// answer returns the supervised target ids for SFT: the reference answer followed by EOS.
+func (c *codec) answer(ex task.Example) []int32 {
+	return append(c.tok.Encode(ex.Answer), c.eos)
+}
+
+// text decodes a response, cut at the first EOS.
+func (c *codec) text(ids []int32) string {
+	for i, id := range ids {
+		if id == c.eos {
+			ids = ids[:i]
+			break
+		}
+	}
+	return c.tok.Decode(ids, true)
+}
+
+// promptSource yields the training prompts of a step and the held-out test set, reproducibly from
+// the seed, so that a resumed run sees exactly the prompts an uninterrupted one would.
+type promptSource struct {
+	cfg      Config
+	data     []task.Example // dataset rows (nil for a generator)
+	test     []task.Example
+	testKeys map[string]bool
+	alphabet string
+}
+
+func newPromptSource(c Config) (*promptSource, error) {
+	ps := &promptSource{cfg: c, testKeys: map[string]bool{}}
+	if c.Task.Name == "dataset" {
+		if c.Task.Path == "" {
+			return nil, fmt.Errorf("config field task.path: a dataset file is needed when task.name is dataset")
+		}
+		fields := task.Fields{Prompt: c.Task.PromptField, Answer: c.Task.AnswerField}
+		opts := task.LoadOptions{AnswerStyle: c.Task.AnswerStyle}
+		load := task.LoadJSONL
+		if strings.HasSuffix(strings.ToLower(c.Task.Path), ".parquet") {
+			load = task.LoadParquet
+		}
+		ds, err := load(c.Task.Path, fields, opts)
+		if err != nil {
+			return nil, err
+		}
+		n := ds.Len()
+		if n < 2 {
+			return nil, fmt.Errorf("dataset %s has %d usable rows; need at least 2", c.Task.Path, n)
+		}
+		testN := min(c.Task.TestSize, n/2)
+		train, test := ds.Split(float64(testN)/float64(n), c.Seed)
+		ps.data, ps.test = train.Examples, test.Examples
+		return ps, nil
+	}
+	gen, err := task.NewGenerator(c.Task.Name, c.Task.Options, int64(seedFor(c.Seed, "test", 0)))
+	if err != nil {
+		return nil, err
+	}
+	ps.alphabet = gen.Alphabet()
+	for len(ps.test) < c.Task.TestSize {
+		ex, err := gen.Next()
+		if err != nil {
+			return nil, err
+		}
+		if ps.testKeys[ex.Prompt] {
+			continue
+		}
+		ps.testKeys[ex.Prompt] = true
+		ps.test = append(ps.test, ex)
+	}
+	return ps, nil
+}
+
+// draw returns n training examples for (purpose, step); generator prompts that are in the test set are
+// skipped so held-out accuracy measures generalisation.
+func (ps *promptSource) draw(purpose string, step, n int) ([]task.Example, error) {
+	seed := seedFor(ps.cfg.Seed, purpose, step)
+	out := make([]task.Example, 0, n)
+	if ps.data != nil {
+		rng := rand.New(rand.NewPCG(seed, 0))
+		for range n {
+			out = append(out, ps.data[rng.IntN(len(ps.data))])
+		}
+		return out, nil
+	}
+	gen, err := task.NewGenerator(ps.cfg.Task.Name, ps.cfg.Task.Options, int64(seed>>1))
+	if err != nil {
+		return nil, err
+	}
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 100*n+1000 {
+			return nil, fmt.Errorf("task %s: could not draw %d training prompts outside the test set; lower task.test_size", ps.cfg.Task.Name, n)
+		}
+		ex, err := gen.Next()
+		if err != nil {
+			return nil, err
+		}
+		if !ps.testKeys[ex.Prompt] {
+			out = append(out, ex)
+		}
+	}
+	return out, nil
+}
+
+// newPolicy builds the initial policy: a seeded from-scratch preset or a Hugging Face checkpoint.
+func newPolicy(c Config, vocab int) (*model.Model, error) {
+	if c.Model.Path != "" {
+		m, err := model.Load(c.Model.Path)
+		if err != nil {
+			return nil, err
+		}
+		if m.Config().VocabSize < vocab {
+			return nil, fmt.Errorf("model %s has vocab %d, smaller than the tokenizer's %d", c.Model.Path, m.Config().VocabSize, vocab)
+		}
+		return m, nil
+	}
+	mc, err := model.Preset(c.Model.Preset, vocab)
+	if err != nil {
+		return nil, err
+	}
+	return model.New(mc, int64(seedFor(c.Seed, "init", 0)>>1))
+}
+
+// newObjective builds the configured preset and says whether it needs a reference model (beta > 0).
+func newObjective(c Config) (objective.Objective, bool, error) {
+	obj, err := objective.New(c.Algo.Name, c.Algo.Set)
+	if err != nil {
+		return nil, false, err
+	}
+	_, defaults, _ := objective.Describe(c.Algo.Name)
+	beta := defaults["beta"]
+	if v, ok := c.Algo.Set["beta"]; ok {
+		beta = v
+	}
+	b, _ := strconv.ParseFloat(beta, 64)
+	return obj, b > 0, nil
+}
+
+func newVerifier(c Config) (reward.Verifier, error) {
+	v, err := reward.NewVerifier(c.Reward.Verifier, c.Reward.Options)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// CheckObjective reports whether the configured preset and its overrides are valid, without running.
+func CheckObjective(c Config) error {
+	_, _, err := newObjective(c)
+	return err
+}
