@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -19,17 +20,35 @@ var plotKeys = []struct{ key, phase, file, label string }{
 	{"response_len", "rl", "response_length.png", "response length (tokens)"},
 }
 
-// finish writes the plots of the whole run (read back from metrics.jsonl, so a resumed run plots
-// everything).
-func (r *runner) finish() error {
-	if !r.cfg.Log.Plots {
-		return nil
+// summarize computes the end-of-run figures from the whole metrics log, so a resumed run reports
+// (and plots) everything, not only what the last process saw. WallSeconds is the caller's.
+func summarize(records []metrics.Record) Summary {
+	s := Summary{AccuracyStart: math.NaN(), AccuracySFT: math.NaN(), AccuracyRL: math.NaN()}
+	var rewards, rollout, reward, train []float64
+	for _, rec := range records {
+		v := rec.Values
+		switch rec.Phase {
+		case "eval-start":
+			s.AccuracyStart = v["accuracy"]
+			s.AccuracySFT = v["accuracy"] // until an SFT phase says otherwise
+		case "eval-sft":
+			s.AccuracySFT = v["accuracy"]
+			s.AccuracyRL = v["accuracy"]
+		case "eval":
+			s.AccuracyRL = v["accuracy"]
+		case "rl":
+			rewards = append(rewards, v["reward_mean"])
+			rollout = append(rollout, v["rollout_s"])
+			reward = append(reward, v["reward_s"])
+			train = append(train, v["train_s"])
+		}
 	}
-	records, err := metrics.Read(filepath.Join(r.dir, "metrics.jsonl"))
-	if err != nil {
-		return err
+	if len(rewards) > 0 {
+		s.RewardFirst = rewards[0]
+		s.RewardLast = mean(rewards[len(rewards)-max(1, len(rewards)/10):])
+		s.RolloutS, s.RewardS, s.TrainS = mean(rollout), mean(reward), mean(train)
 	}
-	return writePlots(filepath.Join(r.dir, "plots"), records)
+	return s
 }
 
 func writePlots(dir string, records []metrics.Record) error {

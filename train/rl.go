@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/polo-rl/polo/metrics"
@@ -62,7 +61,6 @@ func (r *runner) rl() error {
 		if err != nil {
 			return err
 		}
-		r.summary.AccuracySFT = acc
 		if err := r.log.Write(metrics.Record{Step: 0, Phase: "eval-sft", Values: map[string]float64{"accuracy": acc}}); err != nil {
 			return err
 		}
@@ -81,30 +79,17 @@ func (r *runner) rl() error {
 		}
 		r.state = runState{Phase: "rl"}
 		if total == 0 {
-			r.summary.AccuracyRL = acc
 			return nil
 		}
 		if err := r.checkpoint(); err != nil { // rl-000000: RL can resume from its very start
 			return err
 		}
 	}
-	var firstReward float64
-	var tail []float64
-	var split [3]float64
 	for step := r.state.Step + 1; step <= total; step++ {
 		vals, err := r.rlStep(step, total)
 		if err != nil {
 			return fmt.Errorf("rl step %d: %w", step, err)
 		}
-		if step == 1 {
-			firstReward = vals["reward_mean"]
-		}
-		if step > total-max(1, total/10) {
-			tail = append(tail, vals["reward_mean"])
-		}
-		split[0] += vals["rollout_s"]
-		split[1] += vals["reward_s"]
-		split[2] += vals["train_s"]
 		r.state.Step = step
 		if err := r.log.Write(metrics.Record{Step: step, Phase: "rl", Values: vals}); err != nil {
 			return err
@@ -115,7 +100,6 @@ func (r *runner) rl() error {
 			if err != nil {
 				return err
 			}
-			r.summary.AccuracyRL = acc
 			if err := r.log.Write(metrics.Record{Step: step, Phase: "eval", Values: map[string]float64{"accuracy": acc, "response_len": meanLen}}); err != nil {
 				return err
 			}
@@ -127,12 +111,6 @@ func (r *runner) rl() error {
 				return err
 			}
 		}
-	}
-	done := float64(total - 0)
-	if done > 0 {
-		r.summary.RewardFirst = firstReward
-		r.summary.RewardLast = mean(tail)
-		r.summary.RolloutS, r.summary.RewardS, r.summary.TrainS = split[0]/done, split[1]/done, split[2]/done
 	}
 	return nil
 }
@@ -561,7 +539,3 @@ func k3(logp, ref, mask [][]float64) float64 {
 	return s / n
 }
 
-func isFailure(reason string) bool {
-	r := strings.ToLower(reason)
-	return strings.Contains(r, "panic") || strings.Contains(r, "timed out") || strings.Contains(r, "timeout") || strings.Contains(r, "error")
-}

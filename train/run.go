@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/polo-rl/polo/metrics"
@@ -28,6 +29,9 @@ type Options struct {
 	Resume   bool      // continue cfg.RunDir from its latest checkpoint
 	Progress io.Writer // progress bar destination; nil = none
 	Log      io.Writer // one-line notices (reward failures, checkpoints); nil = discard
+	// Verifier, when set, scores responses instead of the configured reward.verifier (a custom reward
+	// function from Go code). It gets the same protection: a panic or a hang scores 0 with a reason.
+	Verifier reward.Verifier
 }
 
 // Summary is what a finished run reports.
@@ -62,7 +66,6 @@ type runner struct {
 	state    runState
 	bar      *progress
 	start    time.Time
-	summary  Summary
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
@@ -85,12 +88,19 @@ func Run(cfg Config, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	r.bar.finish()
-	r.summary.RunDir = r.dir
-	r.summary.WallSeconds = time.Since(r.start).Seconds()
-	if err := r.finish(); err != nil {
-		return r.summary, err
+	records, err := metrics.Read(filepath.Join(r.dir, "metrics.jsonl"))
+	if err != nil {
+		return Summary{}, err
 	}
-	return r.summary, nil
+	sum := summarize(records)
+	sum.RunDir = r.dir
+	sum.WallSeconds = time.Since(r.start).Seconds()
+	if r.cfg.Log.Plots {
+		if err := writePlots(filepath.Join(r.dir, "plots"), records); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
 }
 
 // Resume continues the run in dir from its latest complete checkpoint, with the configuration it was
@@ -113,9 +123,13 @@ func (r *runner) setup() error {
 	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet); err != nil {
 		return err
 	}
-	if r.verifier, err = newVerifier(r.cfg); err != nil {
-		return err
+	v := r.opts.Verifier
+	if v == nil {
+		if v, err = newVerifier(r.cfg); err != nil {
+			return err
+		}
 	}
+	r.verifier = reward.Safe(v, time.Duration(r.cfg.Reward.Timeout*float64(time.Second)))
 	if r.obj, r.needRef, err = newObjective(r.cfg); err != nil {
 		return err
 	}
@@ -267,7 +281,6 @@ func (r *runner) sft() error {
 		if err != nil {
 			return err
 		}
-		r.summary.AccuracyStart = acc
 		if err := r.log.Write(metrics.Record{Step: 0, Phase: "eval-start", Values: map[string]float64{"accuracy": acc}}); err != nil {
 			return err
 		}
@@ -442,11 +455,15 @@ func (r *runner) sample(prompts [][]int32, scfg rollout.Config, seed uint64) ([]
 	return rollout.Sample(dec, prompts, scfg, seed)
 }
 
-// score verifies one response; a verifier that fails, panics or hangs scores 0 with a logged reason.
+// score verifies one response; a verifier that panics, hangs or returns a non-finite value scores 0,
+// and the reason is logged.
 func (r *runner) score(text string, ex task.Example) reward.Score {
-	s := reward.Safe(r.verifier, time.Duration(r.cfg.Reward.Timeout*float64(time.Second))).Verify(text, ex)
-	if s.Reason != "" && !s.Correct && s.Value == 0 && isFailure(s.Reason) {
-		fmt.Fprintf(r.opts.Log, "reward: example %s: %s\n", ex.ID, s.Reason)
+	s := r.verifier.Verify(text, ex)
+	if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+		s = reward.Score{Reason: fmt.Sprintf("verifier returned %v", s.Value)}
+	}
+	if strings.HasPrefix(s.Reason, "verifier ") {
+		fmt.Fprintf(r.opts.Log, "reward: example %s: %s (scored 0)\n", ex.ID, s.Reason)
 	}
 	return s
 }
