@@ -538,4 +538,3 @@ func k3(logp, ref, mask [][]float64) float64 {
 	}
 	return s / n
 }
-

@@ -254,6 +254,9 @@ func (r *runner) checkpoint() error {
 		if err := r.policy.Save(filepath.Join(tmp, "model")); err != nil {
 			return err
 		}
+		if err := r.codec.save(filepath.Join(tmp, "model")); err != nil {
+			return err
+		}
 		if err := r.trainer.SaveState(filepath.Join(tmp, "optimizer.bin")); err != nil {
 			return err
 		}

@@ -276,3 +276,22 @@ func TestPanickingOrHangingRewardScoresZero(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCheckpointHoldsItsTokenizer(t *testing.T) {
+	cfg := smallRun(t, filepath.Join(t.TempDir(), "p"), "sft.steps=2", "rl.steps=0")
+	if _, err := Run(cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadPolicy(filepath.Join(cfg.RunDir, "checkpoints", "sft-000002", "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := task.Example{Prompt: "3+4="}
+	ids, err := p.Prompt(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 5 || ids[0] != p.Tokenizer().BOS() || p.Text(append(ids[1:], p.StopTokens()[0], ids[1])) != "3+4=" {
+		t.Fatalf("prompt ids %v do not round-trip", ids)
+	}
+}

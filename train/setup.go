@@ -1,8 +1,11 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -16,7 +19,9 @@ import (
 // codec turns examples into token ids and sampled ids back into text.
 type codec struct {
 	tok      tokenizer.Tokenizer
-	addBOS   bool // prepend BOS by hand (the char tokenizer); HF tokenizers add it themselves
+	alphabet string // char tokenizer: its alphabet (saved with checkpoints)
+	hfDir    string // hf tokenizer: the folder it was loaded from
+	addBOS   bool   // prepend BOS by hand (the char tokenizer); HF tokenizers add it themselves
 	hf       *tokenizer.HF
 	eos, pad int32
 }
@@ -31,26 +36,108 @@ func newCodec(c Config, alphabet string) (*codec, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &codec{tok: t, addBOS: true, eos: t.EOS(), pad: t.PAD()}, nil
+		return &codec{tok: t, alphabet: alphabet, addBOS: true, eos: t.EOS(), pad: t.PAD()}, nil
 	default:
 		dir := c.Tokenizer.Path
 		if dir == "" {
 			dir = c.Model.Path
 		}
-		t, err := tokenizer.Load(dir)
-		if err != nil {
-			return nil, err
-		}
-		if t.EOS() < 0 {
-			return nil, fmt.Errorf("tokenizer %s has no EOS token; RL needs one to end responses", dir)
-		}
-		pad := t.PAD()
-		if pad < 0 {
-			pad = t.EOS()
-		}
-		return &codec{tok: t, hf: t, eos: t.EOS(), pad: pad}, nil
+		return loadHFCodec(dir)
 	}
 }
+
+func loadHFCodec(dir string) (*codec, error) {
+	t, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if t.EOS() < 0 {
+		return nil, fmt.Errorf("tokenizer %s has no EOS token; RL needs one to end responses", dir)
+	}
+	pad := t.PAD()
+	if pad < 0 {
+		pad = t.EOS()
+	}
+	return &codec{tok: t, hf: t, hfDir: dir, eos: t.EOS(), pad: pad}, nil
+}
+
+// charTokenizerFile marks a checkpoint whose tokenizer is the character tokenizer.
+const charTokenizerFile = "polo_tokenizer.json"
+
+// save writes the tokenizer next to the model weights, so a checkpoint folder is self-contained:
+// the character tokenizer as polo_tokenizer.json, an HF tokenizer as copies of its files.
+func (c *codec) save(dir string) error {
+	if c.hf == nil {
+		return writeJSONFile(filepath.Join(dir, charTokenizerFile), map[string]string{"kind": "char", "alphabet": c.alphabet})
+	}
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"} {
+		data, err := os.ReadFile(filepath.Join(c.hfDir, name))
+		if errors.Is(err, os.ErrNotExist) && name != "tokenizer.json" {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadCodec reads the tokenizer saved in a checkpoint's model folder (or any HF folder).
+func loadCodec(dir string) (*codec, error) {
+	var meta struct{ Kind, Alphabet string }
+	err := readJSONFile(filepath.Join(dir, charTokenizerFile), &meta)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return loadHFCodec(dir)
+	case err != nil:
+		return nil, err
+	case meta.Kind != "char" || meta.Alphabet == "":
+		return nil, fmt.Errorf("%s: want kind char and a non-empty alphabet", filepath.Join(dir, charTokenizerFile))
+	}
+	t, err := tokenizer.NewChar(meta.Alphabet)
+	if err != nil {
+		return nil, err
+	}
+	return &codec{tok: t, alphabet: meta.Alphabet, addBOS: true, eos: t.EOS(), pad: t.PAD()}, nil
+}
+
+// Policy is a saved model with its tokenizer, as `polo eval` and `polo sample` use it.
+type Policy struct {
+	Model *model.Model
+	codec *codec
+}
+
+// LoadPolicy loads a model folder written by polo (checkpoints/<name>/model) or any HF folder that
+// holds a tokenizer.
+func LoadPolicy(dir string) (*Policy, error) {
+	m, err := model.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := loadCodec(dir)
+	if err != nil {
+		return nil, err
+	}
+	if c.tok.VocabSize() > m.Config().VocabSize {
+		return nil, fmt.Errorf("%s: tokenizer has %d ids but the model only %d", dir, c.tok.VocabSize(), m.Config().VocabSize)
+	}
+	return &Policy{Model: m, codec: c}, nil
+}
+
+// Prompt returns the ids a prompt is sampled from (BOS or the chat template included).
+func (p *Policy) Prompt(ex task.Example) ([]int32, error) { return p.codec.prompt(ex) }
+
+// Text decodes a response, cut at the first EOS.
+func (p *Policy) Text(ids []int32) string { return p.codec.text(ids) }
+
+// StopTokens are the ids that end a response.
+func (p *Policy) StopTokens() []int32 { return []int32{p.codec.eos} }
+
+// Tokenizer is the policy's tokenizer.
+func (p *Policy) Tokenizer() tokenizer.Tokenizer { return p.codec.tok }
 
 // prompt returns the ids the policy is conditioned on.
 func (c *codec) prompt(ex task.Example) ([]int32, error) {
