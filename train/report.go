@@ -15,6 +15,7 @@ import (
 var plotKeys = []struct{ key, phase, file, label string }{
 	{"reward_mean", "rl", "reward.png", "mean reward"},
 	{"accuracy", "eval", "accuracy.png", "held-out accuracy (greedy)"},
+	{"pass1_sampled", "eval", "pass1_sampled.png", "held-out pass@1 (one sample, training temperature)"},
 	{"kl_ref_k3", "rl", "kl.png", "KL(policy ‖ reference), k3"},
 	{"entropy", "rl", "entropy.png", "entropy (nats/token)"},
 	{"response_len", "rl", "response_length.png", "response length (tokens)"},
@@ -23,19 +24,20 @@ var plotKeys = []struct{ key, phase, file, label string }{
 // summarize computes the end-of-run figures from the whole metrics log, so a resumed run reports
 // (and plots) everything, not only what the last process saw. WallSeconds is the caller's.
 func summarize(records []metrics.Record) Summary {
-	s := Summary{AccuracyStart: math.NaN(), AccuracySFT: math.NaN(), AccuracyRL: math.NaN()}
+	nan := math.NaN()
+	s := Summary{AccuracyStart: nan, AccuracySFT: nan, AccuracyRL: nan, Pass1Start: nan, Pass1SFT: nan, Pass1RL: nan}
 	var rewards, rollout, reward, train []float64
 	for _, rec := range records {
 		v := rec.Values
 		switch rec.Phase {
-		case "eval-start":
-			s.AccuracyStart = v["accuracy"]
-			s.AccuracySFT = v["accuracy"] // until an SFT phase says otherwise
+		case "eval-start": // also the SFT and RL figures until those phases say otherwise
+			s.AccuracyStart, s.AccuracySFT, s.AccuracyRL = v["accuracy"], v["accuracy"], v["accuracy"]
+			s.Pass1Start, s.Pass1SFT, s.Pass1RL = v["pass1_sampled"], v["pass1_sampled"], v["pass1_sampled"]
 		case "eval-sft":
-			s.AccuracySFT = v["accuracy"]
-			s.AccuracyRL = v["accuracy"]
+			s.AccuracySFT, s.AccuracyRL = v["accuracy"], v["accuracy"]
+			s.Pass1SFT, s.Pass1RL = v["pass1_sampled"], v["pass1_sampled"]
 		case "eval":
-			s.AccuracyRL = v["accuracy"]
+			s.AccuracyRL, s.Pass1RL = v["accuracy"], v["pass1_sampled"]
 		case "rl":
 			rewards = append(rewards, v["reward_mean"])
 			rollout = append(rollout, v["rollout_s"])
@@ -71,9 +73,9 @@ func writePlots(dir string, records []metrics.Record) error {
 func PrintSummary(w io.Writer, s Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "run\t%s\n", s.RunDir)
-	fmt.Fprintf(tw, "held-out accuracy: start\t%.3f\n", s.AccuracyStart)
-	fmt.Fprintf(tw, "held-out accuracy: after SFT\t%.3f\n", s.AccuracySFT)
-	fmt.Fprintf(tw, "held-out accuracy: after RL\t%.3f\n", s.AccuracyRL)
+	fmt.Fprintf(tw, "held-out\tstart\tafter SFT\tafter RL\n")
+	fmt.Fprintf(tw, "  accuracy, greedy\t%.3f\t%.3f\t%.3f\n", s.AccuracyStart, s.AccuracySFT, s.AccuracyRL)
+	fmt.Fprintf(tw, "  pass@1, one sample at the training temperature\t%.3f\t%.3f\t%.3f\n", s.Pass1Start, s.Pass1SFT, s.Pass1RL)
 	fmt.Fprintf(tw, "mean reward: first RL step → last 10%%\t%.3f → %.3f\n", s.RewardFirst, s.RewardLast)
 	fmt.Fprintf(tw, "seconds per RL step: rollout / reward / train\t%.3f / %.4f / %.3f\n", s.RolloutS, s.RewardS, s.TrainS)
 	fmt.Fprintf(tw, "wall time\t%.1f s\n", s.WallSeconds)

@@ -57,11 +57,8 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 func (r *runner) rl() error {
 	total := r.cfg.RL.Steps
 	if r.state.Phase != "rl" {
-		acc, _, err := r.evaluate()
+		_, err := r.evaluate("eval-sft", 0)
 		if err != nil {
-			return err
-		}
-		if err := r.log.Write(metrics.Record{Step: 0, Phase: "eval-sft", Values: map[string]float64{"accuracy": acc}}); err != nil {
 			return err
 		}
 		if r.needRef {
@@ -96,11 +93,8 @@ func (r *runner) rl() error {
 		}
 		desc := fmt.Sprintf("rl %d/%d reward %.3f acc %.3f", step, total, vals["reward_mean"], vals["accuracy"])
 		if r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 || step == total {
-			acc, meanLen, err := r.evaluate()
+			acc, err := r.evaluate("eval", step)
 			if err != nil {
-				return err
-			}
-			if err := r.log.Write(metrics.Record{Step: step, Phase: "eval", Values: map[string]float64{"accuracy": acc, "response_len": meanLen}}); err != nil {
 				return err
 			}
 			desc += fmt.Sprintf(" held-out %.3f", acc)

@@ -40,6 +40,9 @@ type Summary struct {
 	AccuracyStart float64 // held-out greedy accuracy of the initial policy
 	AccuracySFT   float64 // after the SFT warm-up (= start when there is none)
 	AccuracyRL    float64 // after RL
+	Pass1Start    float64 // held-out accuracy of one temperature sample per prompt (what RL optimises): start
+	Pass1SFT      float64 // … after SFT
+	Pass1RL       float64 // … after RL
 	RewardFirst   float64 // mean reward of the first RL step
 	RewardLast    float64 // mean reward over the last 10% of RL steps
 	WallSeconds   float64
@@ -280,11 +283,7 @@ func (r *runner) sft() error {
 	}
 	total := r.cfg.SFT.Steps
 	if r.state.Phase == "" {
-		acc, _, err := r.evaluate()
-		if err != nil {
-			return err
-		}
-		if err := r.log.Write(metrics.Record{Step: 0, Phase: "eval-start", Values: map[string]float64{"accuracy": acc}}); err != nil {
+		if _, err := r.evaluate("eval-start", 0); err != nil {
 			return err
 		}
 		if total == 0 {
@@ -345,11 +344,8 @@ func (r *runner) sft() error {
 		}
 		desc := fmt.Sprintf("sft %d/%d loss %.3f", step, total, loss)
 		if r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 && step < total {
-			acc, _, err := r.evaluate()
+			acc, err := r.evaluate("sft-eval", step)
 			if err != nil {
-				return err
-			}
-			if err := r.log.Write(metrics.Record{Step: step, Phase: "sft-eval", Values: map[string]float64{"accuracy": acc}}); err != nil {
 				return err
 			}
 			desc += fmt.Sprintf(" held-out %.3f", acc)
@@ -414,14 +410,34 @@ func sequences(prompts, conts [][]int32, pad int32) (ids, mask [][]int32) {
 
 // ---- evaluation -----------------------------------------------------------------------------------
 
-// evaluate decodes every held-out prompt greedily and returns accuracy and mean response length.
-func (r *runner) evaluate() (acc, meanLen float64, err error) {
+// evaluate scores the held-out prompts twice: greedy decoding ("accuracy") and one sample each at
+// the training temperature ("pass1_sampled", the quantity RL optimises), then logs the record under
+// phase/step and returns greedy accuracy.
+func (r *runner) evaluate(phase string, step int) (float64, error) {
 	test := r.prompts.test
 	if len(test) == 0 {
-		return math.NaN(), math.NaN(), nil
+		return math.NaN(), nil
 	}
+	s := r.cfg.Sampling
+	greedy := rollout.Config{Temperature: 0, TopP: 1, MaxNewTokens: s.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
+	sampled := rollout.Config{Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP, MaxNewTokens: s.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
+	acc, meanLen, err := r.heldOut(greedy, 0)
+	if err != nil {
+		return 0, err
+	}
+	pass1, _, err := r.heldOut(sampled, seedFor(r.cfg.Seed, "eval-"+phase, step))
+	if err != nil {
+		return 0, err
+	}
+	vals := map[string]float64{"accuracy": acc, "pass1_sampled": pass1, "response_len": meanLen}
+	return acc, r.log.Write(metrics.Record{Step: step, Phase: phase, Values: vals})
+}
+
+// heldOut samples one response per held-out prompt and returns the fraction correct and the mean
+// response length.
+func (r *runner) heldOut(scfg rollout.Config, seed uint64) (acc, meanLen float64, err error) {
+	test := r.prompts.test
 	batch := r.cfg.Sampling.PromptsPerStep * r.cfg.Sampling.GroupSize
-	scfg := rollout.Config{Temperature: 0, TopP: 1, MaxNewTokens: r.cfg.Sampling.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
 	correct, tokens := 0, 0
 	for lo := 0; lo < len(test); lo += batch {
 		exs := test[lo:min(lo+batch, len(test))]
@@ -431,7 +447,7 @@ func (r *runner) evaluate() (acc, meanLen float64, err error) {
 				return 0, 0, err
 			}
 		}
-		comps, err := r.sample(prompts, scfg, 0)
+		comps, err := r.sample(prompts, scfg, seed+uint64(lo))
 		if err != nil {
 			return 0, 0, err
 		}
