@@ -2,8 +2,8 @@ package train
 
 import (
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/polo-rl/polo/metrics"
