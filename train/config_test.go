@@ -12,7 +12,7 @@ func TestDemoConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Algo.Name != "grpo" || c.Sampling.GroupSize != 8 || c.Task.Options["digits"] != "3" {
+	if c.Algo.Name != "grpo" || c.Sampling.GroupSize != 8 || c.Task.Options["digits"] != "2" {
 		t.Fatalf("unexpected demo defaults: %+v", c)
 	}
 }

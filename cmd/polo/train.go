@@ -29,7 +29,7 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	printCfg := fs.Bool("print-config", false, "print the resolved configuration and exit")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: polo train [config.yaml] [--set key=value]... | polo train --resume RUN_DIR\n\nWith no config file, runs the built-in demo (tiny model, 3-digit addition, SFT then GRPO, CPU).")
+		fmt.Fprintln(stderr, "Usage: polo train [config.yaml] [--set key=value]... | polo train --resume RUN_DIR\n\nWith no config file, runs the built-in demo (small model, 2-digit addition, SFT then GRPO, CPU).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(reorder(args)); err != nil {
