@@ -120,7 +120,7 @@ func comparePlots(outDir string, results []CompareResult) error {
 				if err != nil {
 					return err
 				}
-				xs, ys := metrics.Series(recs, p.phase, p.key)
+				xs, ys := series(recs, p.phase, p.key)
 				runs = append(runs, [2][]float64{xs, ys})
 			}
 			if c, ok := bandCurve(r.Algo, runs); ok {

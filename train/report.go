@@ -58,7 +58,7 @@ func writePlots(dir string, records []metrics.Record) error {
 		return err
 	}
 	for _, p := range plotKeys {
-		xs, ys := metrics.Series(records, p.phase, p.key)
+		xs, ys := series(records, p.phase, p.key)
 		if len(xs) == 0 {
 			continue
 		}
@@ -81,4 +81,14 @@ func PrintSummary(w io.Writer, s Summary) {
 	fmt.Fprintf(tw, "wall time\t%.1f s\n", s.WallSeconds)
 	fmt.Fprintf(tw, "files\tconfig.yaml, metrics.jsonl, plots/*.png, checkpoints/\n")
 	tw.Flush()
+}
+
+// series is metrics.Series, except that RL evaluation curves start with the post-SFT evaluation as
+// step 0.
+func series(records []metrics.Record, phase, key string) (xs, ys []float64) {
+	if phase == "eval" {
+		xs, ys = metrics.Series(records, "eval-sft", key)
+	}
+	x2, y2 := metrics.Series(records, phase, key)
+	return append(xs, x2...), append(ys, y2...)
 }
