@@ -34,7 +34,9 @@ func trainedCheckpoint(t *testing.T) (model string, heldOutAcc float64) {
 			return
 		}
 		cfg, err := train.LoadConfig("", []string{"run_dir=" + dir, "task.options.digits=1", "task.test_size=32",
-			"sft.steps=40", "rl.steps=0", "log.plots=false", "log.progress=false"})
+			"sft.steps=40", "rl.steps=0", "log.plots=false", "log.progress=false",
+			// Pinned so that changes to the demo's defaults do not change this checkpoint.
+			"model.preset=tiny", "optim.warmup_steps=5", "sft.batch_size=64", "sft.lr=0.003", "eval.every=0"})
 		if err != nil {
 			ckptErr = err
 			return
@@ -239,7 +241,13 @@ func TestEvalReportIsConsistent(t *testing.T) {
 	near("mean self-certainty", rep.SelfCertainty.Mean, scSum/S)
 	for i, a := range rep.AtK {
 		near("pass@k", a.PassAtK, passK[i]/E)
-		if a.MajAtK < 0 || a.MajAtK > 1 || a.MajAtK > a.PassAtK+1e-12 {
+		// maj@k for k < n is estimated on seeded random subsets, pass@k exactly, so the estimate may
+		// exceed pass@k by sampling error; with k = n both are exact and maj@n <= pass@n strictly.
+		slack := 1e-12
+		if a.K < n {
+			slack = 0.02
+		}
+		if a.MajAtK < 0 || a.MajAtK > 1 || a.MajAtK > a.PassAtK+slack {
 			t.Errorf("maj@%d = %v, pass@%d = %v", a.K, a.MajAtK, a.K, a.PassAtK)
 		}
 		if i > 0 && a.PassAtK < rep.AtK[i-1].PassAtK {
