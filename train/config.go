@@ -26,6 +26,8 @@ type Config struct {
 	SFT       SFTConfig       `yaml:"sft"`
 	RL        RLConfig        `yaml:"rl"`
 	Optim     OptimConfig     `yaml:"optim"`
+	Preference PreferenceConfig `yaml:"preference"`
+	Distill    DistillConfig    `yaml:"distill"`
 	Eval      EvalConfig      `yaml:"eval"`
 	Ckpt      CheckpointCfg   `yaml:"checkpoint"`
 	Log       LogConfig       `yaml:"log"`
@@ -94,6 +96,21 @@ type RLConfig struct {
 	// DynamicSampling refills groups dropped by the preset's filters with fresh prompts, up to this many
 	// extra sampling rounds per step (0 = keep the filtered batch as it is).
 	MaxRefills int `yaml:"max_refills"`
+}
+
+// PreferenceConfig is the preference mode, used when algo.name is a pair loss (dpo, ipo, rdpo).
+type PreferenceConfig struct {
+	Path      string `yaml:"path"`       // JSONL of {"prompt", "chosen", "rejected"}; empty = synthetic pairs from the task
+	BatchSize int    `yaml:"batch_size"` // pairs per optimizer step
+	// SFTWeight adds this times the mean negative log-likelihood of the chosen tokens to the pair loss
+	// (TRL's rpo_alpha); it counters DPO's tendency to lower the chosen log-probs too. 0 = pure loss.
+	SFTWeight float64 `yaml:"sft_weight"`
+}
+
+// DistillConfig is on-policy distillation (algo.name distill): the teacher's log-probs of the
+// student's samples take the place of the reference model's.
+type DistillConfig struct {
+	Teacher string `yaml:"teacher"` // HF folder of the teacher (same tokenizer as the student)
 }
 
 // OptimConfig is AdamW with warm-up, cosine decay and global-norm clipping.
@@ -308,6 +325,8 @@ func (c *Config) Validate() error {
 		{c.Ckpt.Keep < 1, "checkpoint.keep", ">= 1"},
 		{c.Reward.Timeout <= 0, "reward.timeout", "> 0 seconds"},
 		{c.RunDir == "", "run_dir", "a directory"},
+		{c.Preference.BatchSize < 1, "preference.batch_size", ">= 1"},
+		{c.Preference.SFTWeight < 0, "preference.sft_weight", ">= 0"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -39,6 +39,9 @@ func summarize(records []metrics.Record) Summary {
 		case "eval":
 			s.AccuracyRL, s.Pass1RL = v["accuracy"], v["pass1_sampled"]
 		case "rl":
+			if _, ok := v["reward_mean"]; !ok { // preference steps have no rollouts
+				continue
+			}
 			rewards = append(rewards, v["reward_mean"])
 			rollout = append(rollout, v["rollout_s"])
 			reward = append(reward, v["reward_s"])

@@ -62,7 +62,7 @@ func (r *runner) rl() error {
 			return err
 		}
 		if r.needRef {
-			if r.ref, err = r.policy.Clone(); err != nil {
+			if r.ref, err = r.referenceModel(); err != nil {
 				return err
 			}
 			if err := writeFolderAtomic(r.ckptDir, "reference", func(tmp string) error {
@@ -83,7 +83,13 @@ func (r *runner) rl() error {
 		}
 	}
 	for step := r.state.Step + 1; step <= total; step++ {
-		vals, err := r.rlStep(step, total)
+		var vals map[string]float64
+		var err error
+		if r.pairObj != nil {
+			vals, err = r.preferenceStep(step, total)
+		} else {
+			vals, err = r.rlStep(step, total)
+		}
 		if err != nil {
 			return fmt.Errorf("rl step %d: %w", step, err)
 		}
@@ -92,6 +98,9 @@ func (r *runner) rl() error {
 			return err
 		}
 		desc := fmt.Sprintf("rl %d/%d reward %.3f acc %.3f", step, total, vals["reward_mean"], vals["accuracy"])
+		if r.pairObj != nil {
+			desc = fmt.Sprintf("%s %d/%d loss %.3f margin %.3f", r.cfg.Algo.Name, step, total, vals["loss"], vals["reward_margin"])
+		}
 		if r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 || step == total {
 			acc, err := r.evaluate("eval", step)
 			if err != nil {
@@ -107,6 +116,22 @@ func (r *runner) rl() error {
 		}
 	}
 	return nil
+}
+
+// referenceModel is the frozen model of the KL term: a copy of the policy as RL starts, or the
+// distillation teacher.
+func (r *runner) referenceModel() (*model.Model, error) {
+	if r.cfg.Distill.Teacher == "" {
+		return r.policy.Clone()
+	}
+	t, err := model.Load(r.cfg.Distill.Teacher)
+	if err != nil {
+		return nil, fmt.Errorf("distill teacher: %w", err)
+	}
+	if t.Config().VocabSize != r.policy.Config().VocabSize {
+		return nil, fmt.Errorf("distill teacher %s has vocab %d, the student %d; they must share a tokenizer", r.cfg.Distill.Teacher, t.Config().VocabSize, r.policy.Config().VocabSize)
+	}
+	return t, nil
 }
 
 // collect samples prompts_per_step prompts × group_size responses and scores them.

@@ -61,6 +61,8 @@ type runner struct {
 	prompts  *promptSource
 	verifier reward.Verifier
 	obj      objective.Objective
+	pairObj  objective.PairObjective // preference mode
+	pairData []pair                  // preference.path rows (nil = synthetic pairs)
 	needRef  bool
 	policy   *model.Model
 	ref      *model.Model
@@ -135,6 +137,18 @@ func (r *runner) setup() error {
 	r.verifier = reward.Safe(v, time.Duration(r.cfg.Reward.Timeout*float64(time.Second)))
 	if r.obj, r.needRef, err = newObjective(r.cfg); err != nil {
 		return err
+	}
+	if objective.IsPair(r.cfg.Algo.Name) {
+		if r.pairObj, err = objective.NewPair(r.cfg.Algo.Name, r.cfg.Algo.Set); err != nil {
+			return err
+		}
+		if r.cfg.Preference.Path != "" {
+			if r.pairData, err = loadPairs(r.cfg.Preference.Path); err != nil {
+				return err
+			}
+		}
+	} else if r.cfg.Distill.Teacher != "" && r.cfg.Algo.Name != "distill" {
+		return fmt.Errorf("config: distill.teacher is set but algo.name is %s; use algo.name distill", r.cfg.Algo.Name)
 	}
 	metricsPath := filepath.Join(r.dir, "metrics.jsonl")
 	if r.opts.Resume {

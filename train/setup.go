@@ -278,8 +278,17 @@ func newPolicy(c Config, vocab int) (*model.Model, error) {
 	return model.New(mc, int64(seedFor(c.Seed, "init", 0)>>1))
 }
 
-// newObjective builds the configured preset and says whether it needs a reference model (beta > 0).
+// newObjective builds the configured preset and says whether it needs a reference model (beta > 0,
+// or a distillation teacher). Pair losses are built by newPairObjective instead.
 func newObjective(c Config) (objective.Objective, bool, error) {
+	if objective.IsPair(c.Algo.Name) {
+		_, err := objective.NewPair(c.Algo.Name, c.Algo.Set)
+		return nil, true, err
+	}
+	if c.Distill.Teacher != "" {
+		obj, err := objective.New(c.Algo.Name, c.Algo.Set)
+		return obj, true, err
+	}
 	obj, err := objective.New(c.Algo.Name, c.Algo.Set)
 	if err != nil {
 		return nil, false, err
