@@ -17,20 +17,20 @@ type Config struct {
 	Seed   int64  `yaml:"seed"`    // every random draw of the run derives from it
 	RunDir string `yaml:"run_dir"` // where config, metrics, plots and checkpoints go
 
-	Model     ModelConfig     `yaml:"model"`
-	Tokenizer TokenizerConfig `yaml:"tokenizer"`
-	Task      TaskConfig      `yaml:"task"`
-	Reward    RewardConfig    `yaml:"reward"`
-	Algo      AlgoConfig      `yaml:"algo"`
-	Sampling  SamplingConfig  `yaml:"sampling"`
-	SFT       SFTConfig       `yaml:"sft"`
-	RL        RLConfig        `yaml:"rl"`
-	Optim     OptimConfig     `yaml:"optim"`
+	Model      ModelConfig      `yaml:"model"`
+	Tokenizer  TokenizerConfig  `yaml:"tokenizer"`
+	Task       TaskConfig       `yaml:"task"`
+	Reward     RewardConfig     `yaml:"reward"`
+	Algo       AlgoConfig       `yaml:"algo"`
+	Sampling   SamplingConfig   `yaml:"sampling"`
+	SFT        SFTConfig        `yaml:"sft"`
+	RL         RLConfig         `yaml:"rl"`
+	Optim      OptimConfig      `yaml:"optim"`
 	Preference PreferenceConfig `yaml:"preference"`
 	Distill    DistillConfig    `yaml:"distill"`
-	Eval      EvalConfig      `yaml:"eval"`
-	Ckpt      CheckpointCfg   `yaml:"checkpoint"`
-	Log       LogConfig       `yaml:"log"`
+	Eval       EvalConfig       `yaml:"eval"`
+	Ckpt       CheckpointCfg    `yaml:"checkpoint"`
+	Log        LogConfig        `yaml:"log"`
 }
 
 // ModelConfig picks the policy: a from-scratch preset or a Hugging Face checkpoint folder.
