@@ -25,7 +25,8 @@ var plotKeys = []struct{ key, phase, file, label string }{
 // (and plots) everything, not only what the last process saw. WallSeconds is the caller's.
 func summarize(records []metrics.Record) Summary {
 	nan := math.NaN()
-	s := Summary{AccuracyStart: nan, AccuracySFT: nan, AccuracyRL: nan, Pass1Start: nan, Pass1SFT: nan, Pass1RL: nan}
+	s := Summary{AccuracyStart: nan, AccuracySFT: nan, AccuracyRL: nan, Pass1Start: nan, Pass1SFT: nan, Pass1RL: nan,
+		RewardFirst: nan, RewardLast: nan, RolloutS: nan, RewardS: nan, TrainS: nan}
 	var rewards, rollout, reward, train []float64
 	for _, rec := range records {
 		v := rec.Values
@@ -79,8 +80,10 @@ func PrintSummary(w io.Writer, s Summary) {
 	fmt.Fprintf(tw, "held-out\tstart\tafter SFT\tafter RL\n")
 	fmt.Fprintf(tw, "  accuracy, greedy\t%.3f\t%.3f\t%.3f\n", s.AccuracyStart, s.AccuracySFT, s.AccuracyRL)
 	fmt.Fprintf(tw, "  pass@1, one sample at the training temperature\t%.3f\t%.3f\t%.3f\n", s.Pass1Start, s.Pass1SFT, s.Pass1RL)
-	fmt.Fprintf(tw, "mean reward: first RL step → last 10%%\t%.3f → %.3f\n", s.RewardFirst, s.RewardLast)
-	fmt.Fprintf(tw, "seconds per RL step: rollout / reward / train\t%.3f / %.4f / %.3f\n", s.RolloutS, s.RewardS, s.TrainS)
+	if !math.IsNaN(s.RewardFirst) { // runs with sampled RL steps (not preference training)
+		fmt.Fprintf(tw, "mean reward: first RL step → last 10%%\t%.3f → %.3f\n", s.RewardFirst, s.RewardLast)
+		fmt.Fprintf(tw, "seconds per RL step: rollout / reward / train\t%.3f / %.4f / %.3f\n", s.RolloutS, s.RewardS, s.TrainS)
+	}
 	fmt.Fprintf(tw, "wall time\t%.1f s\n", s.WallSeconds)
 	fmt.Fprintf(tw, "files\tconfig.yaml, metrics.jsonl, plots/*.png, checkpoints/\n")
 	tw.Flush()
