@@ -228,6 +228,16 @@ func newPromptSource(c Config) (*promptSource, error) {
 	return ps, nil
 }
 
+// HeldOut returns the held-out examples a run with this configuration evaluates on (the same ones,
+// in the same order), so that `polo eval` scores a checkpoint on prompts its training never saw.
+func HeldOut(c Config) ([]task.Example, error) {
+	ps, err := newPromptSource(c)
+	if err != nil {
+		return nil, err
+	}
+	return ps.test, nil
+}
+
 // draw returns n training examples for (purpose, step); generator prompts that are in the test set are
 // skipped so held-out accuracy measures generalisation.
 func (ps *promptSource) draw(purpose string, step, n int) ([]task.Example, error) {

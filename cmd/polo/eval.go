@@ -361,49 +361,13 @@ func loadDataset(path, promptField, answerField, style string, limit int) (*task
 	return ds, nil
 }
 
-// heldOut rebuilds the trainer's held-out test set from the run's configuration: the same
-// generator seed and de-duplication (train's newPromptSource), or the same seeded dataset split.
+// heldOut rebuilds the trainer's held-out test set from the run's configuration (train.HeldOut).
 func heldOut(c train.Config) ([]task.Example, error) {
-	if c.Task.Name == "dataset" {
-		fields := task.Fields{Prompt: c.Task.PromptField, Answer: c.Task.AnswerField}
-		load := task.LoadJSONL
-		if strings.HasSuffix(strings.ToLower(c.Task.Path), ".parquet") {
-			load = task.LoadParquet
-		}
-		ds, err := load(c.Task.Path, fields, task.LoadOptions{AnswerStyle: c.Task.AnswerStyle})
-		if err != nil {
-			return nil, usagef("the run's dataset: %v (run polo eval from the folder the run was started in, or pass --data)", err)
-		}
-		n := ds.Len()
-		if n < 2 {
-			return nil, usagef("the run's dataset %s has %d usable rows", c.Task.Path, n)
-		}
-		testN := min(c.Task.TestSize, n/2)
-		_, test := ds.Split(float64(testN)/float64(n), c.Seed)
-		return test.Examples, nil
-	}
-	gen, err := task.NewGenerator(c.Task.Name, c.Task.Options, int64(runSeed(c.Seed, "test", 0)))
+	exs, err := train.HeldOut(c)
 	if err != nil {
-		return nil, usagef("the run's task: %v", err)
+		return nil, usagef("the run's held-out set: %v (run polo eval from the folder the run was started in, or pass --task or --data)", err)
 	}
-	return distinctPrompts(gen, c.Task.TestSize)
-}
-
-// runSeed mirrors train's seedFor (FNV-1a of "purpose/seed/step", then the splitmix64 finaliser),
-// which derives the held-out generator's seed; TestEvalHeldOutMatchesTrainer pins the two
-// together through the trainer's own logged accuracy.
-func runSeed(seed int64, purpose string, step int) uint64 {
-	h := uint64(14695981039346656037)
-	for _, b := range []byte(purpose + "/" + strconv.FormatInt(seed, 10) + "/" + strconv.Itoa(step)) {
-		h ^= uint64(b)
-		h *= 1099511628211
-	}
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h
+	return exs, nil
 }
 
 // distinctPrompts draws n examples with distinct prompts, as the trainer draws its test set.

@@ -99,7 +99,7 @@ func readReport(t *testing.T, dir string) (evalReport, []exampleLine) {
 
 // TestEvalHeldOutMatchesTrainer: without --task, eval rebuilds the run's held-out test set, so greedy
 // decoding with one sample must reproduce the accuracy the trainer logged for the same checkpoint
-// exactly. This pins runSeed to train's seedFor and the prompt de-duplication to the trainer's.
+// exactly. This pins eval to the trainer's held-out set (train.HeldOut).
 func TestEvalHeldOutMatchesTrainer(t *testing.T) {
 	model, acc := trainedCheckpoint(t)
 	if !(acc > 0 && acc < 1) {
