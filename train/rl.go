@@ -101,18 +101,9 @@ func (r *runner) rl() error {
 		if r.pairObj != nil {
 			desc = fmt.Sprintf("%s %d/%d loss %.3f margin %.3f", r.cfg.Algo.Name, step, total, vals["loss"], vals["reward_margin"])
 		}
-		if r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 || step == total {
-			acc, err := r.evaluate("eval", step)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" held-out %.3f", acc)
-		}
-		r.bar.advance(desc)
-		if r.dueCheckpoint(step, total) {
-			if err := r.checkpoint(); err != nil {
-				return err
-			}
+		evalNow := r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 || step == total
+		if err := r.endStep("eval", step, total, desc, evalNow); err != nil {
+			return err
 		}
 	}
 	return nil

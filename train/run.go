@@ -357,19 +357,28 @@ func (r *runner) sft() error {
 			return err
 		}
 		desc := fmt.Sprintf("sft %d/%d loss %.3f", step, total, loss)
-		if r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 && step < total {
-			acc, err := r.evaluate("sft-eval", step)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" held-out %.3f", acc)
+		// The last SFT step is evaluated as "eval-sft" when RL starts.
+		evalNow := r.cfg.Eval.Every > 0 && step%r.cfg.Eval.Every == 0 && step < total
+		if err := r.endStep("sft-eval", step, total, desc, evalNow); err != nil {
+			return err
 		}
-		r.bar.advance(desc)
-		if r.dueCheckpoint(step, total) {
-			if err := r.checkpoint(); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// endStep finishes a step of either phase: a held-out evaluation when due, the progress bar, and a
+// checkpoint when due.
+func (r *runner) endStep(evalPhase string, step, total int, desc string, evalNow bool) error {
+	if evalNow {
+		acc, err := r.evaluate(evalPhase, step)
+		if err != nil {
+			return err
 		}
+		desc += fmt.Sprintf(" held-out %.3f", acc)
+	}
+	r.bar.advance(desc)
+	if r.dueCheckpoint(step, total) {
+		return r.checkpoint()
 	}
 	return nil
 }
