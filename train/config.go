@@ -61,6 +61,29 @@ type RewardConfig struct {
 	Verifier string            `yaml:"verifier"` // task | exact | numeric | math | format | code
 	Options  map[string]string `yaml:"options"`
 	Timeout  float64           `yaml:"timeout"` // seconds per response before a verifier is abandoned (zero reward)
+	Weight   float64           `yaml:"weight"`  // weight of the verifier's score ("verifier" component) in the reward
+	// Extra are further reward components, each a verifier scored separately and logged under its name;
+	// the reward the objective sees is the weighted sum of all components.
+	Extra []ExtraReward `yaml:"extra"`
+	HAPO  HAPOReward    `yaml:"hapo"`
+}
+
+// ExtraReward is one more named reward component computed by a verifier.
+type ExtraReward struct {
+	Name    string            `yaml:"name"`
+	Kind    string            `yaml:"kind"` // a verifier kind, as reward.verifier
+	Options map[string]string `yaml:"options"`
+	Weight  float64           `yaml:"weight"`
+}
+
+// HAPOReward is HAPO's history-aware length reward (component "hapo"): correct responses shorter than
+// the shortest (or mean) correct length seen for their prompt earn up to +w_lr, longer ones less; the
+// per-prompt history is saved in checkpoints.
+type HAPOReward struct {
+	Weight float64 `yaml:"weight"` // weight of the component in the reward (0 = off)
+	WLR    float64 `yaml:"w_lr"`   // HAPO's w_lr in [0,1]
+	Type   string  `yaml:"type"`   // cosine | linear
+	Mode   string  `yaml:"mode"`   // history aggregate: min | mean
 }
 
 // AlgoConfig picks the objective preset and overrides its parameters (names as in `polo objective`).

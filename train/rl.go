@@ -10,6 +10,7 @@ import (
 	"github.com/polo-rl/polo/metrics"
 	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/objective"
+	"github.com/polo-rl/polo/reward"
 	"github.com/polo-rl/polo/rollout"
 	"github.com/polo-rl/polo/task"
 )
@@ -20,9 +21,10 @@ type rolloutBatch struct {
 	prompts  [][]int32      // per row
 	resps    [][]int32      // per row, sampled ids including the EOS when the response stopped
 	finish   []string
-	rewards  []float64
-	correct  []bool
-	group    []int
+	rewards    []float64   // combined reward per row
+	components [][]float64 // per row, the named components (rewarder.names) the reward combines
+	correct    []bool
+	group      []int
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -33,6 +35,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.resps = append(b.resps, o.resps...)
 	b.finish = append(b.finish, o.finish...)
 	b.rewards = append(b.rewards, o.rewards...)
+	b.components = append(b.components, o.components...)
 	b.correct = append(b.correct, o.correct...)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
@@ -48,6 +51,7 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		out.resps = append(out.resps, b.resps[i])
 		out.finish = append(out.finish, b.finish[i])
 		out.rewards = append(out.rewards, b.rewards[i])
+		out.components = append(out.components, b.components[i])
 		out.correct = append(out.correct, b.correct[i])
 		out.group = append(out.group, b.group[i])
 	}
@@ -153,12 +157,16 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	}
 	rolloutS := time.Since(t0).Seconds()
 	t1 := time.Now()
+	texts := make([]string, len(comps))
+	main := make([]reward.Score, len(comps))
 	for i, c := range comps {
 		b.resps = append(b.resps, c.Tokens)
 		b.finish = append(b.finish, c.Finish)
-		sc := r.score(r.codec.text(c.Tokens), b.examples[i])
-		b.rewards = append(b.rewards, sc.Value)
-		b.correct = append(b.correct, sc.Correct)
+		texts[i] = r.codec.text(c.Tokens)
+		main[i] = r.score(texts[i], b.examples[i])
+	}
+	if err := r.rewarder.components(r, b, texts, main); err != nil {
+		return nil, 0, 0, err
 	}
 	return b, rolloutS, time.Since(t1).Seconds(), nil
 }
@@ -166,14 +174,14 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 // objectiveBatch lays a rollout batch out as objective arrays: columns are response tokens.
 func (r *runner) objectiveBatch(b *rolloutBatch) *objective.Batch {
 	width := r.cfg.Sampling.MaxNewTokens
-	ob := &objective.Batch{Rewards: b.rewards, Group: b.group}
+	ob := &objective.Batch{Rewards: b.rewards, RewardComponents: b.components, Group: b.group}
 	for i := range b.rows() {
 		m := make([]float64, width)
 		for j := range b.resps[i] {
 			m[j] = 1
 		}
 		ob.Mask = append(ob.Mask, m)
-		ob.PromptID = append(ob.PromptID, b.examples[i].ID+"|"+b.examples[i].Prompt)
+		ob.PromptID = append(ob.PromptID, promptKey(b, i))
 		ob.Truncated = append(ob.Truncated, b.finish[i] == "length")
 		ob.Lengths = append(ob.Lengths, len(b.resps[i]))
 		ids := make([]int, width)
@@ -224,6 +232,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	sampled := batch.rows()
 	vals := map[string]float64{}
 	rewardStats(batch, vals)
+	r.rewarder.componentStats(batch, vals)
 
 	// Log-probs of the policy before the update (π_old, recomputed as verl does), the reference's, and
 	// the entropies; then advantages and the preset's filters over the whole batch.

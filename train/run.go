@@ -60,6 +60,7 @@ type runner struct {
 	codec    *codec
 	prompts  *promptSource
 	verifier reward.Verifier
+	rewarder *rewarder
 	obj      objective.Objective
 	pairObj  objective.PairObjective // preference mode
 	pairData []pair                  // preference.path rows (nil = synthetic pairs)
@@ -135,6 +136,9 @@ func (r *runner) setup() error {
 		}
 	}
 	r.verifier = reward.Safe(v, time.Duration(r.cfg.Reward.Timeout*float64(time.Second)))
+	if r.rewarder, err = newRewarder(r.cfg); err != nil {
+		return err
+	}
 	if r.obj, r.needRef, err = newObjective(r.cfg); err != nil {
 		return err
 	}
@@ -209,6 +213,9 @@ func (r *runner) restore(metricsPath string) error {
 	if err := r.trainer.LoadState(filepath.Join(path, "optimizer.bin")); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.rewarder.loadState(r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if s, ok := r.obj.(objective.Stateful); ok && len(r.state.ObjectiveState) > 0 {
 		if err := s.UnmarshalState(r.state.ObjectiveState); err != nil {
 			return fmt.Errorf("resume: objective state: %w", err)
@@ -265,6 +272,9 @@ func (r *runner) checkpoint() error {
 			return fmt.Errorf("objective state: %w", err)
 		}
 		r.state.ObjectiveState = data
+	}
+	if err := r.rewarder.saveState(&r.state); err != nil {
+		return err
 	}
 	name := checkpointName(r.state.Phase, r.state.Step)
 	err := writeCheckpoint(r.ckptDir, name, func(tmp string) error {
@@ -497,15 +507,20 @@ func (r *runner) sample(prompts [][]int32, scfg rollout.Config, seed uint64) ([]
 	return rollout.Sample(dec, prompts, scfg, seed)
 }
 
-// score verifies one response; a verifier that panics, hangs or returns a non-finite value scores 0,
-// and the reason is logged.
+// score verifies one response with the main verifier.
 func (r *runner) score(text string, ex task.Example) reward.Score {
-	s := r.verifier.Verify(text, ex)
+	return r.scoreWith(r.verifier, "reward", text, ex)
+}
+
+// scoreWith runs a (Safe-wrapped) verifier: one that panics, hangs or returns a non-finite value
+// scores 0, and the reason is logged under name.
+func (r *runner) scoreWith(v reward.Verifier, name, text string, ex task.Example) reward.Score {
+	s := v.Verify(text, ex)
 	if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
 		s = reward.Score{Reason: fmt.Sprintf("verifier returned %v", s.Value)}
 	}
 	if strings.HasPrefix(s.Reason, "verifier ") {
-		fmt.Fprintf(r.opts.Log, "reward: example %s: %s (scored 0)\n", ex.ID, s.Reason)
+		fmt.Fprintf(r.opts.Log, "%s: example %s: %s (scored 0)\n", name, ex.ID, s.Reason)
 	}
 	return s
 }

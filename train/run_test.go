@@ -149,19 +149,37 @@ func TestKillAndResumeIsBitIdentical(t *testing.T) {
 		t.Skip("trains three small runs")
 	}
 	root := t.TempDir()
-	whole := smallRun(t, filepath.Join(root, "whole"))
+	// HAPO's per-prompt history and an extra reward component ride along: resuming must restore the
+	// history from the checkpoint, or the rewards after the kill would differ.
+	shaping := []string{"reward.hapo.weight=0.5", "reward.extra=[{name: exact, kind: exact, weight: 0.25}]", "sft.steps=30", "checkpoint.every=4"}
+	whole := smallRun(t, filepath.Join(root, "whole"), shaping...)
 	if _, err := Run(whole, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	want := comparableMetrics(t, whole.RunDir)
+	hapoSeen := false
+	for _, rec := range want {
+		v := rec.Values
+		if rec.Phase != "rl" {
+			continue
+		}
+		hapoSeen = hapoSeen || v["reward_hapo_mean"] != 0
+		combined := v["reward_verifier_mean"] + 0.25*v["reward_exact_mean"] + 0.5*v["reward_hapo_mean"]
+		if math.Abs(combined-v["reward_mean"]) > 1e-12 {
+			t.Fatalf("step %d: reward_mean %v is not the weighted sum of its components %v", rec.Step, v["reward_mean"], combined)
+		}
+	}
+	if !hapoSeen {
+		t.Fatal("the HAPO component never moved; the test would not notice a lost history")
+	}
 
 	dir := filepath.Join(root, "killed")
-	cfg := smallRun(t, dir)
+	cfg := smallRun(t, dir, shaping...)
 	cfgPath := filepath.Join(root, "killed.yaml")
 	os.WriteFile(cfgPath, cfg.YAML(), 0o644)
 
 	// Killed once during SFT and once during RL, resumed each time.
-	killWhenPast(t, startChild(t, cfgPath, false), dir, "sft", 2)
+	killWhenPast(t, startChild(t, cfgPath, false), dir, "sft", 8)
 	killWhenPast(t, startChild(t, dir, true), dir, "rl", 2)
 	sum, err := Resume(dir, Options{})
 	if err != nil {
