@@ -17,10 +17,10 @@ import (
 
 // rolloutBatch is one step's sampled data: G responses per prompt, flattened row-wise.
 type rolloutBatch struct {
-	examples []task.Example // per row
-	prompts  [][]int32      // per row
-	resps    [][]int32      // per row, sampled ids including the EOS when the response stopped
-	finish   []string
+	examples   []task.Example // per row
+	prompts    [][]int32      // per row
+	resps      [][]int32      // per row, sampled ids including the EOS when the response stopped
+	finish     []string
 	rewards    []float64   // combined reward per row
 	components [][]float64 // per row, the named components (rewarder.names) the reward combines
 	correct    []bool
