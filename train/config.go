@@ -28,6 +28,7 @@ type Config struct {
 	Optim      OptimConfig      `yaml:"optim"`
 	Preference PreferenceConfig `yaml:"preference"`
 	Distill    DistillConfig    `yaml:"distill"`
+	Hybrid     HybridConfig     `yaml:"hybrid"`
 	Eval       EvalConfig       `yaml:"eval"`
 	Ckpt       CheckpointCfg    `yaml:"checkpoint"`
 	Log        LogConfig        `yaml:"log"`
@@ -134,6 +135,13 @@ type PreferenceConfig struct {
 // student's samples take the place of the reference model's.
 type DistillConfig struct {
 	Teacher string `yaml:"teacher"` // HF folder of the teacher (same tokenizer as the student)
+}
+
+// HybridConfig mixes expert demonstrations into RL (CHORD, algo.name chord).
+type HybridConfig struct {
+	// ExpertRows is the number of expert rows (a prompt of the step with its reference answer) added to
+	// every mini-batch; CHORD's μ(step) schedule weighs their SFT loss against the RL loss. 0 = none.
+	ExpertRows int `yaml:"expert_rows"`
 }
 
 // OptimConfig is AdamW with warm-up, cosine decay and global-norm clipping.
@@ -350,6 +358,8 @@ func (c *Config) Validate() error {
 		{c.RunDir == "", "run_dir", "a directory"},
 		{c.Preference.BatchSize < 1, "preference.batch_size", ">= 1"},
 		{c.Preference.SFTWeight < 0, "preference.sft_weight", ">= 0"},
+		{c.Hybrid.ExpertRows < 0, "hybrid.expert_rows", ">= 0"},
+		{c.Hybrid.ExpertRows > 0 && c.Algo.Name != "chord", "hybrid.expert_rows", "0 unless algo.name is chord (the loss that mixes expert rows)"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -91,3 +91,29 @@ func TestDistillModeLowersReverseKL(t *testing.T) {
 		t.Fatalf("want a vocabulary mismatch error, got %v", err)
 	}
 }
+
+// TestHybridModeMixesExpertRows: CHORD with expert rows (the step's prompts with their reference
+// answers) trains both losses, and the reward rises as in plain RL.
+func TestHybridModeMixesExpertRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small run")
+	}
+	sets := append(learnSettings("chord"), "hybrid.expert_rows=16", "algo.set.mu_peak=0.2", "algo.set.mu_valley=0.2", "rl.steps=60")
+	cfg := smallRun(t, filepath.Join(t.TempDir(), "chord"), sets...)
+	if _, err := Run(cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	first, last := firstLast(rlSeries(t, cfg.RunDir, "reward_mean"))
+	sft := rlSeries(t, cfg.RunDir, "sft_loss")
+	mu := rlSeries(t, cfg.RunDir, "mu")
+	t.Logf("chord: reward %.3f → %.3f, expert NLL %.3f → %.3f, mu %.2f", first, last, sft[0], sft[len(sft)-1], mu[0])
+	if sft[0] <= 0 || mu[0] != 0.2 {
+		t.Fatalf("expert rows did not enter the loss: sft_loss %v, mu %v", sft[0], mu[0])
+	}
+	if last < first+learnMargin {
+		t.Fatalf("chord did not learn: reward %.3f → %.3f", first, last)
+	}
+	if _, err := LoadConfig("", []string{"hybrid.expert_rows=4"}); err == nil || !strings.Contains(err.Error(), "hybrid.expert_rows") {
+		t.Fatalf("expert rows with a non-chord preset: %v", err)
+	}
+}

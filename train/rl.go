@@ -393,6 +393,9 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 	lr := learningRate(r.cfg.Optim, r.cfg.Optim.LR, step, total)
 	sums := map[string]float64{}
 	rng := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "minibatch", step), 0))
+	chord, hybrid := r.obj.(*objective.CHORD)
+	hybrid = hybrid && r.cfg.Hybrid.ExpertRows > 0
+	expertRNG := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "expert", step), 0))
 	for epoch := 0; epoch < r.cfg.RL.Epochs; epoch++ {
 		order := append([]int(nil), rows...)
 		if nMini > 1 {
@@ -403,7 +406,22 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 			sub := b.subset(mb)
 			ids, mask := sequences(sub.prompts, sub.resps, r.codec.pad)
 			mbBatch := pick(ob, adv, mb)
-			if epoch == 0 && m == 0 && nMini == 1 {
+			var mix objective.ExpertMix
+			if hybrid {
+				exp, err := r.expertRows(b, expertRNG)
+				if err != nil {
+					return nil, err
+				}
+				sub.prompts = append(sub.prompts, exp.prompts...)
+				sub.resps = append(sub.resps, exp.resps...)
+				ids, mask = sequences(sub.prompts, sub.resps, r.codec.pad)
+				mix.Expert = make([]bool, len(sub.prompts))
+				for i := len(mb); i < len(mix.Expert); i++ {
+					mix.Expert[i] = true
+				}
+				appendExpertRows(mbBatch, exp, width)
+			}
+			if epoch == 0 && m == 0 && nMini == 1 && !hybrid {
 				// Nothing has changed the policy since scoreBatch: reuse its log-probs.
 				mbBatch.LogP = pickRows(ob.LogP, mb)
 			} else {
@@ -414,7 +432,13 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 				mbBatch.LogP = responseValues(sub, logp, width)
 				mbBatch.Entropy = responseValues(sub, ent, width)
 			}
-			res, err := r.obj.Loss(mbBatch)
+			var res objective.Result
+			var err error
+			if hybrid {
+				res, err = chord.MixedLoss(mbBatch, mix)
+			} else {
+				res, err = r.obj.Loss(mbBatch)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -443,6 +467,51 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 		out["kl_ref_k3"] = k3(pickRows(ob.LogP, rows), pickRows(ob.RefLogP, rows), pickRows(ob.Mask, rows))
 	}
 	return out, nil
+}
+
+// expertRows draws hybrid.expert_rows demonstrations (the reference answer, then EOS) for prompts of
+// this step's rollout batch: CHORD's expert data.
+func (r *runner) expertRows(b *rolloutBatch, rng *rand.Rand) (*rolloutBatch, error) {
+	exp := &rolloutBatch{}
+	for range r.cfg.Hybrid.ExpertRows {
+		i := rng.IntN(b.rows())
+		ans := r.codec.answer(b.examples[i])
+		if len(ans) > r.cfg.Sampling.MaxNewTokens {
+			return nil, fmt.Errorf("hybrid: example %s's answer has %d tokens with EOS, more than sampling.max_new_tokens=%d", b.examples[i].ID, len(ans), r.cfg.Sampling.MaxNewTokens)
+		}
+		exp.examples = append(exp.examples, b.examples[i])
+		exp.prompts = append(exp.prompts, b.prompts[i])
+		exp.resps = append(exp.resps, ans)
+	}
+	return exp, nil
+}
+
+// appendExpertRows adds expert rows to a mini-batch: a mask over the answer tokens and zero
+// behaviour log-probs and advantages (CHORD reads only LogP and Mask of expert rows).
+func appendExpertRows(mb *objective.Batch, exp *rolloutBatch, width int) {
+	for i := range exp.resps {
+		mask := make([]float64, width)
+		ids := make([]int, width)
+		for j, t := range exp.resps[i] {
+			mask[j] = 1
+			ids[j] = int(t)
+		}
+		mb.Mask = append(mb.Mask, mask)
+		mb.OldLogP = append(mb.OldLogP, make([]float64, width))
+		mb.Advantages = append(mb.Advantages, make([]float64, width))
+		if mb.RefLogP != nil {
+			mb.RefLogP = append(mb.RefLogP, make([]float64, width))
+		}
+		if mb.Entropy != nil {
+			mb.Entropy = append(mb.Entropy, make([]float64, width))
+		}
+		mb.Rewards = append(mb.Rewards, 0)
+		mb.Group = append(mb.Group, -1)
+		mb.PromptID = append(mb.PromptID, "expert|"+exp.examples[i].Prompt)
+		mb.Truncated = append(mb.Truncated, false)
+		mb.Lengths = append(mb.Lengths, len(exp.resps[i]))
+		mb.TokenIDs = append(mb.TokenIDs, ids)
+	}
 }
 
 // pick builds the mini-batch view of the objective batch.
