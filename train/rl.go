@@ -405,7 +405,8 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 			mb := order[m*len(order)/nMini : (m+1)*len(order)/nMini]
 			sub := b.subset(mb)
 			ids, mask := sequences(sub.prompts, sub.resps, r.codec.pad)
-			mbBatch := pick(ob, adv, mb)
+			mbBatch := ob.Subset(mb)
+			mbBatch.Advantages = pickRows(adv, mb)
 			var mix objective.ExpertMix
 			if hybrid {
 				exp, err := r.expertRows(b, expertRNG)
@@ -512,26 +513,6 @@ func appendExpertRows(mb *objective.Batch, exp *rolloutBatch, width int) {
 		mb.Lengths = append(mb.Lengths, len(exp.resps[i]))
 		mb.TokenIDs = append(mb.TokenIDs, ids)
 	}
-}
-
-// pick builds the mini-batch view of the objective batch.
-func pick(ob *objective.Batch, adv [][]float64, rows []int) *objective.Batch {
-	out := &objective.Batch{
-		OldLogP:    pickRows(ob.OldLogP, rows),
-		RefLogP:    pickRows(ob.RefLogP, rows),
-		Mask:       pickRows(ob.Mask, rows),
-		Advantages: pickRows(adv, rows),
-		Entropy:    pickRows(ob.Entropy, rows),
-	}
-	for _, i := range rows {
-		out.Rewards = append(out.Rewards, ob.Rewards[i])
-		out.Group = append(out.Group, ob.Group[i])
-		out.PromptID = append(out.PromptID, ob.PromptID[i])
-		out.Truncated = append(out.Truncated, ob.Truncated[i])
-		out.Lengths = append(out.Lengths, ob.Lengths[i])
-		out.TokenIDs = append(out.TokenIDs, ob.TokenIDs[i])
-	}
-	return out
 }
 
 func pickRows[T any](m [][]T, rows []int) [][]T {
