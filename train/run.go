@@ -203,10 +203,6 @@ func (r *runner) restore(metricsPath string) error {
 	if r.policy, err = model.Load(filepath.Join(path, "model")); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	lr := r.cfg.Optim
-	if r.state.Phase == "sft" {
-		lr.LR = r.cfg.SFT.LR
-	}
 	if r.trainer, err = model.NewTrainer(r.policy, r.optimConfig(r.state.Phase)); err != nil {
 		return err
 	}
