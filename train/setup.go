@@ -325,3 +325,25 @@ func CheckObjective(c Config) error {
 	_, _, err := newObjective(c)
 	return err
 }
+
+// Check reports the configuration mistakes that can be found without training: the objective preset
+// and its parameters, the task and its options, the verifiers and reward components. The CLI runs it
+// first so that such mistakes are usage errors.
+func Check(c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := CheckObjective(c); err != nil {
+		return err
+	}
+	if c.Task.Name != "dataset" {
+		if _, err := task.NewGenerator(c.Task.Name, c.Task.Options, 0); err != nil {
+			return err
+		}
+	}
+	if _, err := newVerifier(c); err != nil {
+		return err
+	}
+	_, err := newRewarder(c)
+	return err
+}

@@ -47,7 +47,7 @@ func runCompare(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	for _, a := range names {
 		c := cfg
 		c.Algo = train.AlgoConfig{Name: a}
-		if err := train.CheckObjective(c); err != nil {
+		if err := train.Check(c); err != nil {
 			return usageError{err}
 		}
 	}

@@ -59,6 +59,9 @@ func runTrain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if cerr != nil {
 			return usageError{cerr}
 		}
+		if cerr := train.Check(cfg); cerr != nil {
+			return usageError{cerr}
+		}
 		if *printCfg {
 			_, werr := stdout.Write(cfg.YAML())
 			return werr
