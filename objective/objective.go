@@ -199,29 +199,32 @@ func badInput(format string, a ...any) error {
 // Params are a preset's parameters by snake_case name, as text (the form of --set k=v and config files).
 type Params map[string]string
 
-type preset struct {
+// presetTable is a registry of named builders with default parameters; kind names it in errors.
+type presetTable[T any] struct {
+	kind    string
+	entries map[string]presetEntry[T]
+}
+
+type presetEntry[T any] struct {
 	summary  string
 	defaults Params
-	build    func(Params) (Objective, error)
+	build    func(Params) (T, error)
 }
 
-var registry = map[string]preset{}
-
-// Register adds a named preset. It is called from init functions; a duplicate name is a programming
-// error and panics.
-func Register(name, summary string, defaults Params, build func(Params) (Objective, error)) {
-	if _, dup := registry[name]; dup {
-		panic("objective: preset registered twice: " + name)
+func (t *presetTable[T]) add(name, summary string, defaults Params, build func(Params) (T, error)) {
+	if _, dup := t.entries[name]; dup {
+		panic("objective: " + t.kind + " registered twice: " + name)
 	}
-	registry[name] = preset{summary: summary, defaults: defaults, build: build}
+	t.entries[name] = presetEntry[T]{summary: summary, defaults: defaults, build: build}
 }
 
-// New builds the preset name with its defaults overridden by overrides. An unknown name or parameter,
-// or a value that does not parse, is an error naming it.
-func New(name string, overrides map[string]string) (Objective, error) {
-	p, ok := registry[name]
+// build makes the preset name with its defaults overridden by overrides. An unknown name or
+// parameter, or a value that does not parse, is an error naming it.
+func (t *presetTable[T]) build(name string, overrides map[string]string) (T, error) {
+	var zero T
+	p, ok := t.entries[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown objective %q (known: %s)", name, strings.Join(Names(), ", "))
+		return zero, fmt.Errorf("unknown %s %q (known: %s)", t.kind, name, strings.Join(t.names(), ", "))
 	}
 	params := Params{}
 	for k, v := range p.defaults {
@@ -229,25 +232,21 @@ func New(name string, overrides map[string]string) (Objective, error) {
 	}
 	for k, v := range overrides {
 		if _, ok := p.defaults[k]; !ok {
-			return nil, fmt.Errorf("objective %s: unknown parameter %q (known: %s)", name, k, strings.Join(sortedKeys(p.defaults), ", "))
+			return zero, fmt.Errorf("objective %s: unknown parameter %q (known: %s)", name, k, strings.Join(sortedKeys(p.defaults), ", "))
 		}
 		params[k] = v
 	}
 	o, err := p.build(params)
 	if err != nil {
-		return nil, fmt.Errorf("objective %s: %w", name, err)
+		return zero, fmt.Errorf("objective %s: %w", name, err)
 	}
 	return o, nil
 }
 
-// Names lists the registered presets in sorted order.
-func Names() []string {
-	return sortedKeys(registry)
-}
+func (t *presetTable[T]) names() []string { return sortedKeys(t.entries) }
 
-// Describe returns a preset's one-line summary and a copy of its default parameters.
-func Describe(name string) (summary string, defaults Params, ok bool) {
-	p, ok := registry[name]
+func (t *presetTable[T]) describe(name string) (summary string, defaults Params, ok bool) {
+	p, ok := t.entries[name]
 	if !ok {
 		return "", nil, false
 	}
@@ -256,6 +255,28 @@ func Describe(name string) (summary string, defaults Params, ok bool) {
 		d[k] = v
 	}
 	return p.summary, d, true
+}
+
+var registry = presetTable[Objective]{kind: "objective", entries: map[string]presetEntry[Objective]{}}
+
+// Register adds a named preset. It is called from init functions; a duplicate name is a programming
+// error and panics.
+func Register(name, summary string, defaults Params, build func(Params) (Objective, error)) {
+	registry.add(name, summary, defaults, build)
+}
+
+// New builds the preset name with its defaults overridden by overrides. An unknown name or parameter,
+// or a value that does not parse, is an error naming it.
+func New(name string, overrides map[string]string) (Objective, error) {
+	return registry.build(name, overrides)
+}
+
+// Names lists the registered presets in sorted order.
+func Names() []string { return registry.names() }
+
+// Describe returns a preset's one-line summary and a copy of its default parameters.
+func Describe(name string) (summary string, defaults Params, ok bool) {
+	return registry.describe(name)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

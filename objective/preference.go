@@ -38,70 +38,35 @@ type PairObjective interface {
 	PairLoss(b *PairBatch) (PairResult, error)
 }
 
-type pairPreset struct {
-	summary  string
-	defaults Params
-	build    func(Params) (PairObjective, error)
-}
-
-var pairRegistry = map[string]pairPreset{}
+var pairRegistry = presetTable[PairObjective]{kind: "preference loss", entries: map[string]presetEntry[PairObjective]{}}
 
 // RegisterPair adds a named preference loss. It is called from init functions; a duplicate name (in
 // either registry) is a programming error and panics.
 func RegisterPair(name, summary string, defaults Params, build func(Params) (PairObjective, error)) {
-	if _, dup := pairRegistry[name]; dup {
-		panic("objective: pair loss registered twice: " + name)
-	}
-	if _, dup := registry[name]; dup {
+	if _, dup := registry.entries[name]; dup {
 		panic("objective: pair loss has the name of a token objective: " + name)
 	}
-	pairRegistry[name] = pairPreset{summary: summary, defaults: defaults, build: build}
+	pairRegistry.add(name, summary, defaults, build)
 }
 
 // NewPair builds the preference loss name with its defaults overridden by overrides. An unknown name or
 // parameter, or a value that does not parse or is out of range, is an error naming it.
 func NewPair(name string, overrides map[string]string) (PairObjective, error) {
-	p, ok := pairRegistry[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown preference loss %q (known: %s)", name, strings.Join(PairNames(), ", "))
-	}
-	params := Params{}
-	for k, v := range p.defaults {
-		params[k] = v
-	}
-	for k, v := range overrides {
-		if _, ok := p.defaults[k]; !ok {
-			return nil, fmt.Errorf("objective %s: unknown parameter %q (known: %s)", name, k, strings.Join(sortedKeys(p.defaults), ", "))
-		}
-		params[k] = v
-	}
-	o, err := p.build(params)
-	if err != nil {
-		return nil, fmt.Errorf("objective %s: %w", name, err)
-	}
-	return o, nil
+	return pairRegistry.build(name, overrides)
 }
 
 // PairNames lists the registered preference losses in sorted order.
-func PairNames() []string { return sortedKeys(pairRegistry) }
+func PairNames() []string { return pairRegistry.names() }
 
 // IsPair reports whether name is a preference loss (built with NewPair, fed a PairBatch).
 func IsPair(name string) bool {
-	_, ok := pairRegistry[name]
+	_, ok := pairRegistry.entries[name]
 	return ok
 }
 
 // DescribePair returns a preference loss's one-line summary and a copy of its default parameters.
 func DescribePair(name string) (summary string, defaults Params, ok bool) {
-	p, ok := pairRegistry[name]
-	if !ok {
-		return "", nil, false
-	}
-	d := Params{}
-	for k, v := range p.defaults {
-		d[k] = v
-	}
-	return p.summary, d, true
+	return pairRegistry.describe(name)
 }
 
 func init() {
