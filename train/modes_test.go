@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/polo-rl/polo/metrics"
+	"github.com/polo-rl/polo/objective"
 )
 
 func rlSeries(t *testing.T, dir, key string) []float64 {
@@ -115,5 +116,33 @@ func TestHybridModeMixesExpertRows(t *testing.T) {
 	}
 	if _, err := LoadConfig("", []string{"hybrid.expert_rows=4"}); err == nil || !strings.Contains(err.Error(), "hybrid.expert_rows") {
 		t.Fatalf("expert rows with a non-chord preset: %v", err)
+	}
+}
+
+// TestEveryPresetTrainsOrIsRefusedUpFront runs two RL steps with every registered preset: each
+// either trains or is refused before training with a reason (never a failure mid-run).
+func TestEveryPresetTrainsOrIsRefusedUpFront(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every preset")
+	}
+	names := append(objective.Names(), objective.PairNames()...)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			cfg := smallRun(t, filepath.Join(t.TempDir(), name), "algo.name="+name, "sft.steps=2", "rl.steps=2",
+				"rl.mini_batches=2", "task.test_size=8", "sampling.prompts_per_step=4", "sampling.group_size=4", "checkpoint.every=0")
+			checkErr := Check(cfg)
+			_, runErr := Run(cfg, Options{})
+			switch {
+			case checkErr != nil:
+				if runErr == nil || !strings.Contains(checkErr.Error(), name) {
+					t.Fatalf("refused by Check (%v) but Run said %v", checkErr, runErr)
+				}
+				if _, listed := notInTrainer[name]; !listed && name != "distill" {
+					t.Fatalf("refused without being listed: %v", checkErr)
+				}
+			case runErr != nil:
+				t.Fatalf("passed Check but failed in training: %v", runErr)
+			}
+		})
 	}
 }

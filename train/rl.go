@@ -329,6 +329,14 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 }
 
 func (r *runner) selectRows(ob *objective.Batch, adv [][]float64) ([]bool, map[string]float64, error) {
+	// GBPO's targets are statistics of whole groups, like the advantages: computed on the whole batch.
+	if bt, ok := r.obj.(objective.BoundTargeter); ok {
+		targets, err := bt.BoundTargets(ob)
+		if err != nil {
+			return nil, nil, err
+		}
+		ob.BoundTarget = targets
+	}
 	keep := make([]bool, len(ob.Mask))
 	for i := range keep {
 		keep[i] = true

@@ -288,9 +288,28 @@ func newPolicy(c Config, vocab int) (*model.Model, error) {
 	return model.New(mc, int64(seedFor(c.Seed, "init", 0)>>1))
 }
 
+// notInTrainer lists presets whose inputs the trainer does not compute yet. They work in
+// `polo objective` and as a library; the trainer refuses them rather than run them without their
+// distinctive input (some would silently fall back to plain GRPO).
+var notInTrainer = map[string]string{
+	"ppo":         "it needs a value head (values) and the trainer has no critic yet",
+	"lp_reg":      "it needs min-p proxy log-probs (proxy_logp) from full next-token distributions",
+	"dcpo":        "it needs the old policy's temperature-shifted ratio (target_ratio) from full distributions",
+	"oblr":        "it needs per-response gradient-norm weights (grad_weight)",
+	"segment_spo": "it needs segment Monte-Carlo values (segments) from extra rollouts",
+	"bupo":        "it needs an internal layer's log-probs, which the model does not expose yet",
+	"rto":         "it needs token rewards from a separate DPO model (token_rewards)",
+}
+
 // newObjective builds the configured preset and says whether it needs a reference model (beta > 0,
-// or a distillation teacher). Pair losses are built by newPairObjective instead.
+// or a distillation teacher).
 func newObjective(c Config) (objective.Objective, bool, error) {
+	if why, ok := notInTrainer[c.Algo.Name]; ok {
+		return nil, false, fmt.Errorf("objective %s cannot be trained with polo train yet: %s (it works in polo objective)", c.Algo.Name, why)
+	}
+	if c.Algo.Name == "distill" && c.Distill.Teacher == "" {
+		return nil, false, fmt.Errorf("objective distill needs a teacher: set distill.teacher to a model folder")
+	}
 	if objective.IsPair(c.Algo.Name) {
 		_, err := objective.NewPair(c.Algo.Name, c.Algo.Set)
 		return nil, true, err
