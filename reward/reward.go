@@ -8,7 +8,7 @@ package reward
 
 import (
 	"fmt"
-	"sort"
+	"github.com/polo-rl/polo/internal/optparse"
 	"strconv"
 	"strings"
 	"time"
@@ -58,11 +58,11 @@ func NewVerifier(kind string, opts map[string]string) (Verifier, error) {
 	var v Verifier
 	switch kind {
 	case "exact":
-		v = &exactVerifier{rv: rv, fold: o.boolean("casefold", false), after: o.str("after", "")}
+		v = &exactVerifier{rv: rv, fold: o.Bool("casefold", false), after: o.str("after", "")}
 	case "numeric":
 		v = &numericVerifier{rv: rv}
 	case "math":
-		v = &mathVerifier{rv: rv, fallback: o.choice("fallback", "none", "none", "last_number")}
+		v = &mathVerifier{rv: rv, fallback: o.Choice("fallback", "none", "none", "last_number")}
 	case "math_verl":
 		v = VerifierFunc(func(resp string, ex task.Example) Score { return rv.score(VerlMathScore(resp, ex.Answer)) })
 	case "math_dapo":
@@ -84,8 +84,8 @@ func NewVerifier(kind string, opts map[string]string) (Verifier, error) {
 		cfg.CPUTime = o.duration("cpu", cfg.CPUTime)
 		cfg.MemoryMB = o.int("memory_mb", cfg.MemoryMB)
 		cfg.Python = o.str("python", cfg.Python)
-		frac := o.choice("score", "all", "all", "fraction") == "fraction"
-		if o.err == nil {
+		frac := o.Choice("score", "all", "all", "fraction") == "fraction"
+		if o.Err() == nil {
 			c, err := NewCodeVerifier(cfg)
 			if err != nil {
 				return nil, err
@@ -104,7 +104,7 @@ func NewVerifier(kind string, opts map[string]string) (Verifier, error) {
 	default:
 		return nil, fmt.Errorf("unknown verifier kind %q; choose one of %s", kind, strings.Join(Kinds(), ", "))
 	}
-	if err := o.finish(); err != nil {
+	if err := o.Finish(); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -184,119 +184,55 @@ func clip(s string, n int) string {
 
 // --- option parsing shared by verifiers ---
 
-type opts struct {
-	kind string
-	raw  map[string]string
-	used map[string]bool
-	err  error
-}
+// opts adds the verifiers' own option kinds to the shared parser.
+type opts struct{ *optparse.Parser }
 
 func newOpts(kind string, raw map[string]string) *opts {
-	return &opts{kind: kind, raw: raw, used: map[string]bool{}}
-}
-
-func (o *opts) get(k string) (string, bool) {
-	o.used[k] = true
-	v, ok := o.raw[k]
-	return strings.TrimSpace(v), ok
-}
-
-func (o *opts) fail(format string, a ...any) {
-	if o.err == nil {
-		o.err = fmt.Errorf("verifier %s: "+format, append([]any{o.kind}, a...)...)
-	}
+	return &opts{optparse.New("verifier "+kind, raw)}
 }
 
 func (o *opts) str(k, def string) string {
-	if v, ok := o.get(k); ok {
+	if v, ok := o.Get(k); ok {
 		return v
 	}
 	return def
 }
 
 func (o *opts) float(k string, def float64) float64 {
-	v, ok := o.get(k)
+	v, ok := o.Get(k)
 	if !ok {
 		return def
 	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil {
-		o.fail("option %s=%q: want a number", k, v)
+		o.Fail("option %s=%q: want a number", k, v)
 		return def
 	}
 	return f
 }
 
 func (o *opts) int(k string, def int) int {
-	v, ok := o.get(k)
+	v, ok := o.Get(k)
 	if !ok {
 		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
-		o.fail("option %s=%q: want a positive integer", k, v)
+		o.Fail("option %s=%q: want a positive integer", k, v)
 		return def
 	}
 	return n
 }
 
-func (o *opts) boolean(k string, def bool) bool {
-	v, ok := o.get(k)
-	if !ok {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		o.fail("option %s=%q: want true or false", k, v)
-		return def
-	}
-	return b
-}
-
 func (o *opts) duration(k string, def time.Duration) time.Duration {
-	v, ok := o.get(k)
+	v, ok := o.Get(k)
 	if !ok {
 		return def
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		o.fail("option %s=%q: want a positive duration like 6s", k, v)
+		o.Fail("option %s=%q: want a positive duration like 6s", k, v)
 		return def
 	}
 	return d
-}
-
-func (o *opts) choice(k, def string, allowed ...string) string {
-	v, ok := o.get(k)
-	if !ok {
-		return def
-	}
-	for _, a := range allowed {
-		if a == v {
-			return v
-		}
-	}
-	o.fail("option %s=%q: choose one of %s", k, v, strings.Join(allowed, ", "))
-	return def
-}
-
-func (o *opts) finish() error {
-	if o.err != nil {
-		return o.err
-	}
-	var unknown, known []string
-	for k := range o.raw {
-		if !o.used[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	for k := range o.used {
-		known = append(known, k)
-	}
-	sort.Strings(unknown)
-	sort.Strings(known)
-	return fmt.Errorf("verifier %s: unknown option(s) %s; valid options: %s", o.kind, strings.Join(unknown, ", "), strings.Join(known, ", "))
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"fmt"
+	"github.com/polo-rl/polo/internal/optparse"
 	"math/big"
 	"math/rand"
 	"sort"
@@ -39,7 +40,7 @@ func GeneratorNames() []string {
 // inclusive range ("2..3") from which each example draws uniformly; see docs/rewards.md for
 // the options of each task. Unknown names or options are errors that list the valid ones.
 func NewGenerator(name string, opts map[string]string, seed int64) (Generator, error) {
-	o := options{name: name, raw: opts, used: map[string]bool{}}
+	o := options{optparse.New("task "+name, opts)}
 	base := genBase{name: name, rng: rand.New(rand.NewSource(seed)), seed: seed}
 	var g Generator
 	switch name {
@@ -52,10 +53,10 @@ func NewGenerator(name string, opts map[string]string, seed int64) (Generator, e
 		g = a
 	case "countdown":
 		g = &countdownGen{genBase: base, n: o.intRange("n", 3, 2, 6), max: o.intRange("max", 20, 1, 1000),
-			ops: o.str("ops", "+-*/", "+-*/"), useAll: o.boolean("use_all", true)}
+			ops: o.str("ops", "+-*/", "+-*/"), useAll: o.Bool("use_all", true)}
 	case "sort":
 		g = &sortGen{genBase: base, length: o.intRange("len", 5, 1, 64), max: o.intRange("max", 9, 0, 1<<30),
-			desc: o.choice("order", "asc", "asc", "desc") == "desc"}
+			desc: o.Choice("order", "asc", "asc", "desc") == "desc"}
 	case "reverse", "copy":
 		g = &stringGen{genBase: base, length: o.intRange("len", 5, 1, 256),
 			letters: o.str("letters", "abcdefghijklmnopqrstuvwxyz", ""), reverse: name == "reverse"}
@@ -68,7 +69,7 @@ func NewGenerator(name string, opts map[string]string, seed int64) (Generator, e
 	default:
 		return nil, fmt.Errorf("unknown task generator %q; choose one of %s", name, strings.Join(GeneratorNames(), ", "))
 	}
-	if err := o.finish(); err != nil {
+	if err := o.Finish(); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -98,27 +99,11 @@ func (r intRange) draw(rng *rand.Rand) int {
 	return r.lo + rng.Intn(r.hi-r.lo+1)
 }
 
-type options struct {
-	name string
-	raw  map[string]string
-	used map[string]bool
-	err  error
-}
-
-func (o *options) fail(format string, a ...any) {
-	if o.err == nil {
-		o.err = fmt.Errorf("task %s: "+format, append([]any{o.name}, a...)...)
-	}
-}
-
-func (o *options) get(key string) (string, bool) {
-	o.used[key] = true
-	v, ok := o.raw[key]
-	return strings.TrimSpace(v), ok
-}
+// options adds the task generators' own option kinds to the shared parser.
+type options struct{ *optparse.Parser }
 
 func (o *options) intRange(key string, def, min, max int) intRange {
-	v, ok := o.get(key)
+	v, ok := o.Get(key)
 	if !ok {
 		return intRange{def, def}
 	}
@@ -130,78 +115,30 @@ func (o *options) intRange(key string, def, min, max int) intRange {
 		hi, err2 = strconv.Atoi(strings.TrimSpace(hiS))
 	}
 	if err1 != nil || err2 != nil || lo > hi || lo < min || hi > max {
-		o.fail("option %s=%q: want an integer or range like 2..3 within [%d, %d]", key, v, min, max)
+		o.Fail("option %s=%q: want an integer or range like 2..3 within [%d, %d]", key, v, min, max)
 		return intRange{def, def}
 	}
 	return intRange{lo, hi}
 }
 
 func (o *options) str(key, def, allowed string) string {
-	v, ok := o.get(key)
+	v, ok := o.Get(key)
 	if !ok {
 		return def
 	}
 	if v == "" {
-		o.fail("option %s is empty", key)
+		o.Fail("option %s is empty", key)
 		return def
 	}
 	if allowed != "" {
 		for _, r := range v {
 			if !strings.ContainsRune(allowed, r) {
-				o.fail("option %s=%q: characters must come from %q", key, v, allowed)
+				o.Fail("option %s=%q: characters must come from %q", key, v, allowed)
 				return def
 			}
 		}
 	}
 	return v
-}
-
-func (o *options) choice(key, def string, allowed ...string) string {
-	v, ok := o.get(key)
-	if !ok {
-		return def
-	}
-	for _, a := range allowed {
-		if v == a {
-			return v
-		}
-	}
-	o.fail("option %s=%q: choose one of %s", key, v, strings.Join(allowed, ", "))
-	return def
-}
-
-func (o *options) boolean(key string, def bool) bool {
-	v, ok := o.get(key)
-	if !ok {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		o.fail("option %s=%q: want true or false", key, v)
-		return def
-	}
-	return b
-}
-
-func (o *options) finish() error {
-	if o.err != nil {
-		return o.err
-	}
-	var unknown, known []string
-	for k := range o.raw {
-		if !o.used[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		for k := range o.used {
-			known = append(known, k)
-		}
-		sort.Strings(unknown)
-		sort.Strings(known)
-		return fmt.Errorf("task %s: unknown option(s) %s; valid options: %s", o.name, strings.Join(unknown, ", "), strings.Join(known, ", "))
-	}
-	return nil
 }
 
 // --- shared pieces ---
