@@ -94,7 +94,7 @@ func pruneCheckpoints(dir string, keep int) error {
 			steps = append(steps, n)
 		}
 	}
-	// "rl-" sorts after "sft-" only by accident of the alphabet; order by phase explicitly.
+	// Alphabetically "rl-" would sort before "sft-"; order by phase (SFT, then RL), then step.
 	sort.Slice(steps, func(i, j int) bool {
 		pi, pj := strings.HasPrefix(steps[i], "rl-"), strings.HasPrefix(steps[j], "rl-")
 		if pi != pj {

@@ -131,7 +131,7 @@ func (r *runner) setup() error {
 	}
 	v := r.opts.Verifier
 	if v == nil {
-		if v, err = newVerifier(r.cfg); err != nil {
+		if v, err = reward.NewVerifier(r.cfg.Reward.Verifier, r.cfg.Reward.Options); err != nil {
 			return err
 		}
 	}
@@ -139,20 +139,15 @@ func (r *runner) setup() error {
 	if r.rewarder, err = newRewarder(r.cfg); err != nil {
 		return err
 	}
-	if r.obj, r.needRef, err = newObjective(r.cfg); err != nil {
+	objs, err := newObjective(r.cfg)
+	if err != nil {
 		return err
 	}
-	if objective.IsPair(r.cfg.Algo.Name) {
-		if r.pairObj, err = objective.NewPair(r.cfg.Algo.Name, r.cfg.Algo.Set); err != nil {
+	r.obj, r.pairObj, r.needRef = objs.token, objs.pair, objs.needRef
+	if r.pairObj != nil && r.cfg.Preference.Path != "" {
+		if r.pairData, err = loadPairs(r.cfg.Preference.Path); err != nil {
 			return err
 		}
-		if r.cfg.Preference.Path != "" {
-			if r.pairData, err = loadPairs(r.cfg.Preference.Path); err != nil {
-				return err
-			}
-		}
-	} else if r.cfg.Distill.Teacher != "" && r.cfg.Algo.Name != "distill" {
-		return fmt.Errorf("config: distill.teacher is set but algo.name is %s; use algo.name distill", r.cfg.Algo.Name)
 	}
 	metricsPath := filepath.Join(r.dir, "metrics.jsonl")
 	if r.opts.Resume {

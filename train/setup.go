@@ -301,48 +301,40 @@ var notInTrainer = map[string]string{
 	"rto":         "it needs token rewards from a separate DPO model (token_rewards)",
 }
 
-// newObjective builds the configured preset and says whether it needs a reference model (beta > 0,
-// or a distillation teacher).
-func newObjective(c Config) (objective.Objective, bool, error) {
-	if why, ok := notInTrainer[c.Algo.Name]; ok {
-		return nil, false, fmt.Errorf("objective %s cannot be trained with polo train yet: %s (it works in polo objective)", c.Algo.Name, why)
+// objectives is what algo.name selects: a token objective (RL, distillation, hybrid) or a pair loss
+// (preference mode), and whether the run needs a frozen reference model.
+type objectives struct {
+	token   objective.Objective
+	pair    objective.PairObjective
+	needRef bool // beta > 0, a pair loss, or a distillation teacher
+}
+
+func newObjective(c Config) (objectives, error) {
+	name := c.Algo.Name
+	if why, ok := notInTrainer[name]; ok {
+		return objectives{}, fmt.Errorf("objective %s cannot be trained with polo train yet: %s (it works in polo objective)", name, why)
 	}
-	if c.Algo.Name == "distill" && c.Distill.Teacher == "" {
-		return nil, false, fmt.Errorf("objective distill needs a teacher: set distill.teacher to a model folder")
+	if name == "distill" && c.Distill.Teacher == "" {
+		return objectives{}, fmt.Errorf("objective distill needs a teacher: set distill.teacher to a model folder")
 	}
-	if objective.IsPair(c.Algo.Name) {
-		_, err := objective.NewPair(c.Algo.Name, c.Algo.Set)
-		return nil, true, err
+	if c.Distill.Teacher != "" && name != "distill" {
+		return objectives{}, fmt.Errorf("config: distill.teacher is set but algo.name is %s; use algo.name distill", name)
 	}
-	if c.Distill.Teacher != "" {
-		obj, err := objective.New(c.Algo.Name, c.Algo.Set)
-		return obj, true, err
+	if objective.IsPair(name) {
+		pair, err := objective.NewPair(name, c.Algo.Set)
+		return objectives{pair: pair, needRef: true}, err
 	}
-	obj, err := objective.New(c.Algo.Name, c.Algo.Set)
+	obj, err := objective.New(name, c.Algo.Set)
 	if err != nil {
-		return nil, false, err
+		return objectives{}, err
 	}
-	_, defaults, _ := objective.Describe(c.Algo.Name)
+	_, defaults, _ := objective.Describe(name)
 	beta := defaults["beta"]
 	if v, ok := c.Algo.Set["beta"]; ok {
 		beta = v
 	}
 	b, _ := strconv.ParseFloat(beta, 64)
-	return obj, b > 0, nil
-}
-
-func newVerifier(c Config) (reward.Verifier, error) {
-	v, err := reward.NewVerifier(c.Reward.Verifier, c.Reward.Options)
-	if err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// CheckObjective reports whether the configured preset and its overrides are valid, without running.
-func CheckObjective(c Config) error {
-	_, _, err := newObjective(c)
-	return err
+	return objectives{token: obj, needRef: b > 0 || c.Distill.Teacher != ""}, nil
 }
 
 // Check reports the configuration mistakes that can be found without training: the objective preset
@@ -352,7 +344,7 @@ func Check(c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if err := CheckObjective(c); err != nil {
+	if _, err := newObjective(c); err != nil {
 		return err
 	}
 	if c.Task.Name != "dataset" {
@@ -360,7 +352,7 @@ func Check(c Config) error {
 			return err
 		}
 	}
-	if _, err := newVerifier(c); err != nil {
+	if _, err := reward.NewVerifier(c.Reward.Verifier, c.Reward.Options); err != nil {
 		return err
 	}
 	_, err := newRewarder(c)
