@@ -479,7 +479,7 @@ func execExp(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobacke
 	}
 	switch input.RawShape.DType {
 	case dtypes.Float32:
-		execExpGeneric(input.Flat.([]float32), output.Flat.([]float32))
+		execExpFloat32(backend, input.Flat.([]float32), output.Flat.([]float32)) // polo patch 0002
 	case dtypes.Float64:
 		execExpGeneric(input.Flat.([]float64), output.Flat.([]float64))
 	case dtypes.BFloat16:
@@ -631,7 +631,7 @@ func execLogistic(backend *gobackend.Backend, node *gobackend.Node, inputs []*go
 	}
 	switch input.RawShape.DType {
 	case dtypes.Float32:
-		execLogisticGeneric(input.Flat.([]float32), output.Flat.([]float32))
+		execLogisticFloat32(backend, input.Flat.([]float32), output.Flat.([]float32)) // polo patch 0002
 	case dtypes.Float64:
 		execLogisticGeneric(input.Flat.([]float64), output.Flat.([]float64))
 	case dtypes.BFloat16:
@@ -948,7 +948,7 @@ func execTanh(backend *gobackend.Backend, node *gobackend.Node, inputs []*goback
 	}
 	switch input.RawShape.DType {
 	case dtypes.Float32:
-		execTanhGeneric(input.Flat.([]float32), output.Flat.([]float32))
+		execTanhFloat32(backend, input.Flat.([]float32), output.Flat.([]float32)) // polo patch 0002
 	case dtypes.Float64:
 		execTanhGeneric(input.Flat.([]float64), output.Flat.([]float64))
 	case dtypes.BFloat16:
