@@ -154,10 +154,32 @@ func exec{{$name}}{{$version}}Generic[T gobackend.POD{{$version}}Constraints](lh
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = {{ CallOp .Format "lhs[indices.LHSFlatIdx]" "rhs[indices.RHSFlatIdx]" }}
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = {{ CallOp .Format "l[ii]" "r[ii]" }}
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = {{ CallOp .Format "l[ii]" "c" }}
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = {{ CallOp .Format "c" "r[ii]" }}
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = {{ CallOp .Format "a" "b" }}
+				}
+			}
 		}
 		return
 	}

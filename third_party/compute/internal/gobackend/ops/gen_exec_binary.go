@@ -108,10 +108,32 @@ func execAddNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] + rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] + r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] + c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c + r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a + b
+				}
+			}
 		}
 		return
 	}
@@ -247,10 +269,32 @@ func execMulNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] * rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] * r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] * c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c * r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a * b
+				}
+			}
 		}
 		return
 	}
@@ -389,10 +433,32 @@ func execSubNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] - rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] - r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] - c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c - r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a - b
+				}
+			}
 		}
 		return
 	}
@@ -547,10 +613,32 @@ func execDivNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] / rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] / r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] / c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c / r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a / b
+				}
+			}
 		}
 		return
 	}
@@ -705,10 +793,32 @@ func execRemIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] % rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] % r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] % c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c % r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a % b
+				}
+			}
 		}
 		return
 	}
@@ -738,10 +848,32 @@ func execRemFloatGeneric[T gobackend.PODFloatConstraints](lhs, rhs []T, output [
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = T(math.Mod(float64(lhs[indices.LHSFlatIdx]), float64(rhs[indices.RHSFlatIdx])))
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = T(math.Mod(float64(l[ii]), float64(r[ii])))
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = T(math.Mod(float64(l[ii]), float64(c)))
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = T(math.Mod(float64(c), float64(r[ii])))
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = T(math.Mod(float64(a), float64(b)))
+				}
+			}
 		}
 		return
 	}
@@ -896,10 +1028,32 @@ func execPowIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = execScalarPowIntGeneric(lhs[indices.LHSFlatIdx], rhs[indices.RHSFlatIdx])
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = execScalarPowIntGeneric(l[ii], r[ii])
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = execScalarPowIntGeneric(l[ii], c)
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = execScalarPowIntGeneric(c, r[ii])
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = execScalarPowIntGeneric(a, b)
+				}
+			}
 		}
 		return
 	}
@@ -929,10 +1083,32 @@ func execPowFloatGeneric[T gobackend.PODFloatConstraints](lhs, rhs []T, output [
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = T(math.Pow(float64(lhs[indices.LHSFlatIdx]), float64(rhs[indices.RHSFlatIdx])))
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = T(math.Pow(float64(l[ii]), float64(r[ii])))
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = T(math.Pow(float64(l[ii]), float64(c)))
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = T(math.Pow(float64(c), float64(r[ii])))
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = T(math.Pow(float64(a), float64(b)))
+				}
+			}
 		}
 		return
 	}
@@ -1063,10 +1239,32 @@ func execAtan2FloatGeneric[T gobackend.PODFloatConstraints](lhs, rhs []T, output
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = T(math.Atan2(float64(lhs[indices.LHSFlatIdx]), float64(rhs[indices.RHSFlatIdx])))
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = T(math.Atan2(float64(l[ii]), float64(r[ii])))
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = T(math.Atan2(float64(l[ii]), float64(c)))
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = T(math.Atan2(float64(c), float64(r[ii])))
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = T(math.Atan2(float64(a), float64(b)))
+				}
+			}
 		}
 		return
 	}
@@ -1218,10 +1416,32 @@ func execMaxNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = max(lhs[indices.LHSFlatIdx], rhs[indices.RHSFlatIdx])
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = max(l[ii], r[ii])
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = max(l[ii], c)
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = max(c, r[ii])
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = max(a, b)
+				}
+			}
 		}
 		return
 	}
@@ -1357,10 +1577,32 @@ func execMinNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, outp
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = min(lhs[indices.LHSFlatIdx], rhs[indices.RHSFlatIdx])
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = min(l[ii], r[ii])
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = min(l[ii], c)
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = min(c, r[ii])
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = min(a, b)
+				}
+			}
 		}
 		return
 	}
@@ -1487,10 +1729,32 @@ func execBitwiseAndIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] & rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] & r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] & c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c & r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a & b
+				}
+			}
 		}
 		return
 	}
@@ -1557,10 +1821,32 @@ func execBitwiseOrIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []T
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] | rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] | r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] | c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c | r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a | b
+				}
+			}
 		}
 		return
 	}
@@ -1627,10 +1913,32 @@ func execBitwiseXorIntegerGeneric[T gobackend.PODIntegerConstraints](lhs, rhs []
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] ^ rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] ^ r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] ^ c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c ^ r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a ^ b
+				}
+			}
 		}
 		return
 	}
@@ -1677,10 +1985,32 @@ func execLogicalAndBooleanGeneric[T gobackend.PODBooleanConstraints](lhs, rhs []
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] && rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] && r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] && c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c && r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a && b
+				}
+			}
 		}
 		return
 	}
@@ -1727,10 +2057,32 @@ func execLogicalOrBooleanGeneric[T gobackend.PODBooleanConstraints](lhs, rhs []T
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] || rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] || r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] || c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c || r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a || b
+				}
+			}
 		}
 		return
 	}
@@ -1777,10 +2129,32 @@ func execLogicalXorBooleanGeneric[T gobackend.PODBooleanConstraints](lhs, rhs []
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] != rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] != r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] != c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c != r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a != b
+				}
+			}
 		}
 		return
 	}
@@ -1861,10 +2235,32 @@ func execEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T, ou
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] == rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] == r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] == c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c == r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a == b
+				}
+			}
 		}
 		return
 	}
@@ -2005,10 +2401,32 @@ func execNotEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T,
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] != rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] != r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] != c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c != r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a != b
+				}
+			}
 		}
 		return
 	}
@@ -2152,10 +2570,32 @@ func execGreaterOrEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rh
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] >= rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] >= r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] >= c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c >= r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a >= b
+				}
+			}
 		}
 		return
 	}
@@ -2315,10 +2755,32 @@ func execGreaterThanNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs [
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] > rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] > r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] > c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c > r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a > b
+				}
+			}
 		}
 		return
 	}
@@ -2478,10 +2940,32 @@ func execLessOrEqualNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs [
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] <= rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] <= r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] <= c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c <= r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a <= b
+				}
+			}
 		}
 		return
 	}
@@ -2641,10 +3125,32 @@ func execLessThanNumericGeneric[T gobackend.PODNumericConstraints](lhs, rhs []T,
 		}
 		return
 	default:
-		// Case 3: with broadcasting non-scalar tensors:
+		// Case 3: with broadcasting non-scalar tensors, in runs of contiguous or repeated values:
 		zipIter := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outputShape)
-		for indices := range zipIter.IterFlatIndices() {
-			output[indices.TgtFlatIdx] = lhs[indices.LHSFlatIdx] < rhs[indices.RHSFlatIdx]
+		for run := range zipIter.IterRuns() {
+			out := output[run.Out : run.Out+run.N]
+			switch {
+			case run.LHSStep == 1 && run.RHSStep == 1:
+				l, r := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = l[ii] < r[ii]
+				}
+			case run.RHSStep == 0 && run.LHSStep == 1:
+				l, c := lhs[run.LHS:run.LHS+run.N], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = l[ii] < c
+				}
+			case run.LHSStep == 0 && run.RHSStep == 1:
+				c, r := lhs[run.LHS], rhs[run.RHS:run.RHS+run.N]
+				for ii := range out {
+					out[ii] = c < r[ii]
+				}
+			default:
+				a, b := lhs[run.LHS], rhs[run.RHS]
+				for ii := range out {
+					out[ii] = a < b
+				}
+			}
 		}
 		return
 	}
