@@ -38,6 +38,25 @@ func TestIterRunsMatchesIterFlatIndices(t *testing.T) {
 				got = append(got, ZippedIndices{LHSFlatIdx: run.LHS + i*run.LHSStep, RHSFlatIdx: run.RHS + i*run.RHSStep, TgtFlatIdx: run.Out + i})
 			}
 		}
+		// The same runs, iterated in two parts.
+		var parts []ZippedIndices
+		runs := zi.Runs()
+		mid := runs.Count() / 3
+		for _, r := range [][2]int{{0, mid}, {mid, runs.Count()}} {
+			for run := range runs.Range(r[0], r[1]) {
+				for i := 0; i < run.N; i++ {
+					parts = append(parts, ZippedIndices{LHSFlatIdx: run.LHS + i*run.LHSStep, RHSFlatIdx: run.RHS + i*run.RHSStep, TgtFlatIdx: run.Out + i})
+				}
+			}
+		}
+		if len(parts) != len(want) {
+			t.Fatalf("%v ⊕ %v → %v: %d indices from two parts, want %d", lhs, rhs, tgt, len(parts), len(want))
+		}
+		for i := range want {
+			if parts[i] != want[i] {
+				t.Fatalf("%v ⊕ %v → %v: element %d from two parts = %+v, want %+v", lhs, rhs, tgt, i, parts[i], want[i])
+			}
+		}
 		if len(got) != len(want) {
 			t.Fatalf("%v ⊕ %v → %v: %d indices from runs, want %d", lhs, rhs, tgt, len(got), len(want))
 		}

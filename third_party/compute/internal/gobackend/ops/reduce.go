@@ -146,8 +146,12 @@ func execReduce(backend *gobackend.Backend, node *gobackend.Node, inputs []*goba
 	if err != nil {
 		return nil, err
 	}
-	it := NewReduceOutputIterator(operand.RawShape.Dimensions, reduceAxes)
 	dtype := output.RawShape.DType
+	if dtype == dtypes.Float32 && // polo patch 0005
+		reduceFloat32Fast(backend, node.OpType, operand.Flat.([]float32), output.Flat.([]float32), operand.RawShape.Dimensions, reduceAxes) {
+		return output, nil
+	}
+	it := NewReduceOutputIterator(operand.RawShape.Dimensions, reduceAxes)
 
 	var reduceFn GenericReduceFn
 	switch node.OpType { //nolint:exhaustive
