@@ -43,6 +43,9 @@ func avx512RouterFloat32( //alt:f32
 			batchSize, lhsCrossSize, rhsCrossSize)
 	}
 
+	if useSmallVariant && avx512SmallBatchedFloat32(backend, layout, lhs, rhs, batchSize, lhsCrossSize, rhsCrossSize, contractingSize, output) { //alt:f32
+		return //alt:f32
+	} //alt:f32
 	if useSmallVariant {
 		// Vector width: 16 for float32, 32 for bfloat16/float16, 8 for float64
 		const vecWidth = 16 //alt:f32
