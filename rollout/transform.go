@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // scLogFloor clamps log p_j in the self-certainty sum: one exact zero probability would make
@@ -131,7 +133,7 @@ func (sp *sampler) transform(z []float32) (rowInfo, error) {
 			rare++
 			continue
 		}
-		e := math.Exp(dj)
+		e := fmath.Exp(dj)
 		w[j] = e
 		S += e
 		A += e * dj
@@ -165,7 +167,7 @@ func (sp *sampler) transform(z []float32) (rowInfo, error) {
 		var ST float64
 		for j, dj := range d {
 			s[j] = dj / T
-			e := math.Exp(s[j])
+			e := fmath.Exp(s[j])
 			w[j] = e
 			ST += e
 		}
