@@ -24,6 +24,7 @@ fi
 
 export GOEXPERIMENT=simd GOMAXPROCS=2
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "# go: $(go version | cut -d' ' -f3), backend ${GOMLX_BACKEND:-go}; torch: $("$PY" -c "import torch; print(torch.__version__)")"
 
 go test -c -o /tmp/polo-model-bench.test ./model/
