@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Side-by-side CPU benchmark of one RL step at the demo's shapes: polo (GoMLX, pure-Go backend,
+# GOMAXPROCS=2) vs the same loop in PyTorch (OpenBLAS, 2 threads), so the engine's overhead on small
+# shapes is measured, not only on bench/model's large ones. The step is GRPO as in train/demo.yaml:
+# the "small" preset (0.79M parameters, 4 layers, d=128, 4 heads / 2 KV heads, MLP 384, vocab 15,
+# tied), from scratch; 16 two-digit addition prompts × 8 responses = 128 rows, temperature 1, at most
+# 6 new tokens. Phases, seconds per step: rollout (prefill + KV-cache decode with behaviour
+# log-probs), reward (verification), logprob (no-grad log-probs of the policy and of the frozen
+# reference on the 128 rows, advantages), train (2 mini-batches of 64 rows: forward + backward of the
+# GRPO loss, global-norm clip, AdamW). polo's side is BenchmarkRLStep (train/bench_rl_test.go), which
+# calls the trainer's own collect / scoreBatch / update, so it is exactly what `polo train` does; the
+# PyTorch side is bench/rl/torch_rl.py. Differences in work: polo's loop re-scores each mini-batch
+# with a no-grad pass before its forward+backward (the objective runs on the host and needs the
+# current log-probs first) — the row "train, polo's passes" times PyTorch doing the same; and polo
+# pads to 16-token buckets (prefill on 16 columns, a 32-slot cache, 16-column sequences) where plain
+# PyTorch pads to the longest row (7 / 13 / 13) — the torch_b16 columns time PyTorch on polo's
+# padded shapes. Both sides draw random prompts and sample from a random-init model, so response
+# lengths (mean ~4.9 tokens, the longest 6) and padded widths match; both are printed.
+#
+# The machine is shared, so the sides run in alternating rounds and each phase reports its best
+# round (the least disturbed one); every round is printed. PyTorch runs twice per round, with its
+# default (spinning) OpenMP waits and with OMP_WAIT_POLICY=PASSIVE: on a loaded machine the spinning
+# 2-thread pool loses several-fold, which would flatter polo, so torch columns are the best of both.
+#
+# Usage: bench/rl/run.sh [timed steps per round] [rounds]   (installs python3-torch if missing)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-4}
+R=${2:-3}
+
+# Debian's python3-torch lives in the system interpreter (not a pyenv/venv one).
+PY=${PYTHON:-/usr/bin/python3}
+[ -x "$PY" ] || PY=python3
+if ! "$PY" -c "import torch" 2>/dev/null || ! ls /usr/lib/*/libopenblas.so.0 >/dev/null 2>&1; then
+  if command -v sudo >/dev/null 2>&1 && [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  # Without libopenblas0-pthread Debian's torch falls back to a reference BLAS (10x slower).
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread >/dev/null
+fi
+
+export GOEXPERIMENT=simd GOMAXPROCS=2
+dirty=$(git status --porcelain -- third_party model engine go.mod go.sum 2>/dev/null | wc -l)
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) cores, $(lscpu | grep -m1 'Model name' | sed 's/ \{2,\}/ /g')"
+echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# commit $(git rev-parse --short HEAD)$( [ "$dirty" = 0 ] || echo " + $dirty uncommitted engine/model files")"
+echo "# go: $(go version | cut -d' ' -f3), backend ${GOMLX_BACKEND:-go}, GOMAXPROCS=2; torch: $("$PY" -c "import torch; print(torch.__version__)"), 2 threads"
+echo "# $N timed steps per round after warm-up, $R rounds; seconds per RL step, best round"
+
+BIN=$(mktemp /tmp/polo-rl-bench.XXXXXX)
+trap 'rm -f "$BIN"' EXIT
+nice go test -c -o "$BIN" ./train/
+gobench=""; pyout=""
+for r in $(seq "$R"); do
+  g=$(cd train && "$BIN" -test.run '^$' -test.bench '^BenchmarkRLStep$' -test.benchtime "${N}x" | grep '^BenchmarkRLStep')
+  # "BenchmarkRLStep-2 N ns/op v1 unit1 v2 unit2 ..." -> "unit value" lines
+  g=$(echo "$g" | awk '{ for (i = 5; i < NF; i += 2) print $(i + 1), $i }')
+  p=$("$PY" bench/rl/torch_rl.py "$N" 1)
+  q=$(OMP_WAIT_POLICY=PASSIVE "$PY" bench/rl/torch_rl.py "$N" 1)
+  echo "# round $r polo         $(echo "$g" | awk '$1 ~ /_s$/ { printf "%s %.4f  ", $1, $2 }')"
+  echo "# round $r torch        $(echo "$p" | awk '$1 ~ /^(rollout|logprob|train|train_polo_loop|step)(_b16)?$/ { printf "%s %.4f  ", $1, $2 }')"
+  echo "# round $r torch-passive $(echo "$q" | awk '$1 ~ /^(rollout|logprob|train|train_polo_loop|step)(_b16)?$/ { printf "%s %.4f  ", $1, $2 }')"
+  gobench="$gobench"$'\n'"$g"; pyout="$pyout"$'\n'"$p"$'\n'"$q"
+done
+gosec() { echo "$gobench" | awk -v k="$1" '$1 == k { if (m == "" || $2 < m) m = $2 } END { printf "%.4f", m }'; }
+pysec() { echo "$pyout" | awk -v k="$1" '$1 == k { if (m == "" || $2 < m) m = $2 } END { printf "%.4f", m }'; }
+ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / $2 }'; }
+
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-22s %8s %8s %10s %10s %12s\n" phase polo_s torch_s torch/polo torch_b16_s torch_b16/polo
+for row in "rollout rollout_s rollout" "reward reward_s reward" "logprob logprob_s logprob" \
+           "train train_s train" "train,polo's_passes train_s train_polo_loop" "step step_s step"; do
+  set -- $row
+  g=$(gosec "$2"); p=$(pysec "$3"); pb=$(pysec "$3_b16")
+  printf "%-22s %8s %8s %10s %10s %12s\n" "${1//_/ }" "$g" "$p" "$(ratio "$p" "$g")" "$pb" "$(ratio "$pb" "$g")"
+done
+echo "# step = rollout + reward + logprob + train (best single step). polo's train includes its"
+echo "# per-mini-batch re-score: $(gosec rescore_s) s (two no-grad 64-row passes, timed separately)."
+echo "# polo: $(echo "$gobench" | awk '$1 == "params" { print int($2); exit }') params, mean response $(echo "$gobench" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$gobench" | awk '$1 == "seq_width" { print $2; exit }') (engine buckets to 16)"
+echo "# torch: $(echo "$pyout" | awk '$1 == "params" { print $2; exit }') params, mean response $(echo "$pyout" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$pyout" | awk '$1 == "seq_width" { print $2; exit }') (b16: $(echo "$pyout" | awk '$1 == "seq_width_b16" { print $2; exit }'))"
