@@ -18,9 +18,12 @@
 # lengths (mean ~4.9 tokens, the longest 6) and padded widths match; both are printed.
 #
 # The machine is shared, so the sides run in alternating rounds and each phase reports its best
-# round (the least disturbed one); every round is printed. PyTorch runs twice per round, with its
-# default (spinning) OpenMP waits and with OMP_WAIT_POLICY=PASSIVE: on a loaded machine the spinning
-# 2-thread pool loses several-fold, which would flatter polo, so torch columns are the best of both.
+# round (the least disturbed one); every round is printed. PyTorch runs with its default (spinning)
+# OpenMP waits and with OMP_WAIT_POLICY=PASSIVE, and its columns are the best of both: on a loaded
+# machine the spinning 2-thread pool loses 5-20x (measured at load 6-9 on 2 cores), which would
+# flatter polo, while on a quiet one spinning can win. When the 1-minute load already exceeds the
+# core count the spinning runs are skipped (they only lose there and take minutes);
+# TORCH_WAIT=both|passive|default forces a choice.
 #
 # Usage: bench/rl/run.sh [timed steps per round] [rounds]   (installs python3-torch if missing)
 set -euo pipefail
@@ -38,11 +41,14 @@ if ! "$PY" -c "import torch" 2>/dev/null || ! ls /usr/lib/*/libopenblas.so.0 >/d
 fi
 
 export GOEXPERIMENT=simd GOMAXPROCS=2
+if [ -z "${TORCH_WAIT:-}" ]; then
+  TORCH_WAIT=$(awk -v n="$(nproc)" '{ print ($1 >= n ? "passive" : "both") }' /proc/loadavg)
+fi
 dirty=$(git status --porcelain -- third_party model engine go.mod go.sum 2>/dev/null | wc -l)
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) cores, $(lscpu | grep -m1 'Model name' | sed 's/ \{2,\}/ /g')"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# commit $(git rev-parse --short HEAD)$( [ "$dirty" = 0 ] || echo " + $dirty uncommitted engine/model files")"
-echo "# go: $(go version | cut -d' ' -f3), backend ${GOMLX_BACKEND:-go}, GOMAXPROCS=2; torch: $("$PY" -c "import torch; print(torch.__version__)"), 2 threads"
+echo "# go: $(go version | cut -d' ' -f3), backend ${GOMLX_BACKEND:-go}, GOMAXPROCS=2; torch: $("$PY" -c "import torch; print(torch.__version__)"), 2 threads, OpenMP waits: $TORCH_WAIT"
 echo "# $N timed steps per round after warm-up, $R rounds; seconds per RL step, best round"
 
 BIN=$(mktemp /tmp/polo-rl-bench.XXXXXX)
@@ -53,12 +59,14 @@ for r in $(seq "$R"); do
   g=$(cd train && "$BIN" -test.run '^$' -test.bench '^BenchmarkRLStep$' -test.benchtime "${N}x" | grep '^BenchmarkRLStep')
   # "BenchmarkRLStep-2 N ns/op v1 unit1 v2 unit2 ..." -> "unit value" lines
   g=$(echo "$g" | awk '{ for (i = 5; i < NF; i += 2) print $(i + 1), $i }')
-  p=$("$PY" bench/rl/torch_rl.py "$N" 1)
-  q=$(OMP_WAIT_POLICY=PASSIVE "$PY" bench/rl/torch_rl.py "$N" 1)
-  echo "# round $r polo         $(echo "$g" | awk '$1 ~ /_s$/ { printf "%s %.4f  ", $1, $2 }')"
-  echo "# round $r torch        $(echo "$p" | awk '$1 ~ /^(rollout|logprob|train|train_polo_loop|step)(_b16)?$/ { printf "%s %.4f  ", $1, $2 }')"
-  echo "# round $r torch-passive $(echo "$q" | awk '$1 ~ /^(rollout|logprob|train|train_polo_loop|step)(_b16)?$/ { printf "%s %.4f  ", $1, $2 }')"
-  gobench="$gobench"$'\n'"$g"; pyout="$pyout"$'\n'"$p"$'\n'"$q"
+  echo "# round $r polo          $(echo "$g" | awk '$1 ~ /_s$/ { printf "%s %.4f  ", $1, $2 }')"
+  gobench="$gobench"$'\n'"$g"
+  for w in default passive; do
+    case "$TORCH_WAIT" in both | "$w") ;; *) continue ;; esac
+    if [ "$w" = passive ]; then p=$(OMP_WAIT_POLICY=PASSIVE "$PY" bench/rl/torch_rl.py "$N" 1); else p=$("$PY" bench/rl/torch_rl.py "$N" 1); fi
+    printf "# round %s torch %-7s %s\n" "$r" "$w" "$(echo "$p" | awk '$1 ~ /^(rollout|logprob|train|train_polo_loop|step)(_b16)?$/ { printf "%s %.4f  ", $1, $2 }')"
+    pyout="$pyout"$'\n'"$p"
+  done
 done
 gosec() { echo "$gobench" | awk -v k="$1" '$1 == k { if (m == "" || $2 < m) m = $2 } END { printf "%.4f", m }'; }
 pysec() { echo "$pyout" | awk -v k="$1" '$1 == k { if (m == "" || $2 < m) m = $2 } END { printf "%.4f", m }'; }
@@ -74,5 +82,5 @@ for row in "rollout rollout_s rollout" "reward reward_s reward" "logprob logprob
 done
 echo "# step = rollout + reward + logprob + train (best single step). polo's train includes its"
 echo "# per-mini-batch re-score: $(gosec rescore_s) s (two no-grad 64-row passes, timed separately)."
-echo "# polo: $(echo "$gobench" | awk '$1 == "params" { print int($2); exit }') params, mean response $(echo "$gobench" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$gobench" | awk '$1 == "seq_width" { print $2; exit }') (engine buckets to 16)"
+echo "# polo: $(echo "$gobench" | awk '$1 == "params" { print int($2); exit }') params, mean response $(echo "$gobench" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$gobench" | awk '$1 == "seq_width" { printf "%d", $2; exit }') (engine buckets to 16)"
 echo "# torch: $(echo "$pyout" | awk '$1 == "params" { print $2; exit }') params, mean response $(echo "$pyout" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$pyout" | awk '$1 == "seq_width" { print $2; exit }') (b16: $(echo "$pyout" | awk '$1 == "seq_width_b16" { print $2; exit }'))"
