@@ -160,11 +160,11 @@ func TestDecoderReuseAndLimits(t *testing.T) {
 			t.Errorf("got %v, want an error containing %q", err, c.want)
 		}
 	}
-	// Fill the cache to capacity: 16 prompt slots + 16 steps, then a clear error.
+	// Fill the cache to capacity: 2 prompt slots + the rest in steps, then a clear error.
 	if _, err := dec.Prefill([][]int32{{1, 2}}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 16; i++ {
+	for i := 0; i < dec.Capacity()-2; i++ {
 		if _, err := dec.Step([]int32{3}); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}

@@ -337,3 +337,11 @@ func TestPresets(t *testing.T) {
 		t.Errorf("unknown preset: %v", err)
 	}
 }
+
+func TestBucketLen(t *testing.T) {
+	for _, c := range [][2]int{{1, 1}, {13, 13}, {16, 16}, {17, 24}, {64, 64}, {65, 80}, {256, 256}, {257, 320}} {
+		if got := bucketLen(c[0]); got != c[1] {
+			t.Errorf("bucketLen(%d) = %d, want %d", c[0], got, c[1])
+		}
+	}
+}
