@@ -430,8 +430,9 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 				}
 				appendExpertRows(mbBatch, exp, width)
 			}
-			if epoch == 0 && m == 0 && nMini == 1 && !hybrid {
-				// Nothing has changed the policy since scoreBatch: reuse its log-probs.
+			if epoch == 0 && m == 0 && !hybrid {
+				// Nothing has changed the policy since scoreBatch (the first optimizer step of the
+				// batch has not run yet): reuse its log-probs instead of a second forward pass.
 				mbBatch.LogP = pickRows(ob.LogP, mb)
 			} else {
 				logp, ent, err := r.policy.LogProbs(ids, mask)
