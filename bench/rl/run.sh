@@ -9,13 +9,14 @@
 # reference on the 128 rows, advantages), train (2 mini-batches of 64 rows: forward + backward of the
 # GRPO loss, global-norm clip, AdamW). polo's side is BenchmarkRLStep (train/bench_rl_test.go), which
 # calls the trainer's own collect / scoreBatch / update, so it is exactly what `polo train` does; the
-# PyTorch side is bench/rl/torch_rl.py. Differences in work: polo's loop re-scores each mini-batch
-# with a no-grad pass before its forward+backward (the objective runs on the host and needs the
-# current log-probs first) — the row "train, polo's passes" times PyTorch doing the same; and polo
-# pads to 16-token buckets (prefill on 16 columns, a 32-slot cache, 16-column sequences) where plain
-# PyTorch pads to the longest row (7 / 13 / 13) — the torch_b16 columns time PyTorch on polo's
-# padded shapes. Both sides draw random prompts and sample from a random-init model, so response
-# lengths (mean ~4.9 tokens, the longest 6) and padded widths match; both are printed.
+# PyTorch side is bench/rl/torch_rl.py. Differences in work: polo's loop re-scores every mini-batch
+# but the first with a no-grad pass before its forward+backward (the objective runs on the host and
+# needs the current log-probs first) — the row "train, polo's passes" times PyTorch doing the same;
+# and polo's decoder attends over its whole cache (bucketLen(7+6)+16 = 29 slots) under a validity
+# mask where plain PyTorch attends over the filled slots only — the torch_pl columns time PyTorch on
+# polo's padded layouts (prefill, cache and sequence widths mirrored from model.bucketLen and
+# model.NewDecoder). Both sides draw random prompts and sample from a random-init model, so response
+# lengths (mean ~5 tokens, the longest 6: prefill + 5 decode steps) and widths match; both are printed.
 #
 # The machine is shared, so the sides run in alternating rounds and each phase reports its best
 # round (the least disturbed one); every round is printed. PyTorch runs with its default (spinning)
@@ -64,7 +65,7 @@ for r in $(seq "$R"); do
   for w in default passive; do
     case "$TORCH_WAIT" in both | "$w") ;; *) continue ;; esac
     if [ "$w" = passive ]; then p=$(OMP_WAIT_POLICY=PASSIVE "$PY" bench/rl/torch_rl.py "$N" 1); else p=$("$PY" bench/rl/torch_rl.py "$N" 1); fi
-    printf "# round %s torch %-7s %s\n" "$r" "$w" "$(echo "$p" | awk '$1 ~ /^(rollout|logprob|train|train_polo_loop|step)(_b16)?$/ { printf "%s %.4f  ", $1, $2 }')"
+    printf "# round %s torch %-7s %s\n" "$r" "$w" "$(echo "$p" | awk '$1 ~ /^(rollout|logprob|train|train_polo_loop|step)(_pl)?$/ { printf "%s %.4f  ", $1, $2 }')"
     pyout="$pyout"$'\n'"$p"
   done
 done
@@ -73,14 +74,14 @@ pysec() { echo "$pyout" | awk -v k="$1" '$1 == k { if (m == "" || $2 < m) m = $2
 ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / $2 }'; }
 
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-22s %8s %8s %10s %10s %12s\n" phase polo_s torch_s torch/polo torch_b16_s torch_b16/polo
+printf "%-22s %8s %8s %10s %10s %12s\n" phase polo_s torch_s torch/polo torch_pl_s torch_pl/polo
 for row in "rollout rollout_s rollout" "reward reward_s reward" "logprob logprob_s logprob" \
            "train train_s train" "train,polo's_passes train_s train_polo_loop" "step step_s step"; do
   set -- $row
-  g=$(gosec "$2"); p=$(pysec "$3"); pb=$(pysec "$3_b16")
+  g=$(gosec "$2"); p=$(pysec "$3"); pb=$(pysec "$3_pl")
   printf "%-22s %8s %8s %10s %10s %12s\n" "${1//_/ }" "$g" "$p" "$(ratio "$p" "$g")" "$pb" "$(ratio "$pb" "$g")"
 done
 echo "# step = rollout + reward + logprob + train (best single step). polo's train includes its"
-echo "# per-mini-batch re-score: $(gosec rescore_s) s (two no-grad 64-row passes, timed separately)."
-echo "# polo: $(echo "$gobench" | awk '$1 == "params" { print int($2); exit }') params, mean response $(echo "$gobench" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$gobench" | awk '$1 == "seq_width" { printf "%d", $2; exit }') (engine buckets to 16)"
-echo "# torch: $(echo "$pyout" | awk '$1 == "params" { print $2; exit }') params, mean response $(echo "$pyout" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$pyout" | awk '$1 == "seq_width" { print $2; exit }') (b16: $(echo "$pyout" | awk '$1 == "seq_width_b16" { print $2; exit }'))"
+echo "# re-score of the second mini-batch: $(gosec rescore_s) s (one no-grad 64-row pass, timed separately)."
+echo "# polo: $(echo "$gobench" | awk '$1 == "params" { print int($2); exit }') params, mean response $(echo "$gobench" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences of $(echo "$gobench" | awk '$1 == "seq_width" { printf "%d", $2; exit }') tokens before the engine's bucketing"
+echo "# torch: $(echo "$pyout" | awk '$1 == "params" { print $2; exit }') params, mean response $(echo "$pyout" | awk '$1 == "resp_len" { s += $2; n++ } END { printf "%.2f", s / n }') tokens, sequences padded to $(echo "$pyout" | awk '$1 == "seq_width" { print $2; exit }') (polo layout: $(echo "$pyout" | awk '$1 == "seq_width_pl" { print $2; exit }'))"

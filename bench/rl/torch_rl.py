@@ -19,16 +19,21 @@ Phases (seconds per RL step; each printed as "<name> <best seconds>" over the ti
             in the graph, backward, global-norm clip 1.0, AdamW (lr 3e-4, betas 0.9/0.99,
             eps 1e-8, wd 0)
   train_polo_loop
-            train as polo's loop does it: per mini-batch first a no-grad log-prob pass (polo's
-            objective runs on the host and needs the current log-probs before the backward),
-            then forward+backward of the surrogate sum(stopgrad(dL/dlogp) * logp), clip, AdamW
+            train with the passes polo's loop runs (train/rl.go update): the objective runs on
+            the host and needs the current log-probs before the backward, so every mini-batch but
+            the first (whose log-probs are the scoring pass's, the policy being unchanged) first
+            gets a no-grad log-prob pass; then forward+backward of the surrogate
+            sum(stopgrad(dL/dlogp) * logp), clip, AdamW
 
-Two padding layouts are timed (suffix _b16 for the second):
+Two padding layouts are timed (suffix _pl for the second):
   natural   what plain PyTorch code does: prompts left-padded to the longest prompt (7), a KV cache
             of 7+6 slots attending only over the filled ones, sequences right-padded to the
             longest prompt+response of the batch (13)
-  bucketed  polo's layouts (model/model.go bucketLen, model/decode.go): prefill on 16 columns,
-            a 32-slot cache attended in full under a validity mask, sequences padded to 16
+  polo      polo's layouts, mirrored from model/model.go bucketLen and model/decode.go NewDecoder
+            (as of commit bcaf3b0): prefill on bucketLen(longest prompt) columns, a cache of
+            bucketLen(longest prompt + 6) + 16 slots attended in full under a validity mask,
+            sequences padded to bucketLen(longest row); bucketLen keeps lengths up to 16 exact,
+            then rounds up to multiples of 8 (to 64), 16 (to 256), 64
 
 Usage: torch_rl.py [timed steps] [warm-up steps]
 """
@@ -68,8 +73,11 @@ def decode(ids):
     return "".join(out)
 
 
-def bucket(t):
-    return (t + 15) // 16 * 16
+def bucket(t):  # model/model.go bucketLen
+    if t <= 16:
+        return t
+    step = 8 if t <= 64 else 16 if t <= 256 else 64
+    return (t + step - 1) // step * step
 
 
 class Block(torch.nn.Module):
@@ -291,12 +299,18 @@ def main():
                 sub_ids, sub_mask, sub_col, sub_rmask = sequences([prompts[i] for i in mb], [resps[i] for i in mb],
                                                                   bucketed)
                 o, r_, a_ = old[mb], refl[mb], adv[mb]
-                if polo_loop:
+                if polo_loop and k > 0:
                     with torch.no_grad():  # the re-score polo's host-side objective needs
                         cur, _ = response_stats(model, sub_ids, sub_mask, sub_col)
                     cur = cur.detach().requires_grad_(True)
                     loss = grpo_loss(cur, o, r_, a_, sub_rmask)
                     (coef,) = torch.autograd.grad(loss, cur)  # dL/dlogp, as the host objective returns it
+                    logp, _ = response_stats(model, sub_ids, sub_mask, sub_col)
+                    (coef * logp).sum().backward()
+                elif polo_loop:  # first mini-batch: dL/dlogp from the scoring pass's log-probs
+                    cur = o.clone().requires_grad_(True)
+                    loss = grpo_loss(cur, o, r_, a_, sub_rmask)
+                    (coef,) = torch.autograd.grad(loss, cur)
                     logp, _ = response_stats(model, sub_ids, sub_mask, sub_col)
                     (coef * logp).sum().backward()
                 else:
@@ -345,7 +359,7 @@ def main():
         return best, sum(lens) / len(lens), max(widths)
 
     for bucketed in (False, True):
-        suffix = "_b16" if bucketed else ""
+        suffix = "_pl" if bucketed else ""
         best, rlen, width = run(bucketed)
         for k in ("rollout", "reward", "logprob", "train", "train_polo_loop", "step"):
             print(f"{k}{suffix} {best[k]:.5f}")
