@@ -36,9 +36,9 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 	if batch <= 0 || maxLen <= 0 {
 		return nil, fmt.Errorf("model NewDecoder: batch (%d) and maxLen (%d) must be positive", batch, maxLen)
 	}
-	// Left-padding a prompt to its bucket wastes at most 15 slots (bucketLen's granularity), so a
-	// row of maxLen tokens always fits.
-	return &Decoder{m: m, batch: batch, capacity: bucketLen(maxLen) + 16}, nil
+	// Left-padding a prompt to its bucket wastes fewer slots than bucketLen's granularity at that
+	// length (at most its granularity at maxLen), so a row of maxLen tokens always fits.
+	return &Decoder{m: m, batch: batch, capacity: bucketLen(maxLen + bucketStep(maxLen) - 1)}, nil
 }
 
 // Capacity is the number of cache slots (prompt bucket plus decode steps must fit).
@@ -137,7 +137,7 @@ func (d *Decoder) Prefill(prompts [][]int32) (logits [][]float32, err error) {
 	}
 	pb := bucketLen(longest)
 	if pb >= d.capacity {
-		return nil, fmt.Errorf("model Prefill: prompt of %d tokens does not fit a decoder of maxLen %d", longest, d.capacity-16)
+		return nil, fmt.Errorf("model Prefill: prompt of %d tokens does not fit a decoder of %d cache slots", longest, d.capacity)
 	}
 	vocab := int32(d.m.cfg.VocabSize)
 	ids, pos := make([]int32, d.batch*pb), make([]int32, d.batch*pb)

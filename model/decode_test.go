@@ -113,7 +113,7 @@ func TestDecoderReuseAndLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := m.NewDecoder(2, 8) // capacity 32
+	dec, err := m.NewDecoder(2, 16) // capacity 16
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestDecoderReuseAndLimits(t *testing.T) {
 	if _, err := dec.Prefill([][]int32{{3, 4, 5}, {6}}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 10; i++ { // fill slots 16..25 with tokens of the first batch
+	for i := 0; i < 10; i++ { // fill slots 3..12 with tokens of the first batch
 		if _, err := dec.Step([]int32{int32(10 + i), int32(20 + i)}); err != nil {
 			t.Fatal(err)
 		}

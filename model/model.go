@@ -323,16 +323,21 @@ type batch struct {
 // lengths up to 16 are kept as they are (padding a 13-token row to 16 costs 23% of every pass,
 // and there are at most 16 such graphs), then multiples of 8 up to 64, of 16 up to 256, of 64 past.
 func bucketLen(t int) int {
-	step := 64
+	step := bucketStep(t)
+	return (t + step - 1) / step * step
+}
+
+// bucketStep is bucketLen's granularity at length t (non-decreasing in t).
+func bucketStep(t int) int {
 	switch {
 	case t <= 16:
-		return t
+		return 1
 	case t <= 64:
-		step = 8
+		return 8
 	case t <= 256:
-		step = 16
+		return 16
 	}
-	return (t + step - 1) / step * step
+	return 64
 }
 
 // bucketBatch rounds a batch size up to a power of two up to 8, then to a multiple of 8.

@@ -12,7 +12,7 @@
 # PyTorch side is bench/rl/torch_rl.py. Differences in work: polo's loop re-scores every mini-batch
 # but the first with a no-grad pass before its forward+backward (the objective runs on the host and
 # needs the current log-probs first) — the row "train, polo's passes" times PyTorch doing the same;
-# and polo's decoder attends over its whole cache (bucketLen(7+6)+16 = 29 slots) under a validity
+# and polo's decoder attends over its whole cache (13 slots for the demo's longest rows) under a validity
 # mask where plain PyTorch attends over the filled slots only — the torch_pl columns time PyTorch on
 # polo's padded layouts (prefill, cache and sequence widths mirrored from model.bucketLen and
 # model.NewDecoder). Both sides draw random prompts and sample from a random-init model, so response

@@ -31,7 +31,7 @@ Two padding layouts are timed (suffix _pl for the second):
             longest prompt+response of the batch (13)
   polo      polo's layouts, mirrored from model/model.go bucketLen and model/decode.go NewDecoder
             (as of commit bcaf3b0): prefill on bucketLen(longest prompt) columns, a cache of
-            bucketLen(longest prompt + 6) + 16 slots attended in full under a validity mask,
+            bucketLen(n + bucketStep(n) - 1) slots for n = longest prompt + 6, attended in full under a validity mask,
             sequences padded to bucketLen(longest row); bucketLen keeps lengths up to 16 exact,
             then rounds up to multiples of 8 (to 64), 16 (to 256), 64
 
@@ -73,10 +73,12 @@ def decode(ids):
     return "".join(out)
 
 
+def bucket_step(t):  # model/model.go bucketStep
+    return 1 if t <= 16 else 8 if t <= 64 else 16 if t <= 256 else 64
+
+
 def bucket(t):  # model/model.go bucketLen
-    if t <= 16:
-        return t
-    step = 8 if t <= 64 else 16 if t <= 256 else 64
+    step = bucket_step(t)
     return (t + step - 1) // step * step
 
 
@@ -175,7 +177,8 @@ def rollout(m, prompts, gen, bucketed):
     P = max(len(p) for p in prompts)
     if bucketed:
         P = bucket(P)
-        cap = bucket(max(len(p) for p in prompts) + MAX_NEW) + 16  # model.NewDecoder
+        max_len = max(len(p) for p in prompts) + MAX_NEW
+        cap = bucket(max_len + bucket_step(max_len) - 1)  # model.NewDecoder
     else:
         cap = P + MAX_NEW
     ids = torch.full((B, P), PAD, dtype=torch.long)
