@@ -32,7 +32,7 @@ func unsure(format string, a ...any) verdict {
 }
 
 const (
-	constTol    = 1e-6 // numbers that are not both rational: |a-b| <= constTol·max(1,|a|,|b|)
+	constTol    = 5e-7 // numbers that are not both rational: |a-b| <= constTol·max(1,|a|,|b|), about "equal to 6 decimals" as Math-Verify rounds
 	pointTol    = 1e-8 // float values at random points, same form
 	minPoints   = 3    // valid random points needed to call two expressions equal
 	maxVars     = 12
@@ -639,7 +639,7 @@ func compareVals(a, b val, tol float64) verdict {
 	scale := math.Max(1, math.Max(math.Abs(fa), math.Abs(fb)))
 	if math.Abs(fa-fb) <= tol*scale {
 		if tol == constTol {
-			return yes("equal within 1e-6")
+			return yes("equal within 5e-7")
 		}
 		return yes("equal within 1e-8")
 	}

@@ -19,9 +19,9 @@ type val struct {
 	lost bool // a float result out of float64 range (or an exact one past maxExactBits)
 }
 
-// maxExactBits bounds exact numbers (numerator plus denominator bits, about 10^2466); a result
+// maxExactBits bounds exact numbers (numerator plus denominator bits, about 10^9864); a result
 // past it is lost rather than computed, which keeps 2^{9999999} and 10^{10^{10}} cheap.
-const maxExactBits = 1 << 13
+const maxExactBits = 1 << 15
 
 var (
 	errUndefined = errors.New("undefined (division by zero, or outside the domain)")
@@ -335,7 +335,7 @@ func factVal(a val) (val, error) {
 	if a.r == nil || !a.r.IsInt() || a.r.Sign() < 0 {
 		return val{}, errUndefined
 	}
-	if !a.r.Num().IsInt64() || a.r.Num().Int64() > 800 {
+	if !a.r.Num().IsInt64() || a.r.Num().Int64() > 3000 {
 		return val{f: math.Inf(1), lost: true}, nil
 	}
 	return checkBits(new(big.Rat).SetInt(new(big.Int).MulRange(1, a.r.Num().Int64()))), nil

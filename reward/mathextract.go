@@ -112,21 +112,67 @@ func boxedAnswer(s string) (string, bool) {
 	return "", false
 }
 
-// rePhrase finds answer announcements; the answer is what follows the last one.
-var rePhrase = regexp.MustCompile(`(?i)final\s+answer(?:\s+is)?\s*[:=]?|answer\s+is\s*:?|answer\s*:|####`)
-
-// phraseAnswer takes the math inside the last answer phrase, not the whole sentence:
-// "The final answer is 12,000,023. I hope it is correct." gives 12,000,023, and "Final answer:
-// the largest $n$ is 34." gives 34.
+// phraseAnswer takes the math inside the last answer phrase ("final answer is …", "the answer
+// is …", "Answer: …", "#### …"), not the whole sentence: "The final answer is 12,000,023. I hope
+// it is correct." gives 12,000,023, and "Final answer: the largest $n$ is 34." gives 34. Only the
+// last few phrases are tried, so a response full of phrases stays cheap.
 func phraseAnswer(s string) (string, bool) {
-	locs := rePhrase.FindAllStringIndex(s, -1)
-	for i := len(locs) - 1; i >= 0; i-- {
-		rest := s[locs[i][1]:]
-		if a, ok := mathInPhrase(sentence(rest)); ok {
+	end := len(s)
+	for tries := 0; tries < 3; tries++ {
+		at := lastPhraseEnd(s[:end])
+		if at.start < 0 {
+			return "", false
+		}
+		if a, ok := mathInPhrase(sentence(s[at.end:])); ok {
 			return a, true
 		}
+		end = at.start
 	}
 	return "", false
+}
+
+type span struct{ start, end int }
+
+// lastPhraseEnd finds the last answer phrase in s by a backward byte scan (a regexp over a
+// 1 MB response costs ~100 ms; this costs ~1 ms).
+func lastPhraseEnd(s string) span {
+	hashes := strings.LastIndex(s, "####")
+	for i := len(s) - 6; i > hashes; i-- {
+		if s[i]|0x20 != 'a' || !strings.EqualFold(s[i:i+6], "answer") {
+			continue
+		}
+		j := skipSpaces(s, i+6)
+		switch {
+		case j < len(s) && s[j] == ':':
+			return span{i, j + 1}
+		case j+2 <= len(s) && strings.EqualFold(s[j:j+2], "is") && (j+2 == len(s) || !isLetter(s[j+2])):
+			k := skipSpaces(s, j+2)
+			if k < len(s) && s[k] == ':' {
+				k++
+			}
+			return span{i, k}
+		case hasFoldSuffix(strings.TrimRight(s[:i], " \t"), "final"):
+			if j < len(s) && s[j] == '=' {
+				j++
+			}
+			return span{i, j}
+		}
+	}
+	if hashes >= 0 {
+		return span{hashes, hashes + 4}
+	}
+	return span{-1, -1}
+}
+
+func skipSpaces(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+func hasFoldSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
 }
 
 // sentence cuts text at the end of its first sentence or line (a period followed by a space or
@@ -245,7 +291,7 @@ func scanLatex(s string, f func(body string, end int) bool) {
 			i += len(open)
 			continue
 		}
-		k := strings.Index(s[i+len(open):], closer)
+		k := indexUnescaped(s[i+len(open):], closer)
 		if k < 0 {
 			missing[closer] = true
 			i += len(open)
@@ -257,6 +303,21 @@ func scanLatex(s string, f func(body string, end int) bool) {
 		if body != "" && !f(body, end) {
 			return
 		}
+	}
+}
+
+// indexUnescaped is strings.Index that skips a closer preceded by a backslash (\$ in $\$5$).
+func indexUnescaped(s, closer string) int {
+	off := 0
+	for {
+		k := strings.Index(s[off:], closer)
+		if k < 0 {
+			return -1
+		}
+		if closer != "$" || off+k == 0 || s[off+k-1] != '\\' {
+			return off + k
+		}
+		off += k + 1
 	}
 }
 

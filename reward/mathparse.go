@@ -110,8 +110,20 @@ func (p *parser) leave() { p.depth-- }
 
 // isSep reports a list separator: a comma, a semicolon, or the words "and"/"or".
 func (p *parser) isSep() bool {
-	t := p.peek()
-	return t.kind == tOp && (t.text == "," || t.text == ";") || t.kind == tWord && (t.text == "and" || t.text == "or")
+	return isSepTok(p.peek())
+}
+
+func isSepTok(t token) bool {
+	switch t.kind {
+	case tOp:
+		return t.text == "," || t.text == ";"
+	case tWord:
+		return t.text == "and" || t.text == "or"
+	case tText:
+		w := normText(t.text)
+		return w == "and" || w == "or" || w == ","
+	}
+	return false
 }
 
 // list parses items separated by commas; one item is returned as itself.
@@ -269,8 +281,14 @@ func (p *parser) term() (*node, error) {
 			} else {
 				acc = mulNode(acc, f)
 			}
-		case tok.kind == tWord && tok.text != "and" && tok.text != "or", tok.kind == tText && isUnitText(tok.text):
-			p.next() // a unit or filler word after a value: 125 miles, 10\text{ cm}
+		case (tok.kind == tWord || tok.kind == tText && isUnitText(tok.text)) && !isSepTok(tok):
+			p.next() // a unit or filler word after a value: 125 miles, 10\text{ cm}, 10\text{ cm}^2
+			if p.is(tOp, "^") && (p.toks[p.pos+1].kind == tNum || p.toks[p.pos+1].kind == tOpen) {
+				p.next()
+				if _, err := p.arg(); err != nil {
+					return nil, err
+				}
+			}
 		case p.startsFactor():
 			f, err := p.power()
 			if err != nil {
