@@ -92,6 +92,9 @@ func parseExtractOrder(s string) ([]string, error) {
 }
 
 func afterThink(s string) string {
+	if !strings.Contains(s, "</think>") { // Contains is a vectorised scan; LastIndex is not
+		return s
+	}
 	if i := strings.LastIndex(s, "</think>"); i >= 0 {
 		return s[i+len("</think>"):]
 	}

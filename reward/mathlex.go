@@ -302,12 +302,11 @@ func (l *lexer) braced() (string, bool) {
 // when exactly three digits follow and the digits before form a 1–3 digit group, so "32, 349"
 // and "1,2" stay lists.
 func (l *lexer) number() {
-	var b strings.Builder
+	var b []byte // only when separators are dropped
 	start := l.i
 	for l.i < len(l.s) && isDigit(l.s[l.i]) {
 		l.i++
 	}
-	b.WriteString(l.s[start:l.i])
 	if n := l.i - start; n >= 1 && n <= 3 {
 		for {
 			sep := 0
@@ -324,17 +323,19 @@ func (l *lexer) number() {
 				j+3 < len(l.s) && isDigit(l.s[j+3]) {
 				break
 			}
-			b.WriteString(l.s[j : j+3])
+			if b == nil {
+				b = append(b, l.s[start:l.i]...)
+			}
+			b = append(b, l.s[j:j+3]...)
 			l.i = j + 3
 		}
 	}
+	mark := l.i // the rest is copied as written
 	if l.i+1 < len(l.s) && l.s[l.i] == '.' && isDigit(l.s[l.i+1]) {
-		s := l.i
 		l.i++
 		for l.i < len(l.s) && isDigit(l.s[l.i]) {
 			l.i++
 		}
-		b.WriteString(l.s[s:l.i])
 	}
 	// scientific notation only when digits follow: 1.5e3, 2E-4 (a bare "2e" is 2·e)
 	if l.i < len(l.s) && (l.s[l.i] == 'e' || l.s[l.i] == 'E') {
@@ -347,11 +348,14 @@ func (l *lexer) number() {
 			k++
 		}
 		if k > j && (k == len(l.s) || !isLetter(l.s[k])) {
-			b.WriteString(l.s[l.i:k])
 			l.i = k
 		}
 	}
-	l.emit(tNum, b.String())
+	if b == nil {
+		l.emit(tNum, l.s[start:l.i])
+		return
+	}
+	l.emit(tNum, string(append(b, l.s[mark:l.i]...)))
 }
 
 // letters reads a run of ASCII letters: a known function or word, or one variable per letter.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 )
 
@@ -465,7 +466,7 @@ func (p *parser) atom() (*node, error) {
 	t := p.next()
 	switch t.kind {
 	case tNum:
-		r, ok := new(big.Rat).SetString(t.text)
+		r, ok := parseRat(t.text)
 		if !ok {
 			return nil, fmt.Errorf("bad number %q", t.text)
 		}
@@ -504,6 +505,16 @@ func (p *parser) atom() (*node, error) {
 		return nil, errors.New("answer ends early")
 	}
 	return nil, fmt.Errorf("unexpected %q", t.text)
+}
+
+// parseRat reads a lexed number; short integers skip big.Rat's general parser.
+func parseRat(s string) (*big.Rat, bool) {
+	if len(s) <= 18 {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return big.NewRat(n, 1), true
+		}
+	}
+	return new(big.Rat).SetString(s)
 }
 
 // mixed reads 1\frac12 as 1 + 1/2 when the fraction has integer parts; otherwise a product.
