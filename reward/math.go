@@ -59,7 +59,7 @@ func (m *mathVerifier) Verify(response string, ex task.Example) Score {
 
 // MathEqual decides whether two final answers are equivalent:
 //  1. string equality, raw or after the Hendrycks normalisation (IsEquiv);
-//  2. otherwise both are parsed (mathparse.go) and compared by equalNodes (mathequiv.go):
+//  2. otherwise both are parsed (mathparse.go) and compared by comparer.equal (mathequiv.go):
 //     exact rationals, random-point evaluation of formulas, and the rules of sets, tuples,
 //     intervals, matrices, equations and inequalities;
 //  3. answers that do not parse compare as text (case and spacing ignored).
@@ -80,7 +80,7 @@ func MathEqual(pred, gt string) (bool, string) {
 	np, errP := parseMath(p)
 	ng, errG := parseMath(g)
 	if errP == nil && errG == nil {
-		v := equalNodes(np, ng)
+		v := new(comparer).equal(np, ng)
 		if v.decided || v.eq {
 			return v.eq, v.reason
 		}

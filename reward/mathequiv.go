@@ -58,8 +58,18 @@ var samplePoints = func() [][maxVars]*big.Rat {
 	return pts
 }()
 
-// equalNodes compares two answers.
-func equalNodes(a, b *node) verdict {
+// comparer compares answers under a work budget: nested sets can otherwise make matching
+// exponential.
+type comparer struct{ work int }
+
+// maxCompareWork bounds the element comparisons of one MathEqual call.
+const maxCompareWork = 5000
+
+// equal compares two answers.
+func (cm *comparer) equal(a, b *node) verdict {
+	if cm.work++; cm.work > maxCompareWork {
+		return unsure("comparison too large")
+	}
 	a, b = unwrapIn(a), unwrapIn(b)
 	var okA, okB bool
 	if a, okA = expandPM(a); !okA {
@@ -70,23 +80,23 @@ func equalNodes(a, b *node) verdict {
 	}
 	switch {
 	case a.op == opRel && b.op == opRel:
-		return relEqual(a, b)
+		return cm.relEqual(a, b)
 	case a.op == opRel:
-		return relVsValue(a, b)
+		return cm.relVsValue(a, b)
 	case b.op == opRel:
-		return relVsValue(b, a)
+		return cm.relVsValue(b, a)
 	}
 	ca, cb := isCollection(a.op), isCollection(b.op)
 	switch {
 	case ca && cb:
-		return collectionEqual(a, b)
+		return cm.collectionEqual(a, b)
 	case ca || cb:
 		return no("different structure: %s vs %s", shapeName(a), shapeName(b))
 	}
 	if a.op == opPct || b.op == opPct {
-		return percentEqual(a, b)
+		return cm.percentEqual(a, b)
 	}
-	return exprEqual(a, b)
+	return cm.exprEqual(a, b)
 }
 
 // unwrapIn turns "x \in S" into S.
@@ -184,22 +194,22 @@ func pmVariants(n *node) []*node {
 }
 
 // collectionEqual compares lists, sets, tuples, intervals, matrices and unions.
-func collectionEqual(a, b *node) verdict {
+func (cm *comparer) collectionEqual(a, b *node) verdict {
 	setLike := func(op opKind) bool { return op == opList || op == opSet }
 	switch {
 	case setLike(a.op) && setLike(b.op), a.op == opUnion && b.op == opUnion:
-		return multisetEqual(a.kids, b.kids)
+		return cm.multisetEqual(a.kids, b.kids)
 	case a.op == opTuple && b.op == opTuple:
 		if a.open != b.open || a.close != b.close {
 			return no("brackets differ: %c%c vs %c%c", a.open, a.close, b.open, b.close)
 		}
-		return seqEqual(a.kids, b.kids)
+		return cm.seqEqual(a.kids, b.kids)
 	case a.op == opMatrix && b.op == opMatrix:
 		if len(a.kids) != len(b.kids) {
 			return no("%d rows vs %d", len(a.kids), len(b.kids))
 		}
 		for i := range a.kids {
-			if v := seqEqual(a.kids[i].kids, b.kids[i].kids); !v.eq {
+			if v := cm.seqEqual(a.kids[i].kids, b.kids[i].kids); !v.eq {
 				v.reason = fmt.Sprintf("row %d: %s", i+1, v.reason)
 				return v
 			}
@@ -209,12 +219,12 @@ func collectionEqual(a, b *node) verdict {
 	return no("different structure: %s vs %s", shapeName(a), shapeName(b))
 }
 
-func seqEqual(a, b []*node) verdict {
+func (cm *comparer) seqEqual(a, b []*node) verdict {
 	if len(a) != len(b) {
 		return no("%d elements vs %d", len(a), len(b))
 	}
 	for i := range a {
-		if v := equalNodes(a[i], b[i]); !v.eq {
+		if v := cm.equal(a[i], b[i]); !v.eq {
 			v.reason = fmt.Sprintf("element %d: %s", i+1, v.reason)
 			return v
 		}
@@ -223,7 +233,7 @@ func seqEqual(a, b []*node) verdict {
 }
 
 // multisetEqual matches elements greedily; order does not matter, multiplicity does.
-func multisetEqual(a, b []*node) verdict {
+func (cm *comparer) multisetEqual(a, b []*node) verdict {
 	if len(a) != len(b) {
 		return no("%d elements vs %d", len(a), len(b))
 	}
@@ -238,7 +248,7 @@ func multisetEqual(a, b []*node) verdict {
 			if used[j] {
 				continue
 			}
-			v := equalNodes(x, y)
+			v := cm.equal(x, y)
 			if v.eq {
 				used[j], found = true, true
 				break
@@ -263,25 +273,25 @@ func describe(n *node) string {
 }
 
 // percentEqual: p% matches p, and p/100 (50% = 50 = 0.5).
-func percentEqual(a, b *node) verdict {
+func (cm *comparer) percentEqual(a, b *node) verdict {
 	strip := func(n *node) *node {
 		if n.op == opPct {
 			return n.kids[0]
 		}
 		return n
 	}
-	first := exprEqual(strip(a), strip(b))
+	first := cm.exprEqual(strip(a), strip(b))
 	if first.eq {
 		return first
 	}
 	hundred := numNode(100)
 	if a.op == opPct && b.op != opPct {
-		if v := exprEqual(&node{op: opDiv, kids: []*node{a.kids[0], hundred}}, b); v.eq {
+		if v := cm.exprEqual(&node{op: opDiv, kids: []*node{a.kids[0], hundred}}, b); v.eq {
 			return yes("equal as a percentage")
 		}
 	}
 	if b.op == opPct && a.op != opPct {
-		if v := exprEqual(a, &node{op: opDiv, kids: []*node{b.kids[0], hundred}}); v.eq {
+		if v := cm.exprEqual(a, &node{op: opDiv, kids: []*node{b.kids[0], hundred}}); v.eq {
 			return yes("equal as a percentage")
 		}
 	}
@@ -290,18 +300,18 @@ func percentEqual(a, b *node) verdict {
 
 // relVsValue compares a relation with a plain value: "x = 3" vs "3" compares 3 (also
 // "f(x) = 2x+3", "(p,q) = (3,2)"); "x ≥ 5" vs "[5, ∞)" compares intervals.
-func relVsValue(r, v *node) verdict {
+func (cm *comparer) relVsValue(r, v *node) verdict {
 	if allRels(r, "=") {
 		if isAssignLHS(r.kids[0]) {
-			return equalNodes(r.kids[len(r.kids)-1], v)
+			return cm.equal(r.kids[len(r.kids)-1], v)
 		}
 		if len(r.kids) == 2 && isAssignLHS(r.kids[1]) {
-			return equalNodes(r.kids[0], v)
+			return cm.equal(r.kids[0], v)
 		}
 		return no("an equation vs a value")
 	}
 	if iv, ok := ineqToInterval(r); ok && (v.op == opTuple || v.op == opUnion) {
-		return equalNodes(iv, v)
+		return cm.equal(iv, v)
 	}
 	return no("different structure: %s vs %s", shapeName(r), shapeName(v))
 }
@@ -396,29 +406,29 @@ func normIneq(r *node) *node {
 	return n
 }
 
-func relEqual(a, b *node) verdict {
+func (cm *comparer) relEqual(a, b *node) verdict {
 	if ia, ib := normIneq(a), normIneq(b); ia != nil && ib != nil {
 		if strings.Join(ia.rels, " ") != strings.Join(ib.rels, " ") {
 			return no("inequalities differ: %s vs %s", strings.Join(ia.rels, " "), strings.Join(ib.rels, " "))
 		}
 		if len(ia.kids) == 2 { // l < r  ⇔  l - r < 0, equal up to a positive factor
-			if v := seqEqual(ia.kids, ib.kids); v.eq {
+			if v := cm.seqEqual(ia.kids, ib.kids); v.eq {
 				return yes("equal inequalities")
 			}
-			return proportional(diff(ia.kids[0], ia.kids[1]), diff(ib.kids[0], ib.kids[1]), true)
+			return cm.proportional(diff(ia.kids[0], ia.kids[1]), diff(ib.kids[0], ib.kids[1]), true)
 		}
-		return seqEqual(ia.kids, ib.kids)
+		return cm.seqEqual(ia.kids, ib.kids)
 	}
 	if strings.Join(a.rels, " ") != strings.Join(b.rels, " ") {
 		return no("relations differ: %s vs %s", strings.Join(a.rels, " "), strings.Join(b.rels, " "))
 	}
 	if len(a.kids) != 2 {
-		return seqEqual(a.kids, b.kids)
+		return cm.seqEqual(a.kids, b.kids)
 	}
-	if v := seqEqual(a.kids, b.kids); v.eq {
+	if v := cm.seqEqual(a.kids, b.kids); v.eq {
 		return yes("equal equations")
 	}
-	if v := seqEqual(a.kids, []*node{b.kids[1], b.kids[0]}); v.eq { // a = b is b = a
+	if v := cm.seqEqual(a.kids, []*node{b.kids[1], b.kids[0]}); v.eq { // a = b is b = a
 		return yes("equal equations (sides swapped)")
 	}
 	if a.rels[0] != "=" && a.rels[0] != "!=" {
@@ -427,7 +437,7 @@ func relEqual(a, b *node) verdict {
 	if isAssignLHS(a.kids[0]) && isAssignLHS(b.kids[0]) && !hasVars(a.kids[1]) && !hasVars(b.kids[1]) {
 		return no("different names or values") // x = 3 vs y = 3, x = 3 vs x = 4
 	}
-	return proportional(diff(a.kids[0], a.kids[1]), diff(b.kids[0], b.kids[1]), false)
+	return cm.proportional(diff(a.kids[0], a.kids[1]), diff(b.kids[0], b.kids[1]), false)
 }
 
 func diff(l, r *node) *node {
@@ -436,7 +446,7 @@ func diff(l, r *node) *node {
 
 // proportional decides d1 = k·d2 for a constant k ≠ 0 (k > 0 when positive), at random points:
 // 2x + 2y - 2 = 0 is the equation x + y - 1 = 0.
-func proportional(d1, d2 *node, positive bool) verdict {
+func (cm *comparer) proportional(d1, d2 *node, positive bool) verdict {
 	vars, ok := freeVars(d1, d2)
 	if !ok {
 		return unsure("too many variables")
@@ -502,7 +512,7 @@ func isStructural(err error) bool {
 }
 
 // exprEqual compares two scalar expressions (numbers, or formulas in free variables).
-func exprEqual(a, b *node) verdict {
+func (cm *comparer) exprEqual(a, b *node) verdict {
 	if a.op == opText || b.op == opText {
 		ta, okA := textOf(a)
 		tb, okB := textOf(b)

@@ -2,7 +2,6 @@ package reward
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -137,7 +136,12 @@ func TestMathExtractOptions(t *testing.T) {
 func hostileInputs() map[string][2]string {
 	deep := strings.Repeat("{", 100000) + "1" + strings.Repeat("}", 100000)
 	parens := strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000)
+	nestA, nestB := "x", "y"
+	for len(nestA) < 1800 {
+		nestA, nestB = `\{`+nestA+`,`+nestA+`\}`, `\{`+nestB+`,`+nestB+`\}`
+	}
 	return map[string][2]string{
+		"nested sets":             {`\boxed{` + nestA + `}`, nestB},
 		"nested braces 100k":      {`\boxed{` + deep + `}`, "1"},
 		"nested braces unboxed":   {deep, "1"},
 		"nested parens 100k":      {parens, "1"},
@@ -231,4 +235,19 @@ func BenchmarkMathVerifySimple(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "verifications/s")
 }
 
-var _ = fmt.Sprint
+// FuzzMathEqual checks that no pair of answers panics the parser or the comparator. The seeds
+// run in every `go test`; `go test ./reward -fuzz FuzzMathEqual` explores further.
+func FuzzMathEqual(f *testing.F) {
+	for _, s := range [][2]string{
+		{`\frac{1}{2}`, "0.5"}, {`x^2+2x+1`, `(x+1)^2`}, {`\begin{pmatrix}1&2\end{pmatrix}`, `(1,2)`},
+		{`x \in [0, \infty)`, `x \geq 0`}, {`1 \pm \sqrt{2}`, `\{1\}`}, {`\sqrt[3]{-8}`, `\log_2 8`},
+		{`4210_{7}`, `\text{ and }`}, {`f(x)=|x|`, `\lfloor x \rfloor`}, {`10^{10^{10}}`, `5!`},
+		{`\sin^{-1} x`, `1\frac12`}, {`{`, `}`}, {`\left.`, `\\`}, {`^`, `_`}, {`\frac`, `\sqrt[`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		MathEqual(a, b)
+		ExtractAnswerFrom(a, DefaultExtractOrder)
+	})
+}

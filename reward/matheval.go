@@ -315,10 +315,11 @@ func intRoot(v *big.Int, n int64) (*big.Int, bool) {
 	if v.BitLen() > maxExactBits {
 		return nil, false
 	}
-	// Newton's method on integers: r = ((n-1) r + v / r^(n-1)) / n, from above.
+	// Newton's method on integers from a float estimate just above the root; it converges in a
+	// few steps, and the cap keeps a bad estimate from looping.
 	bn := big.NewInt(n)
-	r := new(big.Int).Lsh(big.NewInt(1), uint(v.BitLen()/int(n)+1))
-	for i := 0; i < 4*maxExactBits; i++ {
+	r := rootEstimate(v, n)
+	for i := 0; i < 100; i++ {
 		t := new(big.Int).Exp(r, big.NewInt(n-1), nil)
 		t.Quo(v, t)
 		t.Add(t, new(big.Int).Mul(r, big.NewInt(n-1)))
@@ -329,6 +330,20 @@ func intRoot(v *big.Int, n int64) (*big.Int, bool) {
 		r = t
 	}
 	return r, new(big.Int).Exp(r, bn, nil).Cmp(v) == 0
+}
+
+// rootEstimate returns an integer slightly above v^(1/n): v = m·2^e, so the root is
+// m^(1/n)·2^((e mod n)/n)·2^(e div n), computed in float64 and scaled back.
+func rootEstimate(v *big.Int, n int64) *big.Int {
+	if f, _ := new(big.Float).SetInt(v).Float64(); f < 1e15 {
+		return new(big.Int).Add(big.NewInt(int64(math.Pow(f, 1/float64(n))*(1+1e-9))), big.NewInt(2))
+	}
+	mant := new(big.Float)
+	e := int64(new(big.Float).SetInt(v).MantExp(mant))
+	m, _ := mant.Float64()
+	x := math.Pow(m, 1/float64(n)) * math.Pow(2, float64(e%n)/float64(n)) * (1 + 1e-9)
+	est, _ := new(big.Float).SetMantExp(big.NewFloat(x), int(e/n)).Int(nil)
+	return est.Add(est, big.NewInt(2))
 }
 
 func factVal(a val) (val, error) {
