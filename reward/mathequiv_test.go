@@ -153,6 +153,7 @@ func hostileInputs() map[string][2]string {
 		"1 MB answer phrases":     {strings.Repeat("answer: ", 1<<17), "1"},
 		"power tower":             {`\boxed{10^{10^{10}}}`, `10^{10^{10}}+1`},
 		"power tower of towers":   {`\boxed{10^{10^{10^{10^{10}}}}}`, `2`},
+		"exponent near int64 max": {`\boxed{10^{70^{10}}}`, "55!"},
 		"huge exponent":           {`\boxed{2^{9999999}}`, `2^{9999998}`},
 		"huge factorial":          {`\boxed{100000000!}`, `1`},
 		"huge binomial":           {`\boxed{\binom{100000000}{50000000}}`, `1`},

@@ -282,7 +282,7 @@ func exactPow(base, e *big.Rat) (val, bool, error) {
 	if ap < 0 {
 		ap = -ap
 	}
-	if int64(num.BitLen()+den.BitLen())*ap > 2*maxExactBits {
+	if ap > 2*maxExactBits || int64(num.BitLen()+den.BitLen())*ap > 2*maxExactBits { // first test: no int64 overflow
 		f := math.Inf(1)
 		if p < 0 {
 			f = 0
