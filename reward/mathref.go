@@ -21,7 +21,10 @@ func LastBoxed(s string) (string, bool) {
 		tail, _, _ := strings.Cut(parts[len(parts)-1], "$")
 		return `\boxed ` + tail, true
 	}
-	idx := strings.LastIndex(s, `\boxed`)
+	idx := -1
+	if strings.Contains(s, `\boxed`) { // fast vectorised test before the slower LastIndex
+		idx = strings.LastIndex(s, `\boxed`)
+	}
 	if idx < 0 {
 		idx = strings.LastIndex(s, `\fbox`)
 		if idx < 0 {

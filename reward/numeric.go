@@ -3,6 +3,7 @@ package reward
 import (
 	"fmt"
 	"math/big"
+	"regexp"
 	"strings"
 
 	"github.com/polo-rl/polo/task"
@@ -93,13 +94,19 @@ func ParseNumber(s string) (Number, error) {
 			s = fixed
 		}
 	}
-	v, err := evalExpr(s)
+	node, err := parseMath(s)
 	if err != nil {
 		return n, err
 	}
-	if !v.exact {
+	v, err := eval(node, nil)
+	if err != nil {
+		return n, err
+	}
+	if v.r == nil {
 		return n, fmt.Errorf("%q is not a rational number", clip(s, 30))
 	}
 	n.Value = v.r
 	return n, nil
 }
+
+var reThousand = regexp.MustCompile(`^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$`)

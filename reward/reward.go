@@ -62,7 +62,7 @@ func NewVerifier(kind string, opts map[string]string) (Verifier, error) {
 	case "numeric":
 		v = &numericVerifier{rv: rv}
 	case "math":
-		v = &mathVerifier{rv: rv, fallback: o.Choice("fallback", "none", "none", "last_number")}
+		v = newMathVerifier(o, rv)
 	case "math_verl":
 		v = VerifierFunc(func(resp string, ex task.Example) Score { return rv.score(VerlMathScore(resp, ex.Answer)) })
 	case "math_dapo":

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,8 +49,8 @@ type verifyOut struct {
 	Reason    string  `json:"reason"`
 }
 
-// runVerify keeps input and output lines aligned: a malformed line gets a verdict with the error
-// as reason, and the command then fails with exit code 2 naming the first bad line.
+// runVerify keeps input and output lines aligned: a malformed or blank line gets a verdict with
+// the error as reason, and the command then fails with exit code 2 naming the first bad line.
 func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -71,6 +72,9 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return usagef("need --kind (one of %s) and no other arguments", strings.Join(reward.Kinds(), ", "))
 	}
+	if *timeout <= 0 {
+		return usagef("--timeout must be a positive duration such as 30s, got %v", *timeout)
+	}
 	v, err := reward.NewVerifier(*kind, opts)
 	if err != nil {
 		return usageError{err}
@@ -86,10 +90,12 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	bad := 0
 	for line := 1; in.Scan(); line++ {
 		b := bytes.TrimSpace(in.Bytes())
-		if len(b) == 0 {
-			continue
+		var resp string
+		var ex task.Example
+		perr := errEmptyLine
+		if len(b) > 0 {
+			resp, ex, perr = parseVerifyLine(b, *kind)
 		}
-		resp, ex, perr := parseVerifyLine(b, *kind)
 		var res verifyOut
 		if perr != nil {
 			bad++
@@ -114,6 +120,10 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// errEmptyLine is the verdict of a blank input line: it still gets an output line, so output
+// line n always answers input line n.
+var errEmptyLine = errors.New("empty line; want a JSON object with response/answer (or program/tests)")
 
 func parseVerifyLine(b []byte, kind string) (string, task.Example, error) {
 	var in verifyIn

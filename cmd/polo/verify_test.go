@@ -39,9 +39,15 @@ func TestVerifyCommand(t *testing.T) {
 		{"math", []string{"--kind", "math"},
 			`{"response": "so \\boxed{\\dfrac{1}{2}}", "answer": "0.5"}
 {"response": "\\boxed{(1,2)}", "answer": "[1,2]"}
-
 {"response": "Answer: 1,000", "answer": 1000}`,
 			0, []bool{true, false, true}, []float64{1, 0, 1}, []string{`\dfrac{1}{2}`, "(1,2)", "1,000"}, ""},
+		{"blank line keeps alignment", []string{"--kind", "math"},
+			`{"response": "\\boxed{2}", "answer": "2"}
+
+{"response": "\\boxed{3}", "answer": "3"}`,
+			2, []bool{true, false, true}, []float64{1, 0, 1}, []string{"2", "", "3"}, "1 malformed input line(s); first: stdin line 2: empty line"},
+		{"zero timeout", []string{"--kind", "math", "--timeout", "0"}, "", 2, nil, nil, nil, "--timeout must be a positive duration"},
+		{"negative timeout", []string{"--kind", "math", "--timeout", "-1s"}, "", 2, nil, nil, nil, "--timeout must be a positive duration"},
 		{"numeric with reward values", []string{"--kind", "numeric", "--opt", "correct=1", "--opt", "incorrect=-1"},
 			`{"response": "#### 72", "answer": "72"}
 {"response": "it is 0.49", "answer": "0.5"}`,
