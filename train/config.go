@@ -332,7 +332,7 @@ func (c *Config) Validate() error {
 		{c.Model.Preset == "" && c.Model.Path == "", "model", "a preset (e.g. tiny) or a path to a Hugging Face folder"},
 		{c.Tokenizer.Kind != "char" && c.Tokenizer.Kind != "hf", "tokenizer.kind", "char or hf"},
 		{c.Task.Name == "", "task.name", "a generator name or dataset"},
-		{c.Task.TestSize < 0, "task.test_size", ">= 0"},
+		{c.Task.TestSize < 1 || c.Task.TestSize > maxTestSize, "task.test_size", "in [1, 1000000] held-out prompts"},
 		{c.Sampling.PromptsPerStep < 1, "sampling.prompts_per_step", ">= 1"},
 		{c.Sampling.GroupSize < 1, "sampling.group_size", ">= 1"},
 		{c.Sampling.MaxNewTokens < 1, "sampling.max_new_tokens", ">= 1"},
