@@ -82,6 +82,11 @@ func Run(cfg Config, opts Options) (Summary, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	lock, err := lockRunDir(cfg.RunDir) // one process per run folder, for the run's life
+	if err != nil {
+		return Summary{}, err
+	}
+	defer lock.release()
 	r := &runner{cfg: cfg, opts: opts, dir: cfg.RunDir, ckptDir: filepath.Join(cfg.RunDir, "checkpoints"), start: time.Now()}
 	if err := r.setup(); err != nil {
 		return Summary{}, err
