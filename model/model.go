@@ -75,6 +75,9 @@ func Load(dir string) (*Model, error) {
 		}
 		host[i] = t.F32
 	}
+	if err := checkWeightsFinite(lay.names, host); err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
 	m, err := newModel(cfg, host)
 	if err != nil {
 		return nil, err
@@ -202,6 +205,9 @@ func (m *Model) Save(dir string) error {
 	host, err := m.hostParams()
 	if err != nil {
 		return err
+	}
+	if err := checkWeightsFinite(m.lay.names, host); err != nil { // never write a checkpoint that cannot be used
+		return fmt.Errorf("save model: %w; refusing to save them", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
