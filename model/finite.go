@@ -50,3 +50,7 @@ func (m *Model) CheckFinite() error {
 	}
 	return checkWeightsFinite(m.lay.names, host)
 }
+
+// DropGradients discards the gradients accumulated since the last step (a step the caller decided
+// not to take).
+func (tr *Trainer) DropGradients() { tr.acc = nil }

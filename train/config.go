@@ -155,6 +155,9 @@ type OptimConfig struct {
 	WarmupSteps int     `yaml:"warmup_steps"`
 	Schedule    string  `yaml:"schedule"`     // constant | cosine
 	MinLRRatio  float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
+	// OnNonFinite is what a NaN/Inf loss, gradient or update does: stop (an error; the last
+	// checkpoint stays the newest) or skip (drop that optimizer step; stops after 10 in a row).
+	OnNonFinite string `yaml:"on_nonfinite"`
 }
 
 // EvalConfig is the periodic held-out evaluation (greedy decoding).
@@ -351,6 +354,7 @@ func (c *Config) Validate() error {
 		{c.Optim.Eps <= 0, "optim.eps", "> 0"},
 		{c.Optim.Schedule != "constant" && c.Optim.Schedule != "cosine", "optim.schedule", "constant or cosine"},
 		{c.Optim.MinLRRatio < 0 || c.Optim.MinLRRatio > 1, "optim.min_lr_ratio", "in [0,1]"},
+		{c.Optim.OnNonFinite != "stop" && c.Optim.OnNonFinite != "skip", "optim.on_nonfinite", "stop or skip"},
 		{c.Eval.Every < 0, "eval.every", ">= 0"},
 		{c.Ckpt.Every < 0, "checkpoint.every", ">= 0"},
 		{c.Ckpt.Keep < 1, "checkpoint.keep", ">= 1"},

@@ -72,6 +72,8 @@ type runner struct {
 	state    runState
 	bar      *progress
 	start    time.Time
+	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
+	skipped  int // … in all
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
@@ -346,19 +348,28 @@ func (r *runner) sft() error {
 		if err != nil {
 			return err
 		}
-		lr := learningRate(r.cfg.Optim, r.cfg.SFT.LR, step, total)
-		gradNorm, err := r.trainer.Step(lr)
-		if err != nil {
-			return err
-		}
 		loss := 0.0
 		for b := range logp {
 			for t, c := range coef[b] {
 				loss += float64(c) * float64(logp[b][t])
 			}
 		}
+		lr := learningRate(r.cfg.Optim, r.cfg.SFT.LR, step, total)
+		gradNorm, applied := math.NaN(), false
+		if applied, err = r.finiteLoss("sft", step, loss); err != nil {
+			return err
+		}
+		if applied {
+			if gradNorm, applied, err = r.applyStep("sft", step, lr); err != nil {
+				return err
+			}
+		}
 		r.state.Step = step
 		vals := map[string]float64{"loss": loss, "grad_norm": gradNorm, "lr": lr, "train_s": time.Since(t0).Seconds()}
+		if !applied {
+			vals["skipped"] = 1
+			delete(vals, "grad_norm")
+		}
 		if err := r.log.Write(metrics.Record{Step: step, Phase: "sft", Values: vals}); err != nil {
 			return err
 		}
