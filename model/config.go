@@ -82,18 +82,25 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if gen, err := os.ReadFile(filepath.Join(dir, "generation_config.json")); err == nil {
+	genPath := filepath.Join(dir, "generation_config.json")
+	if gen, err := os.ReadFile(genPath); err == nil {
 		var g struct {
 			EOS json.RawMessage `json:"eos_token_id"`
 		}
-		if json.Unmarshal(gen, &g) == nil {
-			ids, _ := parseIDs(g.EOS)
-			for _, id := range ids {
-				if !containsInt(cfg.EOS, id) {
-					cfg.EOS = append(cfg.EOS, id)
-				}
+		if err := json.Unmarshal(gen, &g); err != nil {
+			return Config{}, fmt.Errorf("%s: malformed JSON (it names the EOS ids): %v", genPath, err)
+		}
+		ids, err := parseIDs(g.EOS)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: eos_token_id: %v", genPath, err)
+		}
+		for _, id := range ids {
+			if !containsInt(cfg.EOS, id) {
+				cfg.EOS = append(cfg.EOS, id)
 			}
 		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("read %s: %w", genPath, err)
 	}
 	return cfg, nil
 }
@@ -278,6 +285,9 @@ func (c Config) Validate() error {
 		if p.v <= 0 {
 			return fmt.Errorf("config %s must be positive, got %d", p.name, p.v)
 		}
+	}
+	if err := checkMaxima(c); err != nil { // limits.go
+		return err
 	}
 	if c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("config num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)", c.NumHeads, c.NumKVHeads)

@@ -63,6 +63,9 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load weights: %w", err)
 	}
+	if err := checkLayersPresent(dir, cfg, ts); err != nil {
+		return nil, err
+	}
 	lay := newLayout(cfg)
 	host := make([][]float32, len(lay.names))
 	for i, name := range lay.names {
