@@ -65,7 +65,7 @@ type hfConfig struct {
 	MLPBias               *bool           `json:"mlp_bias"`
 	HiddenAct             *string         `json:"hidden_act"`
 	UseSlidingWindow      *bool           `json:"use_sliding_window"`
-	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
+	MaxPositionEmbeddings *int            `json:"max_position_embeddings"`
 	BOS                   json.RawMessage `json:"bos_token_id"`
 	EOS                   json.RawMessage `json:"eos_token_id"`
 	Pad                   json.RawMessage `json:"pad_token_id"`
@@ -136,7 +136,7 @@ func ParseConfig(data []byte) (Config, error) {
 		IntermediateSize:      h.IntermediateSize,
 		RMSNormEps:            1e-6,
 		RopeTheta:             10000,
-		MaxPositionEmbeddings: h.MaxPositionEmbeddings,
+		MaxPositionEmbeddings: defaultContext(h.ModelType, h.MaxPositionEmbeddings),
 		BOS:                   -1,
 		Pad:                   -1,
 	}
@@ -286,9 +286,6 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config %s must be positive, got %d", p.name, p.v)
 		}
 	}
-	if err := checkMaxima(c); err != nil { // limits.go
-		return err
-	}
 	if c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("config num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)", c.NumHeads, c.NumKVHeads)
 	}
@@ -306,7 +303,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("llama3 rope scaling needs factor>0, high_freq_factor>low_freq_factor and original_max_position_embeddings>0")
 		}
 	}
-	return nil
+	return checkMaxima(c) // limits.go
 }
 
 // toJSON renders the config as a Hugging Face config.json (transformers 4 style keys, which

@@ -57,3 +57,15 @@ func checkLayersPresent(dir string, c Config, tensors map[string]hostTensor) err
 	}
 	return nil
 }
+
+// defaultContext is max_position_embeddings, or transformers' default for the model type when the
+// field is absent (LlamaConfig 2048, Qwen2Config and Qwen3Config 32768).
+func defaultContext(modelType string, v *int) int {
+	switch {
+	case v != nil:
+		return *v
+	case modelType == "llama":
+		return 2048
+	}
+	return 32768
+}

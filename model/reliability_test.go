@@ -76,7 +76,7 @@ func TestModelConfigAgainstWeights(t *testing.T) {
 		{"huge hidden size", map[string]any{"hidden_size": 1 << 40}, "", "config hidden_size = 1099511627776 is past the sane maximum"},
 		{"huge vocab", map[string]any{"vocab_size": 1 << 31}, "", "config vocab_size = 2147483648 is past the sane maximum"},
 		{"zero context", map[string]any{"max_position_embeddings": 0}, "", "config max_position_embeddings must be positive"},
-		{"no context", map[string]any{"max_position_embeddings": nil}, "", "config max_position_embeddings must be positive"},
+		{"negative context", map[string]any{"max_position_embeddings": -5}, "", "config max_position_embeddings must be positive"},
 		{"malformed generation config", nil, `{"eos_token_id": [2,`, "generation_config.json: malformed JSON"},
 		{"bad eos in generation config", nil, `{"eos_token_id": "two"}`, "generation_config.json: eos_token_id: want an integer or a list of integers"},
 	}
@@ -89,8 +89,12 @@ func TestModelConfigAgainstWeights(t *testing.T) {
 			}
 		})
 	}
-	// The unchanged fixture loads.
+	// The unchanged fixture loads; without max_position_embeddings, transformers' default applies.
 	if _, err := Load(fixtureWith(t, t.TempDir(), nil, "")); err != nil {
 		t.Fatal(err)
+	}
+	m, err := Load(fixtureWith(t, t.TempDir(), map[string]any{"max_position_embeddings": nil}, ""))
+	if err != nil || m.Config().MaxPositionEmbeddings != 2048 {
+		t.Fatalf("llama without max_position_embeddings: %v, context %d; want transformers' default 2048", err, m.Config().MaxPositionEmbeddings)
 	}
 }
