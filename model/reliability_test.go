@@ -94,7 +94,10 @@ func TestModelConfigAgainstWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := Load(fixtureWith(t, t.TempDir(), map[string]any{"max_position_embeddings": nil}, ""))
-	if err != nil || m.Config().MaxPositionEmbeddings != 2048 {
-		t.Fatalf("llama without max_position_embeddings: %v, context %d; want transformers' default 2048", err, m.Config().MaxPositionEmbeddings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Config().MaxPositionEmbeddings; got != 2048 {
+		t.Fatalf("llama without max_position_embeddings: context %d, want transformers' default 2048", got)
 	}
 }
