@@ -38,7 +38,11 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 	}
 	// Left-padding a prompt to its bucket wastes at most 15 slots (bucketLen's granularity), so a
 	// row of maxLen tokens always fits.
-	return &Decoder{m: m, batch: batch, capacity: bucketLen(maxLen) + 16}, nil
+	capacity := bucketLen(maxLen) + 16
+	if err := m.checkDecodeSize(batch, maxLen, capacity); err != nil { // memory.go: context and memory bounds
+		return nil, err
+	}
+	return &Decoder{m: m, batch: batch, capacity: capacity}, nil
 }
 
 // Capacity is the number of cache slots (prompt bucket plus decode steps must fit).

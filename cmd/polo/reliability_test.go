@@ -1,8 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/polo-rl/polo/internal/memlimit"
+	"github.com/polo-rl/polo/model"
+	"github.com/polo-rl/polo/tokenizer"
 )
 
 // TestVerifyCodeWrongTypedTests: "tests" that are a JSON object or number are an error verdict
@@ -25,5 +33,66 @@ func TestVerifyCodeWrongTypedTests(t *testing.T) {
 		if r.Correct || r.Value != 0 || !strings.Contains(r.Reason, reasons[i]) {
 			t.Errorf("line %d: %+v, want an error verdict with reason ~%q", i+1, r, reasons[i])
 		}
+	}
+}
+
+// tinyPolicy writes a from-scratch tiny model with a character tokenizer (what `polo train`
+// checkpoints hold) into dir; its context is the preset's 2048 positions.
+func tinyPolicy(t testing.TB, dir string) string {
+	tok, err := tokenizer.NewChar("0123456789+=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := model.Preset("tiny", tok.VocabSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(mc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "polo_tokenizer.json"), []byte(`{"kind": "char", "alphabet": "0123456789+="}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSampleHostileSizes: `polo sample --n 100000000` and `--max-new-tokens 100000000` (on a model
+// with a 2048-position context) are refused with a usage error (exit 2) under a 1 GiB memory limit,
+// instead of growing until the machine kills them (issue 14, item 7).
+func TestSampleHostileSizes(t *testing.T) {
+	if memlimit.InChild() {
+		dir := os.Getenv("POLO_TEST_MODEL")
+		var msgs []string
+		for _, args := range [][]string{{"--n", "100000000"}, {"--max-new-tokens", "100000000"}, {"--n", "2000000", "--max-new-tokens", "2000"}} {
+			var out, errb bytes.Buffer
+			code := run(append([]string{"sample", "--model", dir, "--prompt", "1+2="}, args...), strings.NewReader(""), &out, &errb)
+			msgs = append(msgs, fmt.Sprintf("exit %d: %s", code, strings.TrimSpace(errb.String())))
+		}
+		memlimit.Report(fmt.Errorf("%s", strings.Join(msgs, " | ")))
+	}
+	dir := tinyPolicy(t, t.TempDir())
+	res := memlimit.Run(t, "TestSampleHostileSizes", 1024, "POLO_TEST_MODEL="+dir)
+	res.Expect(t, "exit 2")
+	parts := strings.Split(res.Err, " | ")
+	wants := []string{
+		"exit 2: polo sample: --n 100000000, prompt 5 tokens + --max-new-tokens 256: model NewDecoder: 100000000 rows × 336 positions need about",
+		"exit 2: polo sample: --n 4, prompt 5 tokens + --max-new-tokens 100000000: model NewDecoder: rows of up to 100000005 tokens (prompt + new tokens) exceed the model's context of 2048 positions",
+		"exit 2: polo sample: --n 2000000, prompt 5 tokens + --max-new-tokens 2000: model NewDecoder: 2000000 rows × 2064 positions need about",
+	}
+	if len(parts) != len(wants) {
+		t.Fatalf("child reported %q", res.Err)
+	}
+	for i, w := range wants {
+		if !strings.HasPrefix(parts[i], w) || strings.Count(parts[i], "\n") > 0 {
+			t.Errorf("case %d: %q, want it to start with %q", i, parts[i], w)
+		}
+	}
+	// A sane request still samples.
+	if code, stdout, stderr := runPolo(t, "sample", "--model", dir, "--prompt", "1+2=", "--n", "3", "--max-new-tokens", "4"); code != 0 || strings.Count(stdout, "\n") != 3 {
+		t.Fatalf("sane sample: exit %d, %d lines, stderr %s", code, strings.Count(stdout, "\n"), stderr)
 	}
 }

@@ -101,15 +101,15 @@ type Result struct {
 }
 
 // Run re-runs the test function name in a child process limited to extraMB MiB of address space
-// beyond its size at start, and returns what the child reported. It fails t on platforms without
+// beyond its size at start (with env added to its environment), and returns what the child reported. It fails t on platforms without
 // /proc and RLIMIT_AS rather than skip silently.
-func Run(t *testing.T, name string, extraMB int) Result {
+func Run(t *testing.T, name string, extraMB int, env ...string) Result {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skipf("memory-limited child processes need Linux (RLIMIT_AS, /proc); GOOS=%s", runtime.GOOS)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envVar+"="+strconv.Itoa(extraMB), "GOTRACEBACK=single")
+	cmd.Env = append(append(os.Environ(), envVar+"="+strconv.Itoa(extraMB), "GOTRACEBACK=single"), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -20,7 +20,7 @@ type Result struct {
 }
 
 // Run skips the test, naming why: limits need Linux (RLIMIT_AS, /proc).
-func Run(t *testing.T, name string, extraMB int) Result {
+func Run(t *testing.T, name string, extraMB int, env ...string) Result {
 	t.Skipf("memory-limited child processes need Linux (RLIMIT_AS, /proc); GOOS=%s", runtime.GOOS)
 	return Result{}
 }
