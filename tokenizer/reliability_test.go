@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -45,6 +46,36 @@ func TestHugeAddedTokenID(t *testing.T) {
 	} {
 		if !strings.Contains(res.Err, want) {
 			t.Errorf("child reported %q; want it to contain %q", res.Err, want)
+		}
+	}
+}
+
+// TestHostileChatTemplates: a model folder's chat template that recurses without end, loops too
+// long, divides by zero or reads from an undefined value gives an error from ApplyChatTemplate
+// (issue 14, item 5 and minor items); the limits themselves are tested in internal/jinja.
+func TestHostileChatTemplates(t *testing.T) {
+	good := filepath.Join("..", "testdata", "tokenizers", "qwen3")
+	tj, err := os.ReadFile(filepath.Join(good, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ tmpl, want string }{
+		{`{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}`, "recursion deeper than 200 calls"},
+		{`{% for i in range(100000000) %}{{ i }}{% endfor %}`, "more than the 1000000 items"},
+		{`{{ 1/0 }}`, "division by zero"},
+		{`{{ messages[3].content }}`, `is undefined (reading its attribute "content")`},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644)
+		cfg, _ := json.Marshal(map[string]any{"eos_token": "<|im_end|>", "chat_template": c.tmpl})
+		os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644)
+		tok, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tok.ApplyChatTemplate([]Message{{Role: "user", Content: "hi"}}, ChatOptions{})
+		if err == nil || !strings.Contains(err.Error(), "render chat template: ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want one containing %q", c.tmpl, err, c.want)
 		}
 	}
 }

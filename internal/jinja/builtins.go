@@ -76,6 +76,9 @@ func builtinRange(args []Value, kwargs map[string]Value) (Value, error) {
 	if step == 0 {
 		return Undefined(), fmt.Errorf("range: step must not be zero")
 	}
+	if rangeLen(start, stop, step) > maxItems { // polo patch (limits.go)
+		return Undefined(), fmt.Errorf("range(%d, %d, %d) has more than the %d items a template may build", start, stop, step, maxItems)
+	}
 
 	var items []Value
 	if step > 0 {
@@ -365,6 +368,9 @@ func filterTojson(args []Value, kwargs map[string]Value) (Value, error) {
 	// indent state in the direct encoder.
 	if indent, ok := kwargs["indent"]; ok && !indent.IsNone() && !indent.IsUndefined() {
 		n := int(toInt64(indent))
+		if n < 0 || n > maxIndent { // polo patch (limits.go)
+			return Undefined(), fmt.Errorf("tojson: indent %d is outside [0, %d]", n, maxIndent)
+		}
 		data, err := json.MarshalIndent(valueToGo(args[0]), "", strings.Repeat(" ", n))
 		if err != nil {
 			return NewString(""), nil
@@ -1081,6 +1087,9 @@ func filterIndent(args []Value, kwargs map[string]Value) (Value, error) {
 		indentFirst = f.IsTruthy()
 	}
 
+	if width < 0 || width > maxIndent { // polo patch (limits.go)
+		return Undefined(), fmt.Errorf("indent: width %d is outside [0, %d]", width, maxIndent)
+	}
 	pad := strings.Repeat(" ", width)
 	lines := strings.Split(s, "\n")
 	for i, line := range lines {
@@ -1219,6 +1228,7 @@ func filterBatch(args []Value, kwargs map[string]Value) (Value, error) {
 	if linecount <= 0 {
 		return NewList(nil), nil
 	}
+	linecount = min(linecount, max(list.Len(), 1)) // polo patch: i += linecount must not overflow
 
 	var batches []Value
 	for i := 0; i < list.Len(); i += linecount {

@@ -47,6 +47,7 @@ type evaluator struct {
 	scope    *scope
 	builtins *scope
 	output   strings.Builder
+	lim      *budget // polo patch: the render's limits, shared by nested evaluators (limits.go)
 }
 
 func (e *evaluator) execNodes(nodes []node) error {
@@ -61,16 +62,14 @@ func (e *evaluator) execNodes(nodes []node) error {
 func (e *evaluator) execNode(n node) error {
 	switch nd := n.(type) {
 	case *textNode:
-		e.output.WriteString(nd.text)
-		return nil
+		return e.write(nd.text)
 
 	case *outputNode:
 		val, err := e.evalExpr(nd.expression)
 		if err != nil {
 			return err
 		}
-		e.output.WriteString(printValue(val))
-		return nil
+		return e.write(printValue(val))
 
 	case *ifNode:
 		return e.execIf(nd)
@@ -148,6 +147,9 @@ func (e *evaluator) execFor(n *forNode) error {
 	if n.filterExpr != nil {
 		var filtered []Value
 		for _, item := range items {
+			if err := e.lim.iterate(); err != nil {
+				return err
+			}
 			child := newScope(e.scope)
 			child.set(n.valVar, item)
 			old := e.scope
@@ -183,6 +185,9 @@ func (e *evaluator) execFor(n *forNode) error {
 	child.set("loop", loop)
 
 	for i, item := range items {
+		if err := e.lim.iterate(); err != nil {
+			return err
+		}
 		// Set loop variable(s).
 		if n.keyVar != "" {
 			// Destructuring: for key, val in items
@@ -269,6 +274,7 @@ func (e *evaluator) execSetBlock(n *setBlockNode) error {
 	bodyEval := evaluator{
 		scope:    e.scope,
 		builtins: e.builtins,
+		lim:      e.lim,
 	}
 	if err := bodyEval.execNodes(n.body); err != nil {
 		return err
@@ -284,6 +290,10 @@ func (e *evaluator) execMacro(n *macroNode) error {
 	parentScope := e.scope
 
 	fn := NewCallable(n.name, func(args []Value, kwargs map[string]Value) (Value, error) {
+		if err := e.lim.enter("macro " + n.name); err != nil {
+			return Undefined(), err
+		}
+		defer e.lim.leave()
 		child := newScope(parentScope)
 
 		// Bind positional args.
@@ -293,7 +303,7 @@ func (e *evaluator) execMacro(n *macroNode) error {
 			} else if v, ok := kwargs[param.name]; ok {
 				child.set(param.name, v)
 			} else if param.defaultVal != nil {
-				defEval := evaluator{scope: child, builtins: e.builtins}
+				defEval := evaluator{scope: child, builtins: e.builtins, lim: e.lim}
 				defVal, err := defEval.evalExpr(param.defaultVal)
 				if err != nil {
 					return Undefined(), err
@@ -312,6 +322,7 @@ func (e *evaluator) execMacro(n *macroNode) error {
 		macroEval := evaluator{
 			scope:    child,
 			builtins: e.builtins,
+			lim:      e.lim,
 		}
 
 		if err := macroEval.execNodes(body); err != nil {
@@ -332,6 +343,10 @@ func (e *evaluator) execCall(n *callNode) error {
 	parentScope := e.scope
 
 	caller := NewCallable("caller", func(args []Value, kwargs map[string]Value) (Value, error) {
+		if err := e.lim.enter("caller"); err != nil {
+			return Undefined(), err
+		}
+		defer e.lim.leave()
 		child := newScope(parentScope)
 		for i, argName := range callerArgs {
 			if i < len(args) {
@@ -342,6 +357,7 @@ func (e *evaluator) execCall(n *callNode) error {
 		callerEval := evaluator{
 			scope:    child,
 			builtins: e.builtins,
+			lim:      e.lim,
 		}
 		if err := callerEval.execNodes(body); err != nil {
 			return Undefined(), err
@@ -382,8 +398,7 @@ func (e *evaluator) execCall(n *callNode) error {
 		if err != nil {
 			return err
 		}
-		e.output.WriteString(printValue(result))
-		return nil
+		return e.write(printValue(result))
 	}
 
 	// Fallback: evaluate expression and call with caller.
@@ -399,8 +414,7 @@ func (e *evaluator) execCall(n *callNode) error {
 	if err != nil {
 		return err
 	}
-	e.output.WriteString(printValue(result))
-	return nil
+	return e.write(printValue(result))
 }
 
 func (e *evaluator) execFilterBlock(n *filterBlockNode) error {
@@ -408,6 +422,7 @@ func (e *evaluator) execFilterBlock(n *filterBlockNode) error {
 	bodyEval := evaluator{
 		scope:    e.scope,
 		builtins: e.builtins,
+		lim:      e.lim,
 	}
 	if err := bodyEval.execNodes(n.body); err != nil {
 		return err
@@ -424,13 +439,11 @@ func (e *evaluator) execFilterBlock(n *filterBlockNode) error {
 		if err != nil {
 			return err
 		}
-		e.output.WriteString(printValue(result))
-		return nil
+		return e.write(printValue(result))
 	}
 
 	// For more complex filter expressions, just output the body.
-	e.output.WriteString(bodyStr)
-	return nil
+	return e.write(bodyStr)
 }
 
 // =============================================================================
@@ -510,6 +523,9 @@ func (e *evaluator) evalAttr(n *attrExpr) (Value, error) {
 	if err != nil {
 		return Undefined(), err
 	}
+	if obj.IsUndefined() { // polo patch: Jinja2 raises UndefinedError here
+		return Undefined(), fmt.Errorf("%s is undefined (reading its attribute %q)", callableName(n.obj), n.attr)
+	}
 
 	// Dict attribute access.
 	if obj.IsDict() {
@@ -538,6 +554,9 @@ func (e *evaluator) evalItem(n *itemExpr) (Value, error) {
 	obj, err := e.evalExpr(n.obj)
 	if err != nil {
 		return Undefined(), err
+	}
+	if obj.IsUndefined() { // polo patch: Jinja2 raises UndefinedError here
+		return Undefined(), fmt.Errorf("%s is undefined (reading an item of it)", callableName(n.obj))
 	}
 
 	key, err := e.evalExpr(n.key)
@@ -817,21 +836,20 @@ func (e *evaluator) evalBinary(n *binExpr) (Value, error) {
 
 	switch n.op {
 	case "+":
-		return addValues(left, right), nil
+		return e.lim.checkValue(addValues(left, right))
 	case "-":
 		return subValues(left, right), nil
 	case "*":
-		return mulValues(left, right), nil
-	case "/":
-		return divValues(left, right), nil
-	case "//":
-		return floorDivValues(left, right), nil
-	case "%":
-		return modValues(left, right), nil
+		return e.lim.repeat(left, right)
+	case "/", "//", "%":
+		if isZero(right) {
+			return Undefined(), fmt.Errorf("division by zero in %s %s %s", printValue(left), n.op, printValue(right))
+		}
+		return map[string]func(a, b Value) Value{"/": divValues, "//": floorDivValues, "%": modValues}[n.op](left, right), nil
 	case "**":
 		return powValues(left, right), nil
 	case "~":
-		return NewString(printValue(left) + printValue(right)), nil
+		return e.lim.checkValue(NewString(printValue(left) + printValue(right)))
 	case "==":
 		return NewBool(valuesEqual(left, right)), nil
 	case "!=":
@@ -901,7 +919,7 @@ func (e *evaluator) evalCallExpr(n *callExpr) (Value, error) {
 		}
 	}
 
-	return fn.AsCallable().Fn(args, kwargs)
+	return e.lim.checkResult(fn.AsCallable().Fn(args, kwargs))
 }
 
 func callableName(ex expr) string {
@@ -963,7 +981,7 @@ func (e *evaluator) evalFilter(n *filterExpr) (Value, error) {
 		}
 	}
 
-	return filterVal.AsCallable().Fn(args, kwargs)
+	return e.lim.checkResult(filterVal.AsCallable().Fn(args, kwargs))
 }
 
 func (e *evaluator) evalTestExpr(n *testExpr) (Value, error) {

@@ -135,7 +135,8 @@ func TestUndefinedCallableErrorNamesExpression(t *testing.T) {
 		t.Fatal("render: expected error")
 	}
 
-	const want = "args.items is not callable: Undefined"
+	// polo patch: reading an attribute of an undefined value raises, as in Jinja2 (limits.go).
+	const want = `args is undefined (reading its attribute "items")`
 	if err.Error() != want {
 		t.Errorf("error: got %q, want %q", err, want)
 	}

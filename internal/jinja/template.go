@@ -45,12 +45,27 @@ func (t *Template) RenderValues(data map[string]Value) (string, error) {
 	return render(t.nodes, data)
 }
 
+// RenderValuesLimited is RenderValues under explicit limits (polo patch; see limits.go).
+func (t *Template) RenderValuesLimited(data map[string]Value, lim Limits) (string, error) {
+	return renderLimited(t.nodes, data, lim)
+}
+
 // =============================================================================
 
 // render executes the AST with the given data and returns the result.
 func render(nodes []node, data map[string]Value) (string, error) {
+	return renderLimited(nodes, data, DefaultLimits)
+}
+
+func renderLimited(nodes []node, data map[string]Value, lim Limits) (out string, err error) {
+	defer func() { // polo patch: a panic in a builtin is an error, not a crash
+		if r := recover(); r != nil {
+			out, err = "", fmt.Errorf("jinja render: internal error: %v", r)
+		}
+	}()
 	e := evaluator{
 		output: strings.Builder{},
+		lim:    &budget{Limits: lim},
 	}
 
 	// Use the cached builtins scope directly. The scope is initialized
