@@ -208,6 +208,9 @@ func LoadConfig(path string, overrides []string) (Config, error) {
 		if err := yaml.Unmarshal(data, &user); err != nil {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
+		if err := checkDuplicateKeys(&user, ""); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
 		if len(user.Content) > 0 {
 			if err := mergeNode(doc.Content[0], user.Content[0], ""); err != nil {
 				return Config{}, fmt.Errorf("config %s: %w", path, err)
@@ -218,6 +221,9 @@ func LoadConfig(path string, overrides []string) (Config, error) {
 		if err := setNode(doc.Content[0], kv); err != nil {
 			return Config{}, err
 		}
+	}
+	if err := checkIntegers(doc.Content[0]); err != nil {
+		return Config{}, err
 	}
 	merged, err := yaml.Marshal(&doc)
 	if err != nil {
@@ -288,6 +294,9 @@ func setNode(root *yaml.Node, kv string) error {
 	if !ok || key == "" {
 		return fmt.Errorf("--set %q: want key=value, e.g. algo.name=dapo", kv)
 	}
+	if value == "" {
+		return fmt.Errorf("--set %s=: empty value; give one, or '\"\"' for an empty text", key)
+	}
 	var val yaml.Node
 	if err := yaml.Unmarshal([]byte(value), &val); err != nil || len(val.Content) == 0 {
 		val = yaml.Node{Kind: yaml.ScalarNode, Value: value}
@@ -355,6 +364,13 @@ func (c *Config) Validate() error {
 		{c.Optim.Schedule != "constant" && c.Optim.Schedule != "cosine", "optim.schedule", "constant or cosine"},
 		{c.Optim.MinLRRatio < 0 || c.Optim.MinLRRatio > 1, "optim.min_lr_ratio", "in [0,1]"},
 		{c.Optim.OnNonFinite != "stop" && c.Optim.OnNonFinite != "skip", "optim.on_nonfinite", "stop or skip"},
+		{!(c.Optim.ClipNorm >= 0), "optim.clip_norm", ">= 0 (0 = no clipping)"},
+		{c.Optim.WarmupSteps < 0, "optim.warmup_steps", ">= 0"},
+		{!(c.Optim.WeightDecay >= 0), "optim.weight_decay", ">= 0"},
+		{!(c.SFT.LR >= 0), "sft.lr", ">= 0"},
+		{!(c.Sampling.TopP > 0 && c.Sampling.TopP <= 1), "sampling.top_p", "in (0, 1]"},
+		{c.Sampling.TopK < 0, "sampling.top_k", ">= 0 (0 = off)"},
+		{!(c.Sampling.MinP >= 0 && c.Sampling.MinP < 1), "sampling.min_p", "in [0, 1)"},
 		{c.Eval.Every < 0, "eval.every", ">= 0"},
 		{c.Ckpt.Every < 0, "checkpoint.every", ">= 0"},
 		{c.Ckpt.Keep < 1, "checkpoint.keep", ">= 1"},

@@ -96,3 +96,50 @@ func TestSampleHostileSizes(t *testing.T) {
 		t.Fatalf("sane sample: exit %d, %d lines, stderr %s", code, strings.Count(stdout, "\n"), stderr)
 	}
 }
+
+// TestReliabilityCLIErrors: the minor findings of issue 14 as a table: each bad input is a one-line
+// error with exit 2 (or the right output), never a silent success.
+func TestReliabilityCLIErrors(t *testing.T) {
+	tok := filepath.Join("..", "..", "testdata", "tokenizers", "llama3")
+	dir := t.TempDir()
+	dup := filepath.Join(dir, "dup.yaml")
+	os.WriteFile(dup, []byte("rl:\n  steps: 3\n  steps: 5\n"), 0o644)
+	cases := []struct {
+		name   string
+		args   []string
+		stdin  string
+		code   int
+		stdout string // exact, when not ""
+		stderr string // substring of the last stderr line
+	}{
+		{"tokenize empty string", []string{"tokenize", "--tokenizer", tok}, `""` + "\n", 0, "[]\n", ""},
+		{"tokenize null", []string{"tokenize", "--tokenizer", tok}, "null\n", 2, "", "stdin line 1: want a JSON string"},
+		{"decode negative id", []string{"tokenize", "--tokenizer", tok, "--decode"}, "[-1]\n", 2, "", "token id -1 is outside the vocabulary"},
+		{"decode id past vocab", []string{"tokenize", "--tokenizer", tok, "--decode"}, "[99999999]\n", 2, "", "token id 99999999 is outside the vocabulary"},
+		{"decode null", []string{"tokenize", "--tokenizer", tok, "--decode"}, "null\n", 2, "", "want a JSON array of token ids"},
+		{"train -h", []string{"train", "-h"}, "", 0, "", ""},
+		{"compare -h", []string{"compare", "-h"}, "", 0, "", ""},
+		{"compare duplicate algos", []string{"compare", "--algos", "grpo,grpo", "--seeds", "1"}, "", 2, "", "--algos names grpo twice"},
+		{"fractional steps", []string{"train", "--print-config", "--set", "rl.steps=3.5"}, "", 2, "", "config field rl.steps: want a whole number, got 3.5"},
+		{"negative steps", []string{"train", "--print-config", "--set", "sft.steps=-1"}, "", 2, "", "config field sft.steps: want >= 0"},
+		{"negative lr", []string{"train", "--print-config", "--set", "optim.lr=-0.1"}, "", 2, "", "config field optim.lr: want > 0"},
+		{"negative clip", []string{"train", "--print-config", "--set", "optim.clip_norm=-1"}, "", 2, "", "config field optim.clip_norm: want >= 0"},
+		{"negative warm-up", []string{"train", "--print-config", "--set", "optim.warmup_steps=-5"}, "", 2, "", "config field optim.warmup_steps: want >= 0"},
+		{"empty --set value", []string{"train", "--print-config", "--set", "rl.steps="}, "", 2, "", "--set rl.steps=: empty value"},
+		{"duplicate YAML key", []string{"train", "--print-config", dup}, "", 2, "", "key rl.steps appears twice (lines 2 and 3)"},
+		{"test_size 0", []string{"train", "--print-config", "--set", "task.test_size=0"}, "", 2, "", "config field task.test_size: want in [1, 1000000]"},
+		{"top_p 2", []string{"train", "--print-config", "--set", "sampling.top_p=2"}, "", 2, "", "config field sampling.top_p: want in (0, 1]"},
+		{"held-out larger than task", []string{"train", "--print-config", "--set", "task.options.digits=1", "--set", "task.test_size=101"}, "", 2, "", "has only 100 distinct prompts"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(c.args, strings.NewReader(c.stdin), &out, &errb)
+			lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+			last := lines[len(lines)-1]
+			if code != c.code || (c.stdout != "" && out.String() != c.stdout) || !strings.Contains(last, c.stderr) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr ~%q", code, out.String(), errb.String(), c.code, c.stdout, c.stderr)
+			}
+		})
+	}
+}
