@@ -65,7 +65,7 @@ type hfConfig struct {
 	MLPBias               *bool           `json:"mlp_bias"`
 	HiddenAct             *string         `json:"hidden_act"`
 	UseSlidingWindow      *bool           `json:"use_sliding_window"`
-	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
+	MaxPositionEmbeddings *int            `json:"max_position_embeddings"`
 	BOS                   json.RawMessage `json:"bos_token_id"`
 	EOS                   json.RawMessage `json:"eos_token_id"`
 	Pad                   json.RawMessage `json:"pad_token_id"`
@@ -82,18 +82,25 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if gen, err := os.ReadFile(filepath.Join(dir, "generation_config.json")); err == nil {
+	genPath := filepath.Join(dir, "generation_config.json")
+	if gen, err := os.ReadFile(genPath); err == nil {
 		var g struct {
 			EOS json.RawMessage `json:"eos_token_id"`
 		}
-		if json.Unmarshal(gen, &g) == nil {
-			ids, _ := parseIDs(g.EOS)
-			for _, id := range ids {
-				if !containsInt(cfg.EOS, id) {
-					cfg.EOS = append(cfg.EOS, id)
-				}
+		if err := json.Unmarshal(gen, &g); err != nil {
+			return Config{}, fmt.Errorf("%s: malformed JSON (it names the EOS ids): %v", genPath, err)
+		}
+		ids, err := parseIDs(g.EOS)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: eos_token_id: %v", genPath, err)
+		}
+		for _, id := range ids {
+			if !containsInt(cfg.EOS, id) {
+				cfg.EOS = append(cfg.EOS, id)
 			}
 		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("read %s: %w", genPath, err)
 	}
 	return cfg, nil
 }
@@ -129,7 +136,7 @@ func ParseConfig(data []byte) (Config, error) {
 		IntermediateSize:      h.IntermediateSize,
 		RMSNormEps:            1e-6,
 		RopeTheta:             10000,
-		MaxPositionEmbeddings: h.MaxPositionEmbeddings,
+		MaxPositionEmbeddings: defaultContext(h.ModelType, h.MaxPositionEmbeddings),
 		BOS:                   -1,
 		Pad:                   -1,
 	}
@@ -296,7 +303,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("llama3 rope scaling needs factor>0, high_freq_factor>low_freq_factor and original_max_position_embeddings>0")
 		}
 	}
-	return nil
+	return checkMaxima(c) // limits.go
 }
 
 // toJSON renders the config as a Hugging Face config.json (transformers 4 style keys, which

@@ -38,7 +38,11 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 	}
 	// Left-padding a prompt to its bucket wastes fewer slots than bucketLen's granularity at that
 	// length (at most its granularity at maxLen), so a row of maxLen tokens always fits.
-	return &Decoder{m: m, batch: batch, capacity: bucketLen(maxLen + bucketStep(maxLen) - 1)}, nil
+	capacity := bucketLen(maxLen + bucketStep(maxLen) - 1)
+	if err := m.checkDecodeSize(batch, maxLen, capacity); err != nil { // memory.go: context and memory bounds
+		return nil, err
+	}
+	return &Decoder{m: m, batch: batch, capacity: capacity}, nil
 }
 
 // Capacity is the number of cache slots (prompt bucket plus decode steps must fit).

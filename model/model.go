@@ -63,6 +63,9 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load weights: %w", err)
 	}
+	if err := checkLayersPresent(dir, cfg, ts); err != nil {
+		return nil, err
+	}
 	lay := newLayout(cfg)
 	host := make([][]float32, len(lay.names))
 	for i, name := range lay.names {
@@ -74,6 +77,9 @@ func Load(dir string) (*Model, error) {
 			return nil, fmt.Errorf("load %s: tensor %q has shape %v, config.json implies %v", dir, name, t.Shape, lay.shapes[i])
 		}
 		host[i] = t.F32
+	}
+	if err := checkWeightsFinite(lay.names, host); err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
 	m, err := newModel(cfg, host)
 	if err != nil {
@@ -202,6 +208,9 @@ func (m *Model) Save(dir string) error {
 	host, err := m.hostParams()
 	if err != nil {
 		return err
+	}
+	if err := checkWeightsFinite(m.lay.names, host); err != nil { // never write a checkpoint that cannot be used
+		return fmt.Errorf("save model: %w; refusing to save them", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)

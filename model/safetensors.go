@@ -201,6 +201,7 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
+	f.Chmod(0o644) // CreateTemp makes 0600; model files are shared like any download
 	_, werr := io.Copy(f, bytes.NewReader(data))
 	serr := f.Sync()
 	cerr := f.Close()

@@ -195,7 +195,7 @@ func padCoef(name string, c [][]float32, bt *batch) (*tensors.Tensor, error) {
 
 // stepGraph: inputs after the weights are grads, m, v, wdOn (per-parameter 0/1 as [np]) and hp
 // = [lr, beta1, beta2, eps, weightDecay, clipNorm, lr/bias1, sqrt(bias2)]. Outputs: new weights,
-// new m, new v, pre-clip global gradient norm.
+// new m, new v, pre-clip global gradient norm, and whether the step was applied (finite).
 func stepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	np := len(n.p)
 	grads, mom, vel := in[:np], in[np:2*np], in[2*np:3*np]
@@ -222,7 +222,15 @@ func stepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 		outP[i] = graph.Sub(p, graph.Mul(stepSize, graph.Div(m, denom)))
 		outM[i], outV[i] = m, v
 	}
-	out := append(append(append(outP, outM...), outV...), norm)
+	// A non-finite gradient norm or updated weight leaves weights and moments as they were (see
+	// finiteGuard); the caller learns of it from the returned flag.
+	ok := finiteGuard(norm, outP)
+	for i := range grads {
+		outP[i] = graph.Where(ok, outP[i], n.p[i])
+		outM[i] = graph.Where(ok, outM[i], mom[i])
+		outV[i] = graph.Where(ok, outV[i], vel[i])
+	}
+	out := append(append(append(outP, outM...), outV...), norm, ok)
 	return out
 }
 
@@ -275,9 +283,12 @@ func (tr *Trainer) Step(lr float64) (gradNorm float64, err error) {
 	copy(m.params, outs[:np])
 	tr.mom = outs[np : 2*np]
 	tr.vel = outs[2*np : 3*np]
-	normT := outs[3*np]
-	defer finalize([]*tensors.Tensor{normT})
+	normT, okT := outs[3*np], outs[3*np+1]
+	defer finalize([]*tensors.Tensor{normT, okT})
 	norm := tensors.ToScalar[float32](normT)
+	if !tensors.ToScalar[bool](okT) {
+		return float64(norm), nonFiniteStep(norm)
+	}
 	tr.step++
 	return float64(norm), nil
 }

@@ -2,7 +2,6 @@ package reward
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -90,12 +89,9 @@ func (c *CodeVerifier) RunTests(ctx context.Context, program, tests string) Test
 		return TestReport{Reason: "example has no tests"}
 	}
 	if strings.HasPrefix(trimmed, "[") {
-		var cases []IOCase
-		if err := json.Unmarshal([]byte(trimmed), &cases); err != nil {
-			return TestReport{Reason: "tests: not a JSON array of {input, output}: " + err.Error()}
-		}
-		if len(cases) == 0 {
-			return TestReport{Reason: "tests: empty list"}
+		cases, err := parseIOCases(trimmed)
+		if err != nil {
+			return TestReport{Reason: "tests: " + err.Error()}
 		}
 		rep := TestReport{Total: len(cases)}
 		for i, tc := range cases {
@@ -116,6 +112,9 @@ func (c *CodeVerifier) RunTests(ctx context.Context, program, tests string) Test
 			}
 		}
 		return rep
+	}
+	if err := checkAssertSource(trimmed); err != nil {
+		return TestReport{Reason: "tests: " + err.Error()}
 	}
 	r, err := c.Sandbox.Run(ctx, program+"\n\n"+tests+"\n", "")
 	switch {

@@ -128,7 +128,7 @@ func TestSandboxHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			rep := cv.RunTests(context.Background(), tt.program, "print('tests ran')")
+			rep := cv.RunTests(context.Background(), tt.program, "assert True\nprint('tests ran')")
 			wall := time.Since(start)
 			if rep.Passed != 0 || rep.Total != 1 || !strings.Contains(rep.Reason, tt.reason) {
 				t.Fatalf("report %+v, want a failure with reason ~%q", rep, tt.reason)

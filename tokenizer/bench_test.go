@@ -44,7 +44,7 @@ func BenchmarkLongWord(b *testing.B) {
 }
 
 // BenchmarkChatTemplate renders Qwen3's template (tools, a tool call, thinking) with
-// github.com/ardanlabs/jinja.
+// internal/jinja (a patched copy of github.com/ardanlabs/jinja).
 func BenchmarkChatTemplate(b *testing.B) {
 	tok, _ := loadFixture(b, "qwen3")
 	msgs := []Message{

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/ardanlabs/jinja"
+	"github.com/polo-rl/polo/internal/jinja"
 )
 
 // Message is one turn of a conversation, as transformers' chat templates expect it.

@@ -6,7 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/ardanlabs/jinja"
+	"github.com/polo-rl/polo/internal/jinja"
 )
 
 // HF is a Hugging Face byte-level BPE tokenizer loaded from tokenizer.json and

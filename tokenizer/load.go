@@ -180,6 +180,9 @@ func build(tj *tokenizerJSON, cfg *configJSON) (*HF, error) {
 	}
 
 	// Id → token text, for decoding.
+	if err := checkIDs(tj); err != nil {
+		return nil, err
+	}
 	maxID := int32(-1)
 	for _, id := range m.Vocab {
 		maxID = max(maxID, id)

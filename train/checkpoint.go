@@ -45,6 +45,9 @@ func writeFolderAtomic(dir, name string, fill func(tmp string) error) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes 0700; a checkpoint is shared like any model folder
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	defer os.RemoveAll(tmp) // no-op after a successful rename
 	if err := fill(tmp); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", name, err)
@@ -139,6 +142,10 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes 0600
+		f.Close()
+		return err
+	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err

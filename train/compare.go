@@ -25,6 +25,11 @@ func Compare(base Config, algos []string, seeds int, outDir string, opts Options
 	if len(algos) == 0 || seeds < 1 {
 		return nil, fmt.Errorf("compare needs at least one algorithm and one seed")
 	}
+	lock, err := lockRunDir(outDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.release()
 	var results []CompareResult
 	for _, algo := range algos {
 		res := CompareResult{Algo: algo}

@@ -155,6 +155,9 @@ type OptimConfig struct {
 	WarmupSteps int     `yaml:"warmup_steps"`
 	Schedule    string  `yaml:"schedule"`     // constant | cosine
 	MinLRRatio  float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
+	// OnNonFinite is what a NaN/Inf loss, gradient or update does: stop (an error; the last
+	// checkpoint stays the newest) or skip (drop that optimizer step; stops after 10 in a row).
+	OnNonFinite string `yaml:"on_nonfinite"`
 }
 
 // EvalConfig is the periodic held-out evaluation (greedy decoding).
@@ -205,6 +208,9 @@ func LoadConfig(path string, overrides []string) (Config, error) {
 		if err := yaml.Unmarshal(data, &user); err != nil {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
+		if err := checkDuplicateKeys(&user, ""); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
 		if len(user.Content) > 0 {
 			if err := mergeNode(doc.Content[0], user.Content[0], ""); err != nil {
 				return Config{}, fmt.Errorf("config %s: %w", path, err)
@@ -215,6 +221,9 @@ func LoadConfig(path string, overrides []string) (Config, error) {
 		if err := setNode(doc.Content[0], kv); err != nil {
 			return Config{}, err
 		}
+	}
+	if err := checkIntegers(doc.Content[0]); err != nil {
+		return Config{}, err
 	}
 	merged, err := yaml.Marshal(&doc)
 	if err != nil {
@@ -285,6 +294,9 @@ func setNode(root *yaml.Node, kv string) error {
 	if !ok || key == "" {
 		return fmt.Errorf("--set %q: want key=value, e.g. algo.name=dapo", kv)
 	}
+	if value == "" {
+		return fmt.Errorf("--set %s=: empty value; give one, or '\"\"' for an empty text", key)
+	}
 	var val yaml.Node
 	if err := yaml.Unmarshal([]byte(value), &val); err != nil || len(val.Content) == 0 {
 		val = yaml.Node{Kind: yaml.ScalarNode, Value: value}
@@ -332,7 +344,7 @@ func (c *Config) Validate() error {
 		{c.Model.Preset == "" && c.Model.Path == "", "model", "a preset (e.g. tiny) or a path to a Hugging Face folder"},
 		{c.Tokenizer.Kind != "char" && c.Tokenizer.Kind != "hf", "tokenizer.kind", "char or hf"},
 		{c.Task.Name == "", "task.name", "a generator name or dataset"},
-		{c.Task.TestSize < 0, "task.test_size", ">= 0"},
+		{c.Task.TestSize < 1 || c.Task.TestSize > maxTestSize, "task.test_size", "in [1, 1000000] held-out prompts"},
 		{c.Sampling.PromptsPerStep < 1, "sampling.prompts_per_step", ">= 1"},
 		{c.Sampling.GroupSize < 1, "sampling.group_size", ">= 1"},
 		{c.Sampling.MaxNewTokens < 1, "sampling.max_new_tokens", ">= 1"},
@@ -351,6 +363,14 @@ func (c *Config) Validate() error {
 		{c.Optim.Eps <= 0, "optim.eps", "> 0"},
 		{c.Optim.Schedule != "constant" && c.Optim.Schedule != "cosine", "optim.schedule", "constant or cosine"},
 		{c.Optim.MinLRRatio < 0 || c.Optim.MinLRRatio > 1, "optim.min_lr_ratio", "in [0,1]"},
+		{c.Optim.OnNonFinite != "stop" && c.Optim.OnNonFinite != "skip", "optim.on_nonfinite", "stop or skip"},
+		{!(c.Optim.ClipNorm >= 0), "optim.clip_norm", ">= 0 (0 = no clipping)"},
+		{c.Optim.WarmupSteps < 0, "optim.warmup_steps", ">= 0"},
+		{!(c.Optim.WeightDecay >= 0), "optim.weight_decay", ">= 0"},
+		{!(c.SFT.LR >= 0), "sft.lr", ">= 0"},
+		{!(c.Sampling.TopP > 0 && c.Sampling.TopP <= 1), "sampling.top_p", "in (0, 1]"},
+		{c.Sampling.TopK < 0, "sampling.top_k", ">= 0 (0 = off)"},
+		{!(c.Sampling.MinP >= 0 && c.Sampling.MinP < 1), "sampling.min_p", "in [0, 1)"},
 		{c.Eval.Every < 0, "eval.every", ">= 0"},
 		{c.Ckpt.Every < 0, "checkpoint.every", ">= 0"},
 		{c.Ckpt.Keep < 1, "checkpoint.keep", ">= 1"},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -193,16 +194,28 @@ func (r *runner) preferenceStep(step, total int) (map[string]float64, error) {
 			}
 		}
 	}
-	if _, err := r.accumulate(ids, mask, coef, nil); err != nil {
-		return nil, err
-	}
 	lr := learningRate(r.cfg.Optim, r.cfg.Optim.LR, step, total)
-	gradNorm, err := r.trainer.Step(lr)
-	if err != nil {
+	gradNorm, skipped := math.NaN(), 1.0
+	loss := res.Loss + r.cfg.Preference.SFTWeight*nll/float64(chosenTokens)
+	if ok, err := r.finiteLoss("rl", step, loss, [][]float64{res.GradChosenLogP, res.GradRejectedLogP}); err != nil {
 		return nil, err
+	} else if ok {
+		if _, err := r.accumulate(ids, mask, coef, nil); err != nil {
+			return nil, err
+		}
+		var applied bool
+		if gradNorm, applied, err = r.applyStep("rl", step, lr); err != nil {
+			return nil, err
+		} else if applied {
+			skipped = 0
+		}
 	}
 	vals := map[string]float64{"loss": res.Loss + r.cfg.Preference.SFTWeight*nll/float64(chosenTokens),
 		"chosen_nll": nll / float64(chosenTokens), "grad_norm": gradNorm, "lr": lr, "pairs": float64(n), "train_s": time.Since(t0).Seconds()}
+	if skipped == 1 {
+		vals["skipped"] = 1
+		delete(vals, "grad_norm")
+	}
 	for k, v := range res.Metrics {
 		vals[k] = v
 	}

@@ -452,13 +452,24 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 			if err != nil {
 				return nil, err
 			}
+			if ok, err := r.finiteLoss("rl", step, res.Loss, res.GradLogP, res.GradEntropy); !ok { // finite.go
+				if err != nil {
+					return nil, err
+				}
+				sums["skipped"]++
+				continue
+			}
 			seqW := len(ids[0])
 			if _, err := r.accumulate(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
 				return nil, err
 			}
-			gradNorm, err := r.trainer.Step(lr)
-			if err != nil {
-				return nil, err
+			gradNorm, applied, err := r.applyStep("rl", step, lr)
+			if err != nil || !applied {
+				sums["skipped"]++
+				if err != nil {
+					return nil, err
+				}
+				continue
 			}
 			sums["loss"] += res.Loss
 			sums["grad_norm"] += gradNorm

@@ -72,6 +72,8 @@ type runner struct {
 	state    runState
 	bar      *progress
 	start    time.Time
+	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
+	skipped  int // … in all
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
@@ -82,6 +84,11 @@ func Run(cfg Config, opts Options) (Summary, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	lock, err := lockRunDir(cfg.RunDir) // one process per run folder, for the run's life
+	if err != nil {
+		return Summary{}, err
+	}
+	defer lock.release()
 	r := &runner{cfg: cfg, opts: opts, dir: cfg.RunDir, ckptDir: filepath.Join(cfg.RunDir, "checkpoints"), start: time.Now()}
 	if err := r.setup(); err != nil {
 		return Summary{}, err
@@ -186,14 +193,50 @@ func (r *runner) doneSteps() int {
 	return 0
 }
 
-// restore loads the latest checkpoint and trims metrics written after it.
+// restore loads the newest usable checkpoint (resume.go) and trims metrics written after it.
 func (r *runner) restore(metricsPath string) error {
-	path, err := latestCheckpoint(r.ckptDir)
+	removeTemporaries(r.dir, r.ckptDir) // leftovers of a killed run (we hold the run's lock)
+	paths, err := resumeCandidates(r.ckptDir)
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	var path string
+	for i, p := range paths {
+		r.state = runState{}
+		if err = r.restoreFrom(p); err == nil {
+			path = p
+			break
+		}
+		if i+1 < len(paths) {
+			fmt.Fprintf(r.opts.Log, "resume: checkpoint %s is unusable (%v); falling back to %s\n", filepath.Base(p), err, filepath.Base(paths[i+1]))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	// Drop metrics of steps the checkpoint does not contain: the resumed run redoes them.
+	records, err := metrics.Read(metricsPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	kept := records[:0]
+	for _, rec := range records {
+		if r.covered(rec) {
+			kept = append(kept, rec)
+		}
+	}
+	fmt.Fprintf(r.opts.Log, "resuming %s from %s (%s step %d)\n", r.dir, filepath.Base(path), r.state.Phase, r.state.Step)
+	return metrics.Rewrite(metricsPath, kept)
+}
+
+// restoreFrom loads one checkpoint: state, weights, optimizer moments, reward and objective state.
+func (r *runner) restoreFrom(path string) error {
+	var err error
 	if err := readJSONFile(filepath.Join(path, "state.json"), &r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
+	}
+	if r.state.Phase != "sft" && r.state.Phase != "rl" {
+		return fmt.Errorf("resume: %s: unknown phase %q", filepath.Join(path, "state.json"), r.state.Phase)
 	}
 	if r.policy, err = model.Load(filepath.Join(path, "model")); err != nil {
 		return fmt.Errorf("resume: %w", err)
@@ -217,19 +260,7 @@ func (r *runner) restore(metricsPath string) error {
 			return fmt.Errorf("resume: reference model: %w", err)
 		}
 	}
-	// Drop metrics of steps the checkpoint does not contain: the resumed run redoes them.
-	records, err := metrics.Read(metricsPath)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	kept := records[:0]
-	for _, rec := range records {
-		if r.covered(rec) {
-			kept = append(kept, rec)
-		}
-	}
-	fmt.Fprintf(r.opts.Log, "resuming %s from %s (%s step %d)\n", r.dir, filepath.Base(path), r.state.Phase, r.state.Step)
-	return metrics.Rewrite(metricsPath, kept)
+	return nil
 }
 
 // covered says whether a metrics record belongs to work the restored checkpoint already contains.
@@ -341,19 +372,28 @@ func (r *runner) sft() error {
 		if err != nil {
 			return err
 		}
-		lr := learningRate(r.cfg.Optim, r.cfg.SFT.LR, step, total)
-		gradNorm, err := r.trainer.Step(lr)
-		if err != nil {
-			return err
-		}
 		loss := 0.0
 		for b := range logp {
 			for t, c := range coef[b] {
 				loss += float64(c) * float64(logp[b][t])
 			}
 		}
+		lr := learningRate(r.cfg.Optim, r.cfg.SFT.LR, step, total)
+		gradNorm, applied := math.NaN(), false
+		if applied, err = r.finiteLoss("sft", step, loss); err != nil {
+			return err
+		}
+		if applied {
+			if gradNorm, applied, err = r.applyStep("sft", step, lr); err != nil {
+				return err
+			}
+		}
 		r.state.Step = step
 		vals := map[string]float64{"loss": loss, "grad_norm": gradNorm, "lr": lr, "train_s": time.Since(t0).Seconds()}
+		if !applied {
+			vals["skipped"] = 1
+			delete(vals, "grad_norm")
+		}
 		if err := r.log.Write(metrics.Record{Step: step, Phase: "sft", Values: vals}); err != nil {
 			return err
 		}

@@ -214,18 +214,7 @@ func newPromptSource(c Config) (*promptSource, error) {
 		return nil, err
 	}
 	ps.alphabet = gen.Alphabet()
-	for len(ps.test) < c.Task.TestSize {
-		ex, err := gen.Next()
-		if err != nil {
-			return nil, err
-		}
-		if ps.testKeys[ex.Prompt] {
-			continue
-		}
-		ps.testKeys[ex.Prompt] = true
-		ps.test = append(ps.test, ex)
-	}
-	return ps, nil
+	return ps, ps.fillHeldOut(gen) // refuses a test_size the task cannot fill
 }
 
 // HeldOut returns the held-out examples a run with this configuration evaluates on (the same ones,
@@ -348,7 +337,7 @@ func Check(c Config) error {
 		return err
 	}
 	if c.Task.Name != "dataset" {
-		if _, err := task.NewGenerator(c.Task.Name, c.Task.Options, 0); err != nil {
+		if _, err := newPromptSource(c); err != nil { // the generator, its options, the held-out set
 			return err
 		}
 	}

@@ -36,8 +36,13 @@ func runCompare(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	var names []string
+	seen := map[string]bool{}
 	for _, a := range strings.Split(*algos, ",") {
 		if a = strings.TrimSpace(a); a != "" {
+			if seen[a] {
+				return usagef("--algos names %s twice; each algorithm runs once per seed", a)
+			}
+			seen[a] = true
 			names = append(names, a)
 		}
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -79,7 +80,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	err := cmd.run(args[1:], stdin, stdout, stderr)
-	if err == nil {
+	if err == nil || errors.Is(err, flag.ErrHelp) { // -h: the flag package printed the usage
 		return 0
 	}
 	fmt.Fprintf(stderr, "polo %s: %s\n", args[0], oneLine(err.Error()))

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 
 	"github.com/polo-rl/polo/eval"
+	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/rollout"
 	"github.com/polo-rl/polo/task"
 )
@@ -67,6 +69,9 @@ Prints one JSON line per continuation: index, text, tokens, finish (stop|length)
 		return err
 	}
 	dec, err := pol.Model.NewDecoder(*n, len(ids)+cfg.MaxNewTokens)
+	if errors.Is(err, model.ErrTooLarge) {
+		return usagef("--n %d, prompt %d tokens + --max-new-tokens %d: %v", *n, len(ids), cfg.MaxNewTokens, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -53,18 +53,26 @@ func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		var res []byte
 		if *decode {
 			var ids []int32
-			if err := json.Unmarshal(b, &ids); err != nil {
+			if err := json.Unmarshal(b, &ids); err != nil || ids == nil {
 				return usagef("stdin line %d: want a JSON array of token ids like [9707, 11], got %.40q", line, b)
+			}
+			for _, id := range ids {
+				if id < 0 || int(id) >= tok.VocabSize() {
+					return usagef("stdin line %d: token id %d is outside the vocabulary [0, %d)", line, id, tok.VocabSize())
+				}
 			}
 			res = marshalText(tok.Decode(ids, *skip))
 		} else {
-			var text string
-			if err := json.Unmarshal(b, &text); err != nil {
+			var text *string
+			if err := json.Unmarshal(b, &text); err != nil || text == nil {
 				return usagef("stdin line %d: want a JSON string like \"Hello\", got %.40q", line, b)
 			}
-			ids := tok.Encode(text)
+			ids := tok.Encode(*text)
 			if *special {
-				ids = tok.EncodeWithSpecial(text)
+				ids = tok.EncodeWithSpecial(*text)
+			}
+			if ids == nil {
+				ids = []int32{} // "" is [], not null
 			}
 			res, _ = json.Marshal(ids)
 		}

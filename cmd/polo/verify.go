@@ -154,10 +154,13 @@ func parseVerifyLine(b []byte, kind string) (string, task.Example, error) {
 			return "", ex, fmt.Errorf(`code lines need "tests": a list of {"input","output"} or Python asserts`)
 		}
 		var s string
-		if json.Unmarshal(tests, &s) == nil {
+		switch first := bytes.TrimSpace(tests); {
+		case json.Unmarshal(tests, &s) == nil:
 			ex.Answer = s
-		} else {
+		case len(first) > 0 && first[0] == '[':
 			ex.Answer = string(tests)
+		default: // an object, number, bool or null would reach the sandbox as Python source that checks nothing
+			return "", ex, fmt.Errorf(`"tests" must be a list of {"input","output"} or a string of Python asserts, got %s`, clipBytes(tests))
 		}
 		return prog, ex, nil
 	}

@@ -61,7 +61,7 @@ func TestVerifyCommand(t *testing.T) {
 		{"code", []string{"--kind", "code"},
 			`{"program": "print(int(input()) * 2)", "tests": [{"input": "21\n", "output": "42\n"}]}
 {"program": "def f(x):\n    return x + 1", "tests": "assert f(1) == 3"}
-{"program": "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)", "tests": "pass"}`,
+{"program": "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)", "tests": "assert True"}`,
 			0, []bool{true, false, false}, []float64{1, 0, 0}, nil, ""},
 		{"malformed line keeps alignment", []string{"--kind", "exact"},
 			`{"response": "a", "answer": "a"}

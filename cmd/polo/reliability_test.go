@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/polo-rl/polo/internal/memlimit"
+	"github.com/polo-rl/polo/model"
+	"github.com/polo-rl/polo/tokenizer"
+)
+
+// TestVerifyCodeWrongTypedTests: "tests" that are a JSON object or number are an error verdict
+// (correct false, a reason, exit 2), never a pass (issue 14, item 9).
+func TestVerifyCodeWrongTypedTests(t *testing.T) {
+	stdin := `{"program": "print(1)", "tests": {}}
+{"program": "print(1)", "tests": 5}
+{"program": "print(1)", "tests": null}
+{"program": "print(1)", "tests": []}
+{"program": "print(1)", "tests": "5"}`
+	code, res, stderr := runVerifyCmd(t, stdin, "--kind", "code")
+	if code != 2 || !strings.Contains(stderr, `"tests" must be a list of {"input","output"} or a string of Python asserts, got {}`) {
+		t.Fatalf("exit %d, stderr %q; want exit 2 naming the wrong-typed tests", code, stderr)
+	}
+	if len(res) != 5 {
+		t.Fatalf("%d verdicts, want 5 (one per line): %+v", len(res), res)
+	}
+	reasons := []string{"got {}", "got 5", "tests", "empty list", "no assert statement"}
+	for i, r := range res {
+		if r.Correct || r.Value != 0 || !strings.Contains(r.Reason, reasons[i]) {
+			t.Errorf("line %d: %+v, want an error verdict with reason ~%q", i+1, r, reasons[i])
+		}
+	}
+}
+
+// tinyPolicy writes a from-scratch tiny model with a character tokenizer (what `polo train`
+// checkpoints hold) into dir; its context is the preset's 2048 positions.
+func tinyPolicy(t testing.TB, dir string) string {
+	tok, err := tokenizer.NewChar("0123456789+=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := model.Preset("tiny", tok.VocabSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(mc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "polo_tokenizer.json"), []byte(`{"kind": "char", "alphabet": "0123456789+="}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSampleHostileSizes: `polo sample --n 100000000` and `--max-new-tokens 100000000` (on a model
+// with a 2048-position context) are refused with a usage error (exit 2) under a 1 GiB memory limit,
+// instead of growing until the machine kills them (issue 14, item 7).
+func TestSampleHostileSizes(t *testing.T) {
+	if memlimit.InChild() {
+		dir := os.Getenv("POLO_TEST_MODEL")
+		var msgs []string
+		for _, args := range [][]string{{"--n", "100000000"}, {"--max-new-tokens", "100000000"}, {"--n", "2000000", "--max-new-tokens", "2000"}} {
+			var out, errb bytes.Buffer
+			code := run(append([]string{"sample", "--model", dir, "--prompt", "1+2="}, args...), strings.NewReader(""), &out, &errb)
+			msgs = append(msgs, fmt.Sprintf("exit %d: %s", code, strings.TrimSpace(errb.String())))
+		}
+		memlimit.Report(fmt.Errorf("%s", strings.Join(msgs, " | ")))
+	}
+	dir := tinyPolicy(t, t.TempDir())
+	res := memlimit.Run(t, "TestSampleHostileSizes", 1024, "POLO_TEST_MODEL="+dir)
+	res.Expect(t, "exit 2")
+	parts := strings.Split(res.Err, " | ")
+	wants := []string{
+		"exit 2: polo sample: --n 100000000, prompt 5 tokens + --max-new-tokens 256: model NewDecoder: 100000000 rows × 336 positions need about",
+		"exit 2: polo sample: --n 4, prompt 5 tokens + --max-new-tokens 100000000: model NewDecoder: rows of up to 100000005 tokens (prompt + new tokens) exceed the model's context of 2048 positions",
+		"exit 2: polo sample: --n 2000000, prompt 5 tokens + --max-new-tokens 2000: model NewDecoder: 2000000 rows × 2064 positions need about",
+	}
+	if len(parts) != len(wants) {
+		t.Fatalf("child reported %q", res.Err)
+	}
+	for i, w := range wants {
+		if !strings.HasPrefix(parts[i], w) || strings.Count(parts[i], "\n") > 0 {
+			t.Errorf("case %d: %q, want it to start with %q", i, parts[i], w)
+		}
+	}
+	// A sane request still samples.
+	if code, stdout, stderr := runPolo(t, "sample", "--model", dir, "--prompt", "1+2=", "--n", "3", "--max-new-tokens", "4"); code != 0 || strings.Count(stdout, "\n") != 3 {
+		t.Fatalf("sane sample: exit %d, %d lines, stderr %s", code, strings.Count(stdout, "\n"), stderr)
+	}
+}
+
+// TestReliabilityCLIErrors: the minor findings of issue 14 as a table: each bad input is a one-line
+// error with exit 2 (or the right output), never a silent success.
+func TestReliabilityCLIErrors(t *testing.T) {
+	tok := filepath.Join("..", "..", "testdata", "tokenizers", "llama3")
+	dir := t.TempDir()
+	dup := filepath.Join(dir, "dup.yaml")
+	os.WriteFile(dup, []byte("rl:\n  steps: 3\n  steps: 5\n"), 0o644)
+	cases := []struct {
+		name   string
+		args   []string
+		stdin  string
+		code   int
+		stdout string // exact, when not ""
+		stderr string // substring of the last stderr line
+	}{
+		{"tokenize empty string", []string{"tokenize", "--tokenizer", tok}, `""` + "\n", 0, "[]\n", ""},
+		{"tokenize null", []string{"tokenize", "--tokenizer", tok}, "null\n", 2, "", "stdin line 1: want a JSON string"},
+		{"decode negative id", []string{"tokenize", "--tokenizer", tok, "--decode"}, "[-1]\n", 2, "", "token id -1 is outside the vocabulary"},
+		{"decode id past vocab", []string{"tokenize", "--tokenizer", tok, "--decode"}, "[99999999]\n", 2, "", "token id 99999999 is outside the vocabulary"},
+		{"decode null", []string{"tokenize", "--tokenizer", tok, "--decode"}, "null\n", 2, "", "want a JSON array of token ids"},
+		{"train -h", []string{"train", "-h"}, "", 0, "", ""},
+		{"compare -h", []string{"compare", "-h"}, "", 0, "", ""},
+		{"compare duplicate algos", []string{"compare", "--algos", "grpo,grpo", "--seeds", "1"}, "", 2, "", "--algos names grpo twice"},
+		{"fractional steps", []string{"train", "--print-config", "--set", "rl.steps=3.5"}, "", 2, "", "config field rl.steps: want a whole number, got 3.5"},
+		{"negative steps", []string{"train", "--print-config", "--set", "sft.steps=-1"}, "", 2, "", "config field sft.steps: want >= 0"},
+		{"negative lr", []string{"train", "--print-config", "--set", "optim.lr=-0.1"}, "", 2, "", "config field optim.lr: want > 0"},
+		{"negative clip", []string{"train", "--print-config", "--set", "optim.clip_norm=-1"}, "", 2, "", "config field optim.clip_norm: want >= 0"},
+		{"negative warm-up", []string{"train", "--print-config", "--set", "optim.warmup_steps=-5"}, "", 2, "", "config field optim.warmup_steps: want >= 0"},
+		{"empty --set value", []string{"train", "--print-config", "--set", "rl.steps="}, "", 2, "", "--set rl.steps=: empty value"},
+		{"duplicate YAML key", []string{"train", "--print-config", dup}, "", 2, "", "key rl.steps appears twice (lines 2 and 3)"},
+		{"test_size 0", []string{"train", "--print-config", "--set", "task.test_size=0"}, "", 2, "", "config field task.test_size: want in [1, 1000000]"},
+		{"top_p 2", []string{"train", "--print-config", "--set", "sampling.top_p=2"}, "", 2, "", "config field sampling.top_p: want in (0, 1]"},
+		{"held-out larger than task", []string{"train", "--print-config", "--set", "task.options.digits=1", "--set", "task.test_size=101"}, "", 2, "", "has only 100 distinct prompts"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(c.args, strings.NewReader(c.stdin), &out, &errb)
+			lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+			last := lines[len(lines)-1]
+			if code != c.code || (c.stdout != "" && out.String() != c.stdout) || !strings.Contains(last, c.stderr) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr ~%q", code, out.String(), errb.String(), c.code, c.stdout, c.stderr)
+			}
+		})
+	}
+}
