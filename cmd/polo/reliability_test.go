@@ -79,9 +79,9 @@ func TestSampleHostileSizes(t *testing.T) {
 	res.Expect(t, "exit 2")
 	parts := strings.Split(res.Err, " | ")
 	wants := []string{
-		"exit 2: polo sample: --n 100000000, prompt 5 tokens + --max-new-tokens 256: model NewDecoder: 100000000 rows × 336 positions need about",
+		"exit 2: polo sample: --n 100000000, prompt 5 tokens + --max-new-tokens 256: model NewDecoder: 100000000 rows × 384 positions need about",
 		"exit 2: polo sample: --n 4, prompt 5 tokens + --max-new-tokens 100000000: model NewDecoder: rows of up to 100000005 tokens (prompt + new tokens) exceed the model's context of 2048 positions",
-		"exit 2: polo sample: --n 2000000, prompt 5 tokens + --max-new-tokens 2000: model NewDecoder: 2000000 rows × 2064 positions need about",
+		"exit 2: polo sample: --n 2000000, prompt 5 tokens + --max-new-tokens 2000: model NewDecoder: 2000000 rows × 2112 positions need about",
 	}
 	if len(parts) != len(wants) {
 		t.Fatalf("child reported %q", res.Err)
