@@ -1,7 +1,6 @@
 package objective
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -17,8 +16,8 @@ import (
 // predicts or finds near-impossible. μ follows a warmup + cosine-decay schedule in the global step.
 //
 // Expert rows have no behaviour policy or advantage, so they are marked in an ExpertMix passed to
-// MixedLoss; Loss(b) treats every row as on-policy. The step is state: AfterStep advances it,
-// MarshalState saves it. Advantages is GRPO's group-normalised outcome advantage (Rewards, Group);
+// MixedLoss; Loss(b) treats every row as on-policy. μ is read at Batch.Step (the RL step the trainer
+// sets; 0 in a single evaluation), so CHORD holds no state. Advantages is GRPO's group-normalised outcome advantage (Rewards, Group);
 // call it on the rollout rows only and give expert rows zero advantages.
 type CHORD struct {
 	Warmup, Decay    int     // W, D: steps of linear warmup to MuPeak, then of cosine decay to MuValley
@@ -26,7 +25,12 @@ type CHORD struct {
 	Phi              bool    // weight expert tokens by sg(p(1−p)) (CHORD-φ)
 	CutoffProb       float64 // clamp lp <= log(cutoff_prob) in the SFT term (1: off); φ uses the raw p
 	Clip             float64 // PPO clip ε of the RL part (0.2)
-	Step             int     // current global step
+}
+
+// ExpertMixer is implemented by objectives that train on expert demonstrations mixed into the
+// rollout rows (chord): the trainer appends expert rows to each mini-batch and calls MixedLoss.
+type ExpertMixer interface {
+	MixedLoss(b *Batch, mix ExpertMix) (Result, error)
 }
 
 // ExpertMix marks the expert-demonstration rows of a batch for CHORD's MixedLoss.
@@ -102,7 +106,7 @@ func (c *CHORD) Advantages(b *Batch) ([][]float64, error) {
 // Loss is MixedLoss with no expert rows: (1 − μ)·L_RL.
 func (c *CHORD) Loss(b *Batch) (Result, error) { return c.MixedLoss(b, ExpertMix{}) }
 
-// MixedLoss computes (1 − μ(Step))·L_RL over the on-policy rows plus μ(Step)·L_SFT over the expert
+// MixedLoss computes (1 − μ(b.Step))·L_RL over the on-policy rows plus μ(Step)·L_SFT over the expert
 // rows. On-policy rows need OldLogP and Advantages; expert rows only LogP and Mask.
 func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
 	if err := opCheckBatch(b); err != nil {
@@ -131,7 +135,7 @@ func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
 			}
 		}
 	}
-	mu := c.Mu(c.Step)
+	mu := c.Mu(b.Step)
 	res := Result{GradLogP: opZeros(b.Mask)}
 
 	var rlLoss float64
@@ -187,30 +191,4 @@ func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
 		"ratio_mean": ratioSum / v, "clip_frac": clipped / v, "tokens": valid, "expert_tokens": expTok,
 	}
 	return res, nil
-}
-
-// AfterStep implements StepObserver: one optimizer step has finished.
-func (c *CHORD) AfterStep(*Batch) error {
-	c.Step++
-	return nil
-}
-
-type chordState struct {
-	Step int `json:"step"`
-}
-
-// MarshalState implements Stateful: the global step that drives μ.
-func (c *CHORD) MarshalState() ([]byte, error) { return json.Marshal(chordState{c.Step}) }
-
-// UnmarshalState implements Stateful.
-func (c *CHORD) UnmarshalState(data []byte) error {
-	var s chordState
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("chord state: %w", err)
-	}
-	if s.Step < 0 {
-		return fmt.Errorf("chord state: step %d < 0", s.Step)
-	}
-	c.Step = s.Step
-	return nil
 }

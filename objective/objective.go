@@ -19,8 +19,9 @@
 //     Entropy where used) and call Loss. When a mini-batch is split into micro-batches, set NormTokens and
 //     NormRows to the counts of the whole mini-batch so the micro-batch losses and gradients sum to the
 //     whole (see Batch).
-//  4. Objectives implementing Stateful (spo) persist MarshalState in checkpoints; those implementing
-//     StepObserver are told about each finished optimizer step.
+//  4. Objectives implementing Stateful (spo, hapo) persist MarshalState in checkpoints; those
+//     implementing BatchObserver are told once per RL step, after its optimizer steps; those
+//     implementing Tempering set the sampler's per-token temperature.
 package objective
 
 import (
@@ -74,10 +75,12 @@ type Batch struct {
 	// must then hold whole groups).
 	BoundTarget [][]float64
 	// Drift[i] is spo's policy drift for response i's prompt: the mean over tokens of
-	// |log π_now(y) - log π_then(y)| on the response y stored at the prompt's previous visit (0 on a
-	// first visit). Read by SPO.AfterStep.
+	// |log π_now(y) - log π_then(y)| on the response y stored at the prompt's previous visit, π_then
+	// the policy right after that visit's update and π_now the policy after this step's update (0 on
+	// a first visit). The trainer fills it before AfterBatch; read by SPO.AfterBatch.
 	Drift []float64
-	// Step is the global optimizer step (1-based) for schedules (d3s keep ratios, bupo phases).
+	// Step is the 1-based RL step (rollout batch) this batch belongs to, for schedules (d3s keep
+	// ratios, chord's μ, bupo phases); 0 outside training (polo objective without "step").
 	Step int
 
 	// NormTokens, when > 0, is the number of valid tokens of the whole optimizer mini-batch this batch
@@ -180,11 +183,41 @@ type Stateful interface {
 	UnmarshalState([]byte) error
 }
 
-// StepObserver is implemented by objectives whose state advances once per optimizer step (spo's tracker
-// update, the adaptive KL coefficient). The trainer calls it after the step with the rollout batch
-// (LogP filled with the updated policy's log-probs where the method needs them).
-type StepObserver interface {
-	AfterStep(b *Batch) error
+// BatchObserver is implemented by objectives whose state advances once per RL step (spo's tracker,
+// hapo's sampling-temperature statistics). The trainer calls AfterBatch once per RL step, after all the
+// optimizer steps on that rollout batch, with the whole rollout batch (its Step set, and Drift filled
+// when the objective declares it). The returned metrics are logged with the step.
+type BatchObserver interface {
+	AfterBatch(b *Batch) (map[string]float64, error)
+}
+
+// Tempering is implemented by objectives that set the sampling temperature per generated token
+// (hapo's adaptive temperature). The trainer hands the rule to the sampler for every rollout.
+type Tempering interface {
+	// TokenTemperature returns the temperature of a token sampled where the model's next-token
+	// entropy is h, given the configured base temperature; nil means the base temperature (for
+	// example before any statistics exist).
+	TokenTemperature(base float64) func(h float64) float64
+}
+
+// Declarer is implemented by objectives that declare the inputs they read beyond the token arrays
+// (names as in the batch JSON, e.g. "drift"); the trainer provides each or refuses the objective.
+type Declarer interface {
+	Inputs() []string
+}
+
+// Declares reports whether o declares the input name.
+func Declares(o any, name string) bool {
+	d, ok := o.(Declarer)
+	if !ok {
+		return false
+	}
+	for _, n := range d.Inputs() {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrBadInput marks errors caused by the batch contents (ragged arrays, NaN, missing fields).

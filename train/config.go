@@ -241,6 +241,10 @@ func strictDecode(data []byte, out any) error {
 }
 
 // mergeNode overlays src onto dst (both mappings): scalars and sequences replace, mappings merge.
+// freeForm lists the maps of free-form options: a config file's value replaces the demo's whole map
+// (the demo's task.options digits would be an unknown option of another task).
+var freeForm = map[string]bool{"task.options": true, "reward.options": true, "algo.set": true}
+
 func mergeNode(dst, src *yaml.Node, prefix string) error {
 	if src.Kind != yaml.MappingNode {
 		return fmt.Errorf("%s: expected a mapping of keys", orTop(prefix))
@@ -251,7 +255,7 @@ func mergeNode(dst, src *yaml.Node, prefix string) error {
 		switch {
 		case existing == nil:
 			dst.Content = append(dst.Content, key, val)
-		case existing.Kind == yaml.MappingNode && val.Kind == yaml.MappingNode:
+		case existing.Kind == yaml.MappingNode && val.Kind == yaml.MappingNode && !freeForm[prefix+key.Value]:
 			if err := mergeNode(existing, val, prefix+key.Value+"."); err != nil {
 				return err
 			}

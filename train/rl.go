@@ -25,6 +25,7 @@ type rolloutBatch struct {
 	components [][]float64 // per row, the named components (rewarder.names) the reward combines
 	correct    []bool
 	group      []int
+	temps      [][]float32 // per row, the per-token sampling temperatures (Tempering objectives)
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -37,6 +38,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.rewards = append(b.rewards, o.rewards...)
 	b.components = append(b.components, o.components...)
 	b.correct = append(b.correct, o.correct...)
+	b.temps = append(b.temps, o.temps...)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
 	}
@@ -54,6 +56,9 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		out.components = append(out.components, b.components[i])
 		out.correct = append(out.correct, b.correct[i])
 		out.group = append(out.group, b.group[i])
+		if b.temps != nil {
+			out.temps = append(out.temps, b.temps[i])
+		}
 	}
 	return out
 }
@@ -150,6 +155,9 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	}
 	s := r.cfg.Sampling
 	scfg := rollout.Config{Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP, MaxNewTokens: s.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
+	if t, ok := r.obj.(objective.Tempering); ok {
+		scfg.TokenTemperature = t.TokenTemperature(s.Temperature)
+	}
 	t0 := time.Now()
 	comps, err := r.sample(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step))
 	if err != nil {
@@ -162,6 +170,7 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	for i, c := range comps {
 		b.resps = append(b.resps, c.Tokens)
 		b.finish = append(b.finish, c.Finish)
+		b.temps = append(b.temps, c.Temperature)
 		texts[i] = r.codec.text(c.Tokens)
 		main[i] = r.score(texts[i], b.examples[i])
 	}
@@ -241,6 +250,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	ob.Step = step
 	adv, err := r.obj.Advantages(ob)
 	if err != nil {
 		return nil, err
@@ -265,6 +275,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		if ob, posLogp, err = r.scoreBatch(batch); err != nil {
 			return nil, err
 		}
+		ob.Step = step
 		if adv, err = r.obj.Advantages(ob); err != nil {
 			return nil, err
 		}
@@ -291,11 +302,14 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		}
 	}
 	trainS += time.Since(t2).Seconds()
-	if so, ok := r.obj.(objective.StepObserver); ok {
-		if err := so.AfterStep(ob); err != nil {
-			return nil, err
-		}
+	obsVals, err := r.afterBatch(batch, ob)
+	if err != nil {
+		return nil, err
 	}
+	for k, v := range obsVals {
+		vals[k] = v
+	}
+	temperatureStats(batch, vals)
 	tokens := 0
 	for _, resp := range batch.resps {
 		tokens += len(resp)
@@ -401,7 +415,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 	lr := learningRate(r.cfg.Optim, r.cfg.Optim.LR, step, total)
 	sums := map[string]float64{}
 	rng := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "minibatch", step), 0))
-	chord, hybrid := r.obj.(*objective.CHORD)
+	mixer, hybrid := r.obj.(objective.ExpertMixer)
 	hybrid = hybrid && r.cfg.Hybrid.ExpertRows > 0
 	expertRNG := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "expert", step), 0))
 	for epoch := 0; epoch < r.cfg.RL.Epochs; epoch++ {
@@ -444,7 +458,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 			var res objective.Result
 			var err error
 			if hybrid {
-				res, err = chord.MixedLoss(mbBatch, mix)
+				res, err = mixer.MixedLoss(mbBatch, mix)
 			} else {
 				res, err = r.obj.Loss(mbBatch)
 			}

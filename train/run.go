@@ -70,6 +70,7 @@ type runner struct {
 	trainer  *model.Trainer
 	log      *metrics.Log
 	state    runState
+	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
 	bar      *progress
 	start    time.Time
 }
@@ -207,6 +208,9 @@ func (r *runner) restore(metricsPath string) error {
 	if err := r.rewarder.loadState(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.loadDrift(r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if s, ok := r.obj.(objective.Stateful); ok && len(r.state.ObjectiveState) > 0 {
 		if err := s.UnmarshalState(r.state.ObjectiveState); err != nil {
 			return fmt.Errorf("resume: objective state: %w", err)
@@ -265,6 +269,9 @@ func (r *runner) checkpoint() error {
 		r.state.ObjectiveState = data
 	}
 	if err := r.rewarder.saveState(&r.state); err != nil {
+		return err
+	}
+	if err := r.saveDrift(&r.state); err != nil {
 		return err
 	}
 	name := checkpointName(r.state.Phase, r.state.Step)
