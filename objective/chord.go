@@ -83,77 +83,70 @@ func (c *CHORD) Mu(step int) float64 {
 // ExpertWeight is φ(p) = p(1−p).
 func ExpertWeight(p float64) float64 { return p * (1 - p) }
 
-// Advantages is GRPO's outcome advantage (r − mean_g)/(std_g + 1e-6) on every valid token.
+// Advantages is GRPO's outcome advantage (r − mean_g)/(std_g + 1e-6) on every valid token (Group nil:
+// one group; a group of one follows the shared singleton rule, A = r/(1 + 1e-6)).
 func (c *CHORD) Advantages(b *Batch) ([][]float64, error) {
-	if err := opCheckBatch(b); err != nil {
+	if err := check(b, needRewards); err != nil {
 		return nil, err
 	}
-	a, err := opGroupAdvantages(b.Rewards, b.Group, len(b.Mask))
-	if err != nil {
-		return nil, err
-	}
-	adv := opZeros(b.Mask)
-	for i, row := range b.Mask {
-		for t, m := range row {
-			if m != 0 {
-				adv[i][t] = a[i]
-			}
-		}
-	}
-	return adv, nil
+	return broadcast(GroupAdvantages(b.Rewards, groupOrOne(b), b.Mask, "group", 1e-6, SingletonVerl), b.Mask), nil
 }
 
 // Loss is MixedLoss with no expert rows: (1 − μ)·L_RL.
 func (c *CHORD) Loss(b *Batch) (Result, error) { return c.MixedLoss(b, ExpertMix{}) }
 
-// MixedLoss computes (1 − μ(b.Step))·L_RL over the on-policy rows plus μ(Step)·L_SFT over the expert
+// MixedLoss computes (1 − μ(b.Step))·L_RL over the on-policy rows plus μ(b.Step)·L_SFT over the expert
 // rows. On-policy rows need OldLogP and Advantages; expert rows only LogP and Mask.
 func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
-	if err := opCheckBatch(b); err != nil {
+	// Expert rows may leave old_logp and advantages empty: check the shared arrays on all rows, the
+	// on-policy ones below on the on-policy rows.
+	if err := check(&Batch{LogP: b.LogP, Mask: b.Mask}, needLogP); err != nil {
 		return Result{}, err
 	}
 	n := len(b.Mask)
 	if mix.Expert != nil && len(mix.Expert) != n {
 		return Result{}, badInput("expert has %d values for %d rows", len(mix.Expert), n)
 	}
-	isExpert := func(i int) bool { return mix.Expert != nil && mix.Expert[i] }
-	onPolicy := func(i int) bool { return !isExpert(i) }
-	// Validate the on-policy rows' OldLogP and Advantages (expert rows may leave them empty).
-	for _, f := range []struct {
-		name string
-		m    [][]float64
-	}{{"old_logp", b.OldLogP}, {"advantages", b.Advantages}} {
-		for i := 0; i < n; i++ {
-			if !onPolicy(i) {
-				continue
-			}
+	// Each part is a token-mean over its own rows: mask the other rows out.
+	onMask, expMask := newLike(b.Mask), newLike(b.Mask)
+	var onRows []int
+	for i, row := range b.Mask {
+		dst := onMask
+		if mix.Expert != nil && mix.Expert[i] {
+			dst = expMask
+		} else {
+			onRows = append(onRows, i)
+		}
+		copy(dst[i], row)
+	}
+	// On-policy rows need old log-probs and advantages (expert rows may leave them empty).
+	if len(onRows) > 0 {
+		for _, f := range []struct {
+			name string
+			m    [][]float64
+		}{{"old_logp", b.OldLogP}, {"advantages", b.Advantages}} {
 			if len(f.m) != n {
-				return Result{}, badInput("%s has %d rows, mask has %d: on-policy rows need %s", f.name, len(f.m), n, f.name)
+				return Result{}, badInput("%s: %d rows, mask has %d: on-policy rows need %s", f.name, len(f.m), n, f.name)
 			}
-			if err := opCheckLike(f.name, [][]float64{f.m[i]}, [][]float64{b.Mask[i]}); err != nil {
-				return Result{}, fmt.Errorf("row %d: %w", i, err)
-			}
+		}
+		if err := check(b.Subset(onRows), needLogP|needOld|needAdv); err != nil {
+			return Result{}, err
 		}
 	}
 	mu := c.Mu(b.Step)
-	res := Result{GradLogP: opZeros(b.Mask)}
 
-	var rlLoss float64
-	rlGrad := opZeros(b.Mask)
-	valid, ratioSum, clipped := opSurrogate(b, b.Advantages, c.Clip, onPolicy, &rlLoss, rlGrad)
-	ntok := b.NormTokens
-	if ntok <= 0 {
-		ntok = valid
+	// L_RL: PPO's clipped surrogate, token-mean over the on-policy tokens.
+	rlLoss, rlGrad, acc := 0.0, newLike(b.Mask), metricAcc{}
+	if len(onRows) > 0 {
+		rlLoss, rlGrad, acc = policyGradient(b.LogP, b.OldLogP, b.Advantages, tokenMean(onMask, b.NormTokens), c.Clip)
 	}
-	opScale(&rlLoss, rlGrad, ntok)
 
+	// L_SFT: token-mean over the expert tokens of −sg(φ(p))·min(lp, log cutoff).
+	wExp := tokenMean(expMask, mix.NormExpertTokens)
 	var sftLoss, expTok, phiSum float64
-	sftGrad := opZeros(b.Mask)
+	sftGrad := newLike(b.Mask)
 	logCut := math.Log(c.CutoffProb)
-	for i, row := range b.Mask {
-		if !isExpert(i) {
-			continue
-		}
+	for i, row := range expMask {
 		for t, m := range row {
 			if m == 0 {
 				continue
@@ -163,32 +156,26 @@ func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
 			if c.Phi {
 				w = ExpertWeight(math.Exp(lp))
 			}
-			phiSum += m * w
-			expTok += m
+			phiSum += w
+			expTok++
 			if lp > logCut { // clamped: constant, no gradient
-				sftLoss -= m * w * logCut
+				sftLoss -= wExp[i][t] * w * logCut
 				continue
 			}
-			sftLoss -= m * w * lp
-			sftGrad[i][t] = -m * w
+			sftLoss -= wExp[i][t] * w * lp
+			sftGrad[i][t] = -wExp[i][t] * w
 		}
 	}
-	etok := mix.NormExpertTokens
-	if etok <= 0 {
-		etok = expTok
-	}
-	opScale(&sftLoss, sftGrad, etok)
 
-	res.Loss = (1-mu)*rlLoss + mu*sftLoss
+	res := Result{Loss: (1-mu)*rlLoss + mu*sftLoss, GradLogP: newLike(b.Mask)}
 	for i := range res.GradLogP {
 		for t := range res.GradLogP[i] {
 			res.GradLogP[i][t] = (1-mu)*rlGrad[i][t] + mu*sftGrad[i][t]
 		}
 	}
-	v, e := math.Max(valid, 1), math.Max(expTok, 1)
 	res.Metrics = map[string]float64{
-		"mu": mu, "rl_loss": rlLoss, "sft_loss": sftLoss, "phi_mean": phiSum / e,
-		"ratio_mean": ratioSum / v, "clip_frac": clipped / v, "tokens": valid, "expert_tokens": expTok,
+		"mu": mu, "rl_loss": rlLoss, "sft_loss": sftLoss, "phi_mean": phiSum / math.Max(expTok, 1),
+		"ratio_mean": acc.ratioMean(), "clip_frac": acc.clipFrac(), "tokens": acc.n, "expert_tokens": expTok,
 	}
 	return res, nil
 }

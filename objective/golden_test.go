@@ -19,8 +19,12 @@ type goldenCase struct {
 }
 
 // goldenChanged lists the cases whose numbers were deliberately changed since the golden file was
-// written, with the reason; they are compared against their new values in goldenOverrides.
-var goldenChanged = map[string]string{}
+// written, with the reason; TestSingletonRuleIsShared pins their new values.
+var goldenChanged = map[string]string{
+	// Row 4 is a group of one. CHORD's old private GRPO helper kept its raw reward (A = 1); the one
+	// shared rule (verl: mean 0, std 1) gives A = 1/(1 + 1e-6), which every other preset already used.
+	"chord/seed3/rows5/g2": "singleton group: A = r/(1+eps_adv) as GroupAdvantages",
+}
 
 // runGolden evaluates preset name (defaults, beta 0.05 where it has one) on random batch seed with
 // groups of groupSize (5 rows with groups of 2 leave a singleton group).
@@ -160,4 +164,15 @@ func prepareForTest(o Objective, b *Batch) (prepared, error) {
 		}
 	}
 	return prepared{batch: sub, rows: rows, adv: adv}, nil
+}
+
+// TestSingletonRuleIsShared: every estimator built on the GRPO group advantage gives a group of one
+// A = r/(1 + 1e-6) (verl), including chord's and distill's task advantage, which used to keep r.
+func TestSingletonRuleIsShared(t *testing.T) {
+	b := rowsBatch([]int{2, 2, 1}, []float64{1, 0, 1}, []int{0, 0, 1})
+	want := []float64{0.5 / (math.Sqrt(0.5) + 1e-6), -0.5 / (math.Sqrt(0.5) + 1e-6), 1 / (1 + 1e-6)}
+	assertVec(t, "grpo", rowAdv(advOf(t, mustNew(t, "grpo", nil), b)), want, 1e-15)
+	assertVec(t, "chord", rowAdv(advOf(t, mustNew(t, "chord", nil), b)), want, 1e-15)
+	b.RefLogP = b.OldLogP // zero reverse KL: the advantage is the task part alone
+	assertVec(t, "distill task", rowAdv(advOf(t, mustNew(t, "distill", map[string]string{"task_coef": "1"}), b)), want, 1e-15)
 }

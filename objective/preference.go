@@ -140,12 +140,12 @@ func (d *Preference) Pair(u float64) (loss, dloss float64) {
 		return c * c, 2 * c
 	case "rdpo":
 		n := 1 - 2*e
-		loss = (-(1-e)*opLogSigmoid(b*u) + e*opLogSigmoid(-b*u)) / n
-		dloss = -b * ((1-e)*opSigmoid(-b*u) + e*opSigmoid(b*u)) / n
+		loss = (-(1-e)*logSigmoid(b*u) + e*logSigmoid(-b*u)) / n
+		dloss = -b * ((1-e)*sigmoid(-b*u) + e*sigmoid(b*u)) / n
 		return loss, dloss
 	default: // dpo
-		loss = -(1-e)*opLogSigmoid(b*u) - e*opLogSigmoid(-b*u)
-		dloss = -b * ((1-e)*opSigmoid(-b*u) - e*opSigmoid(b*u))
+		loss = -(1-e)*logSigmoid(b*u) - e*logSigmoid(-b*u)
+		dloss = -b * ((1-e)*sigmoid(-b*u) - e*sigmoid(b*u))
 		return loss, dloss
 	}
 }
@@ -223,18 +223,4 @@ func (pb *PairBatch) check(needLen bool) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// opSigmoid is 1/(1+e^{-x}) without overflow for large |x|.
-func opSigmoid(x float64) float64 {
-	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
-	}
-	e := math.Exp(x)
-	return e / (1 + e)
-}
-
-// opLogSigmoid is log σ(x) = −softplus(−x), stable for large |x|.
-func opLogSigmoid(x float64) float64 {
-	return -(math.Max(-x, 0) + math.Log1p(math.Exp(-math.Abs(x))))
 }

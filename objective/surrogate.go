@@ -265,6 +265,10 @@ func (m *metricAcc) token(x float64, st clipState) {
 	}
 }
 
+// ratioMean and clipFrac summarise the tokens seen (0 when none).
+func (m *metricAcc) ratioMean() float64 { return m.sum / math.Max(m.n, 1) }
+func (m *metricAcc) clipFrac() float64  { return (m.low + m.high + m.dual) / math.Max(m.n, 1) }
+
 // finish writes ratio and clip statistics plus the batch-level metrics (kl, entropy, advantages).
 func (m *metricAcc) finish(b *Batch, klEst string, out map[string]float64) {
 	if m.n > 0 {

@@ -611,7 +611,8 @@ func maskedMean(x, mask [][]float64) float64 {
 	return s / n
 }
 
-// k3 is the low-variance KL(π‖π_ref) estimate exp(ref−logp) − (ref−logp) − 1, averaged over tokens.
+// k3 is the low-variance KL(π‖π_ref) estimate (objective.KL's k3, clamped as verl), averaged over
+// tokens.
 func k3(logp, ref, mask [][]float64) float64 {
 	s, n := 0.0, 0.0
 	for i := range logp {
@@ -619,8 +620,8 @@ func k3(logp, ref, mask [][]float64) float64 {
 			if mask[i][j] == 0 {
 				continue
 			}
-			d := ref[i][j] - logp[i][j]
-			s += math.Exp(d) - d - 1
+			v, _ := objective.KL(objective.KLk3, logp[i][j], ref[i][j])
+			s += v
 			n++
 		}
 	}
