@@ -92,6 +92,9 @@ func (c *CHORD) Advantages(b *Batch) ([][]float64, error) {
 	return broadcast(GroupAdvantages(b.Rewards, groupOrOne(b), b.Mask, "group", 1e-6, SingletonVerl), b.Mask), nil
 }
 
+// Inputs implements Objective: GRPO advantages from rewards, μ from the RL step.
+func (c *CHORD) Inputs() []string { return (needLogP | needOld | needRewards | needStep).names() }
+
 // Loss is MixedLoss with no expert rows: (1 − μ)·L_RL.
 func (c *CHORD) Loss(b *Batch) (Result, error) { return c.MixedLoss(b, ExpertMix{}) }
 

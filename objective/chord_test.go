@@ -125,6 +125,7 @@ type opMixed struct {
 
 func (m opMixed) Advantages(b *Batch) ([][]float64, error) { return m.c.Advantages(b) }
 func (m opMixed) Loss(b *Batch) (Result, error)            { return m.c.MixedLoss(b, m.mix) }
+func (m opMixed) Inputs() []string                         { return m.c.Inputs() }
 
 func TestCHORDStepAndErrors(t *testing.T) {
 	// μ follows the batch's RL step: warmup 4 to 0.8 gives 0.6 at step 3; CHORD keeps no state.

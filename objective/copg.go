@@ -59,6 +59,9 @@ func (c *CoPG) Advantages(b *Batch) ([][]float64, error) {
 	return adv, nil
 }
 
+// Inputs implements Objective.
+func (c *CoPG) Inputs() []string { return (needLogP | needRef | needRewards).names() }
+
 // Loss implements Objective.
 func (c *CoPG) Loss(b *Batch) (Result, error) {
 	st, err := c.stats(b)

@@ -104,6 +104,19 @@ func (d *Distill) Advantages(b *Batch) ([][]float64, error) {
 	return adv, nil
 }
 
+// Inputs implements Objective: the teacher's log-probs (in ref_logp), the rewards with task_coef,
+// the entropy for TIP rules other than all.
+func (d *Distill) Inputs() []string {
+	n := needLogP | needOld | needRef | needTeacher
+	if d.TaskCoef != 0 {
+		n |= needRewards
+	}
+	if d.TIP.Rule != "all" {
+		n |= needEntropy
+	}
+	return n.names()
+}
+
 // Loss implements Objective: token-mean (over Mask, or NormTokens) of −ratio·A (is) or PPO's
 // −min(ratio·A, clip(ratio)·A) (ppo), ratio = exp(LogP − OldLogP).
 func (d *Distill) Loss(b *Batch) (Result, error) {

@@ -182,3 +182,43 @@ func checkEntropyFD(t *testing.T, name string, o Objective, b *Batch, res Result
 		}
 	}
 }
+
+// randomBatchLeavesOut are the inputs randomBatch does not fill, with the reason; every other input
+// in the collection must be filled, so a new input gets random values in the finite-difference tests.
+var randomBatchLeavesOut = map[string]string{
+	InAdvantages:   "an output of the whole-batch phase",
+	InBoundTarget:  "an output of the whole-batch phase",
+	InTokenRewards: "optional shaping; the pinned golden values were recorded without it",
+	InLengths:      "optional shaping (defaults to the mask lengths)",
+	InDrift:        "read after the step only (spo's AfterBatch), tested there",
+	InStep:         "a scalar each test sets",
+}
+
+// TestRandomBatchCoversEveryInput: the FD batches carry every registered input, and Subset keeps each
+// one (rows picked, scalars shared).
+func TestRandomBatchCoversEveryInput(t *testing.T) {
+	b := randomBatch(rand.New(rand.NewPCG(1, 2)), 6, 5, 3)
+	for _, s := range InputSpecs() {
+		if _, skip := randomBatchLeavesOut[s.Name]; skip || s.Alias != "" {
+			continue
+		}
+		if !Present(b, s.Name) {
+			t.Errorf("randomBatch leaves input %s empty: fill it or list it in randomBatchLeavesOut", s.Name)
+		}
+	}
+	b.Step, b.Drift, b.TokenRewards, b.Lengths = 4, []float64{0, 1, 2, 3, 4, 5}, clone2(b.Mask), []int{1, 2, 3, 4, 5, 6}
+	b.Advantages, b.BoundTarget = clone2(b.Mask), clone2(b.Mask)
+	sub := b.Subset([]int{4, 1})
+	for _, s := range InputSpecs() {
+		if !Present(sub, s.Name) {
+			t.Errorf("Subset dropped input %s", s.Name)
+			continue
+		}
+		if s.Per != PerBatch && lenOf(s.Get(sub)) != 2 {
+			t.Errorf("Subset kept %d rows of %s, want 2", lenOf(s.Get(sub)), s.Name)
+		}
+	}
+	if sub.Drift[0] != 4 || sub.Lengths[1] != 2 || sub.PromptID[0] != b.PromptID[4] || sub.Step != 4 {
+		t.Errorf("Subset picked the wrong rows: drift %v lengths %v step %d", sub.Drift, sub.Lengths, sub.Step)
+	}
+}

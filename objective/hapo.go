@@ -32,7 +32,7 @@ func init() {
 			return nil, fmt.Errorf("tau_t=%v: want in [0, 1) (temperatures T·(1 ± tau_t) stay positive)", h.tauT)
 		}
 		if h.tokenAdv {
-			s.advFn = h.advantages
+			s.advFn, s.advNeed = h.advantages, s.adv.need()
 		}
 		s.prepare = h.prepare
 		return h, nil

@@ -90,50 +90,16 @@ type Batch struct {
 	NormRows   float64
 }
 
-// Subset returns a batch with the given rows of every per-row field (sharing the row slices) and the
-// same scalars: how the trainer drops filtered rows or cuts mini-batches.
+// Subset returns a batch with the given rows of every per-row and per-token input (sharing the row
+// slices) and the same scalars: how the trainer drops filtered rows or cuts mini-batches.
 func (b *Batch) Subset(rows []int) *Batch {
-	m := func(a [][]float64) [][]float64 {
-		if a == nil {
-			return nil
-		}
-		out := make([][]float64, len(rows))
-		for k, i := range rows {
-			out[k] = a[i]
-		}
-		return out
-	}
-	out := &Batch{LogP: m(b.LogP), OldLogP: m(b.OldLogP), RefLogP: m(b.RefLogP), Mask: m(b.Mask),
-		Advantages: m(b.Advantages), Entropy: m(b.Entropy), Values: m(b.Values), TokenRewards: m(b.TokenRewards),
-		ProxyLogP: m(b.ProxyLogP), TargetRatio: m(b.TargetRatio), BoundTarget: m(b.BoundTarget), RewardComponents: m(b.RewardComponents),
-		MeanEntropy: b.MeanEntropy, NormTokens: b.NormTokens, NormRows: b.NormRows, Step: b.Step}
-	for _, i := range rows {
-		if b.Rewards != nil {
-			out.Rewards = append(out.Rewards, b.Rewards[i])
-		}
-		if b.Group != nil {
-			out.Group = append(out.Group, b.Group[i])
-		}
-		if b.PromptID != nil {
-			out.PromptID = append(out.PromptID, b.PromptID[i])
-		}
-		if b.Truncated != nil {
-			out.Truncated = append(out.Truncated, b.Truncated[i])
-		}
-		if b.Lengths != nil {
-			out.Lengths = append(out.Lengths, b.Lengths[i])
-		}
-		if b.TokenIDs != nil {
-			out.TokenIDs = append(out.TokenIDs, b.TokenIDs[i])
-		}
-		if b.Segments != nil {
-			out.Segments = append(out.Segments, b.Segments[i])
-		}
-		if b.GradWeight != nil {
-			out.GradWeight = append(out.GradWeight, b.GradWeight[i])
-		}
-		if b.Drift != nil {
-			out.Drift = append(out.Drift, b.Drift[i])
+	out := &Batch{NormTokens: b.NormTokens, NormRows: b.NormRows}
+	out.LogP = pickRows(b.LogP, rows).([][]float64)
+	out.OldLogP = pickRows(b.OldLogP, rows).([][]float64)
+	out.Mask = pickRows(b.Mask, rows).([][]float64)
+	for _, s := range inputSpecs {
+		if s.Alias == "" {
+			s.Set(out, pickRows(s.Get(b), rows))
 		}
 	}
 	return out
@@ -156,6 +122,9 @@ type Result struct {
 
 // Objective is one policy-optimization method.
 type Objective interface {
+	// Inputs declares the inputs the objective cannot do without (In* names, sorted): the trainer
+	// provides each or refuses the objective before training.
+	Inputs() []string
 	// Advantages computes per-token advantages over a whole rollout batch (group statistics need whole
 	// groups). It may read LogP, OldLogP and RefLogP (kl_in=reward) but never changes the batch.
 	Advantages(b *Batch) ([][]float64, error)
@@ -200,19 +169,9 @@ type Tempering interface {
 	TokenTemperature(base float64) func(h float64) float64
 }
 
-// Declarer is implemented by objectives that declare the inputs they read beyond the token arrays
-// (names as in the batch JSON, e.g. "drift"); the trainer provides each or refuses the objective.
-type Declarer interface {
-	Inputs() []string
-}
-
 // Declares reports whether o declares the input name.
-func Declares(o any, name string) bool {
-	d, ok := o.(Declarer)
-	if !ok {
-		return false
-	}
-	for _, n := range d.Inputs() {
+func Declares(o Objective, name string) bool {
+	for _, n := range o.Inputs() {
 		if n == name {
 			return true
 		}

@@ -142,6 +142,9 @@ func (o *OTR) Advantages(b *Batch) ([][]float64, error) {
 	return adv, nil
 }
 
+// Inputs implements Objective.
+func (o *OTR) Inputs() []string { return (needLogP | needTokenRewards).names() }
+
 // Loss is the token-mean (over Mask, or NormTokens) of −A·LogP.
 func (o *OTR) Loss(b *Batch) (Result, error) {
 	if err := check(b, needLogP|needAdv); err != nil {

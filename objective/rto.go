@@ -161,6 +161,11 @@ func (o *RTO) gae(b *Batch) (adv, ret [][]float64, err error) {
 	return adv, ret, nil
 }
 
+// Inputs implements Objective: the DPO model's token rewards, the reference and the reward score.
+func (o *RTO) Inputs() []string {
+	return (needLogP | needOld | needRef | needRewards | needTokenRewards).names()
+}
+
 // Loss is PPO's clipped surrogate, token-mean over Mask (or NormTokens).
 func (o *RTO) Loss(b *Batch) (Result, error) {
 	if err := check(b, needLogP|needOld|needAdv); err != nil {

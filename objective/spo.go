@@ -28,7 +28,8 @@ func init() {
 			if !(0 < o.RhoMin && o.RhoMin <= o.RhoMax && o.RhoMax <= 1) || o.DHalf <= 0 {
 				return nil, fmt.Errorf("want 0 < rho_min <= rho_max <= 1 and d_half > 0 (got %v, %v, %v)", o.RhoMin, o.RhoMax, o.DHalf)
 			}
-			s.advFn = o.advantages
+			s.advFn, s.advNeed = o.advantages, needRewards|needPrompt
+			s.declare = needDrift // the tracker's forgetting factor after each step
 			return o, nil
 		})
 }
@@ -103,10 +104,6 @@ func (o *SPO) advantages(b *Batch) ([][]float64, error) {
 func (o *SPO) Forget(drift float64) float64 {
 	return math.Min(math.Max(math.Pow(2, -drift/o.DHalf), o.RhoMin), o.RhoMax)
 }
-
-// Inputs implements Declarer: the trainer measures each prompt's policy drift for the forgetting
-// factor.
-func (o *SPO) Inputs() []string { return []string{"prompt_id", "drift"} }
 
 // AfterBatch implements BatchObserver: α ← ρα + r, β ← ρβ + (1 - r) per response, with
 // ρ = Forget(Batch.Drift[i]) (drift absent: 0, so ρ = rho_max). Rewards must lie in [0, 1]. Metrics:

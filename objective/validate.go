@@ -22,7 +22,37 @@ const (
 	needGradWeight
 	needComponents
 	needTokenRewards
+	// Declared only (not checked on a batch): the trainer provides them.
+	needMeanEntropy
+	needStep
+	needDrift
+	needTeacher
+	needLayer
 )
+
+// needNames are the input names of the need bits (needAdv is an output of the whole-batch phase, not
+// an input).
+var needNames = []struct {
+	bit  need
+	name string
+}{
+	{needLogP, InLogP}, {needOld, InOldLogP}, {needRef, InRefLogP}, {needRewards, InRewards}, {needGroup, InGroup},
+	{needEntropy, InEntropy}, {needValues, InValues}, {needPrompt, InPromptID}, {needTokenIDs, InTokenIDs},
+	{needProxy, InProxyLogP}, {needTarget, InTargetRatio}, {needSegments, InSegments}, {needGradWeight, InGradWeight},
+	{needComponents, InRewardComponents}, {needTokenRewards, InTokenRewards}, {needMeanEntropy, InMeanEntropy},
+	{needStep, InStep}, {needDrift, InDrift}, {needTeacher, InTeacherLogP}, {needLayer, InLayerLogP},
+}
+
+// names lists the inputs of n, sorted.
+func (n need) names() []string {
+	var out []string
+	for _, e := range needNames {
+		if n&e.bit != 0 {
+			out = append(out, e.name)
+		}
+	}
+	return declared(out)
+}
 
 // check validates shapes and values of the fields b carries and that the needed ones are present.
 // Errors wrap ErrBadInput and name the field, row and column.

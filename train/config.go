@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/polo-rl/polo/objective"
 )
 
 // Config is one run, read from a single YAML file. Every field has a default (see DefaultConfig and
@@ -363,7 +365,7 @@ func (c *Config) Validate() error {
 		{c.Preference.BatchSize < 1, "preference.batch_size", ">= 1"},
 		{c.Preference.SFTWeight < 0, "preference.sft_weight", ">= 0"},
 		{c.Hybrid.ExpertRows < 0, "hybrid.expert_rows", ">= 0"},
-		{c.Hybrid.ExpertRows > 0 && c.Algo.Name != "chord", "hybrid.expert_rows", "0 unless algo.name is chord (the loss that mixes expert rows)"},
+		{c.Hybrid.ExpertRows > 0 && !mixesExperts(*c), "hybrid.expert_rows", "0 unless the objective mixes expert rows (chord)"},
 	}
 	for _, ch := range checks {
 		if ch.bad {
@@ -374,6 +376,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config field rl.mini_batches: %d is more than the %d responses per step", c.RL.MiniBatches, rows)
 	}
 	return nil
+}
+
+// mixesExperts reports whether algo.name builds an objective that takes expert rows; an objective
+// that does not build is reported by Check.
+func mixesExperts(c Config) bool {
+	o, err := objective.New(c.Algo.Name, c.Algo.Set)
+	if err != nil {
+		return true
+	}
+	_, ok := o.(objective.ExpertMixer)
+	return ok
 }
 
 // YAML renders the resolved configuration (written to RUN_DIR/config.yaml).

@@ -125,6 +125,9 @@ func (r *runner) afterBatch(b *rolloutBatch, ob *objective.Batch) (map[string]fl
 		}
 		ob.Drift = d
 	}
+	if r.opts.observe != nil {
+		r.opts.observe("after", ob)
+	}
 	return so.AfterBatch(ob)
 }
 

@@ -184,15 +184,36 @@ func TestEveryPresetTrainsOrIsRefusedUpFront(t *testing.T) {
 				"rl.mini_batches=2", "task.test_size=8", "sampling.prompts_per_step=4", "sampling.group_size=4", "checkpoint.every=0"}, presetRunSets[name]...)
 			cfg := smallRun(t, filepath.Join(t.TempDir(), name), sets...)
 			checkErr := Check(cfg)
-			_, runErr := Run(cfg, Options{})
+			// Every declared input reaches the objective with a real value where it is read: the
+			// drift after the step, everything else in each mini-batch.
+			var obj objective.Objective
+			if !objective.IsPair(name) {
+				obj, _ = objective.New(name, nil)
+			}
+			seen := map[string]bool{}
+			opts := Options{observe: func(stage string, b *objective.Batch) {
+				for _, in := range obj.Inputs() {
+					if (in == objective.InDrift) != (stage == "after") {
+						continue
+					}
+					if !objective.Present(b, in) || (in == objective.InStep && b.Step < 1) {
+						t.Errorf("%s: declared input %s missing at %s", name, in, stage)
+					}
+					seen[in] = true
+				}
+			}}
+			_, runErr := Run(cfg, opts)
 			switch {
 			case checkErr != nil:
 				if runErr == nil || !strings.Contains(checkErr.Error(), name) {
 					t.Fatalf("refused by Check (%v) but Run said %v", checkErr, runErr)
 				}
-				if _, listed := notInTrainer[name]; !listed && name != "distill" {
-					t.Fatalf("refused without being listed: %v", checkErr)
+				// Refused only for a declared input the trainer does not provide, and the error says which.
+				missing := missingInputs(cfg, obj)
+				if len(missing) == 0 || !strings.Contains(checkErr.Error(), missing[0]) {
+					t.Fatalf("refused (%v) but every declared input %v is provided", checkErr, obj.Inputs())
 				}
+				t.Logf("refused: %v", checkErr)
 				return
 			case runErr != nil:
 				t.Fatalf("passed Check but failed in training: %v", runErr)
@@ -217,6 +238,13 @@ func TestEveryPresetTrainsOrIsRefusedUpFront(t *testing.T) {
 				// A batch with a non-zero advantage somewhere must move the policy.
 				if z, ok := s["zero_adv_groups_frac"]; ok && z < 1 && !(s["grad_norm"] > 0) {
 					t.Errorf("step %d: grad_norm %v with %v of the groups carrying advantages", k+1, s["grad_norm"], 1-z)
+				}
+			}
+			if obj != nil {
+				for _, in := range obj.Inputs() {
+					if !seen[in] && !(in == objective.InDrift && !objective.Declares(obj, objective.InDrift)) {
+						t.Errorf("declared input %s never reached the objective", in)
+					}
 				}
 			}
 			if effect, ok := presetEffects[name]; ok {

@@ -251,11 +251,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		return nil, err
 	}
 	ob.Step = step
-	adv, err := r.obj.Advantages(ob)
-	if err != nil {
-		return nil, err
-	}
-	keep, filterStats, err := r.selectRows(ob, adv)
+	keep, filterStats, err := r.prepare(ob)
 	if err != nil {
 		return nil, err
 	}
@@ -276,10 +272,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 			return nil, err
 		}
 		ob.Step = step
-		if adv, err = r.obj.Advantages(ob); err != nil {
-			return nil, err
-		}
-		if keep, filterStats, err = r.selectRows(ob, adv); err != nil {
+		if keep, filterStats, err = r.prepare(ob); err != nil {
 			return nil, err
 		}
 		trainS += time.Since(t1).Seconds()
@@ -293,7 +286,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 
 	t2 := time.Now()
 	if len(rows) > 0 {
-		lossVals, err := r.update(step, total, batch, ob, adv, posLogp, rows)
+		lossVals, err := r.update(step, total, batch, ob, posLogp, rows)
 		if err != nil {
 			return nil, err
 		}
@@ -342,38 +335,15 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 	return ob, logp, nil
 }
 
-func (r *runner) selectRows(ob *objective.Batch, adv [][]float64) ([]bool, map[string]float64, error) {
-	// GBPO's targets are statistics of whole groups, like the advantages: computed on the whole batch.
-	if bt, ok := r.obj.(objective.BoundTargeter); ok {
-		targets, err := bt.BoundTargets(ob)
-		if err != nil {
-			return nil, nil, err
-		}
-		ob.BoundTarget = targets
-	}
-	keep := make([]bool, len(ob.Mask))
-	for i := range keep {
-		keep[i] = true
-	}
-	sel, ok := r.obj.(objective.Selector)
-	if !ok {
-		return keep, nil, nil
-	}
-	s, err := sel.Select(ob, adv)
+// prepare runs the objective's whole-batch phase (advantages, row and token selection, whole-batch
+// targets) and applies it to ob; it returns the kept rows' flags and the filter statistics.
+func (r *runner) prepare(ob *objective.Batch) ([]bool, map[string]float64, error) {
+	p, err := objective.Prepare(r.obj, ob)
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.Keep != nil {
-		keep = s.Keep
-	}
-	if s.Mask != nil {
-		for i := range ob.Mask {
-			for j := range ob.Mask[i] {
-				ob.Mask[i][j] *= s.Mask[i][j]
-			}
-		}
-	}
-	return keep, s.Stats, nil
+	p.Apply(ob)
+	return p.Keep, p.Stats, nil
 }
 
 // countGroups counts groups with at least one kept row.
@@ -408,7 +378,7 @@ func keptRows(b *rolloutBatch, keep []bool, limit int) []int {
 }
 
 // update runs rl.epochs × rl.mini_batches optimizer steps over the kept rows.
-func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, adv [][]float64, posLogp [][]float32, rows []int) (map[string]float64, error) {
+func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, posLogp [][]float32, rows []int) (map[string]float64, error) {
 	width := r.cfg.Sampling.MaxNewTokens
 	nMini := min(r.cfg.RL.MiniBatches, len(rows))
 	optSteps := r.cfg.RL.Epochs * nMini
@@ -427,8 +397,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 			mb := order[m*len(order)/nMini : (m+1)*len(order)/nMini]
 			sub := b.subset(mb)
 			ids, mask := sequences(sub.prompts, sub.resps, r.codec.pad)
-			mbBatch := ob.Subset(mb)
-			mbBatch.Advantages = pickRows(adv, mb)
+			mbBatch := ob.Subset(mb) // advantages and whole-batch targets included
 			var mix objective.ExpertMix
 			if hybrid {
 				exp, err := r.expertRows(b, expertRNG)
@@ -454,6 +423,9 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 				}
 				mbBatch.LogP = responseValues(sub, logp, width)
 				mbBatch.Entropy = responseValues(sub, ent, width)
+			}
+			if r.opts.observe != nil {
+				r.opts.observe("loss", mbBatch)
 			}
 			var res objective.Result
 			var err error

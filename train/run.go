@@ -32,6 +32,10 @@ type Options struct {
 	// Verifier, when set, scores responses instead of the configured reward.verifier (a custom reward
 	// function from Go code). It gets the same protection: a panic or a hang scores 0 with a reason.
 	Verifier reward.Verifier
+
+	// observe, when set (tests), sees every objective batch the trainer builds: "loss" before each
+	// Loss call, "after" before AfterBatch.
+	observe func(stage string, b *objective.Batch)
 }
 
 // Summary is what a finished run reports.
