@@ -56,7 +56,38 @@ func randomBatch(rng *rand.Rand, rows, width, groupSize int) *Batch {
 		b.Segments = append(b.Segments, []Segment{{End: -1, Value: rng.Float64()}, {End: 0, Value: rng.Float64()}})
 	}
 	b.MeanEntropy = 0.3
+	fillExtras(rng, b)
 	return b
+}
+
+// fillExtras gives every input registered with RegisterExtraInput random values in [0.5, 1.5) (a new
+// method's input is in the FD tests without editing this file).
+func fillExtras(rng *rand.Rand, b *Batch) {
+	for _, s := range InputSpecs() {
+		if !s.extra {
+			continue
+		}
+		switch s.Get(&Batch{}).(type) {
+		case [][]float64:
+			if s.Per == PerToken {
+				m := newLike(b.Mask)
+				for i := range m {
+					for t := range m[i] {
+						m[i][t] = 0.5 + rng.Float64()
+					}
+				}
+				s.Set(b, m)
+			}
+		case []float64:
+			v := make([]float64, len(b.Mask))
+			for i := range v {
+				v[i] = 0.5 + rng.Float64()
+			}
+			s.Set(b, v)
+		case float64:
+			s.Set(b, 0.5+rng.Float64())
+		}
+	}
 }
 
 // lossAtAnchor evaluates an objective's loss with stop-gradient quantities held at anchor, when the

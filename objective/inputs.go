@@ -2,6 +2,7 @@ package objective
 
 import (
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -62,6 +63,8 @@ type InputSpec struct {
 	// []string, [][]int, [][]Segment, float64 or int, nil (or zero) when absent.
 	Get func(*Batch) any
 	Set func(*Batch, any)
+
+	extra bool // kept in Batch.Extra (RegisterExtraInput)
 }
 
 var inputSpecs = map[string]InputSpec{}
@@ -73,6 +76,57 @@ func RegisterInput(s InputSpec) {
 		panic("objective: input registered twice: " + s.Name)
 	}
 	inputSpecs[s.Name] = s
+}
+
+// RegisterExtraInput registers an input kept in Batch.Extra under name; zero is its Go type's empty
+// value ([][]float64(nil) for a per-token array, []float64(nil) per row, 0.0 for a scalar). The
+// collection then subsets, checks (shape, finite values), decodes from JSON and fills in the FD tests.
+func RegisterExtraInput(name string, per Per, doc string, zero any) {
+	RegisterInput(InputSpec{Name: name, Per: per, Doc: doc, extra: true,
+		Get: func(b *Batch) any {
+			if v, ok := b.Extra[name]; ok && v != nil {
+				return v
+			}
+			return zero
+		},
+		Set: func(b *Batch, v any) {
+			if b.Extra == nil {
+				b.Extra = map[string]any{}
+			}
+			b.Extra[name] = v
+		}})
+}
+
+// checkExtra checks the shape and values of the Batch.Extra inputs present, and that the needed ones
+// are there.
+func checkExtra(b *Batch, needed ...string) error {
+	for _, name := range needed {
+		if !Present(b, name) {
+			return badInput("%s: missing (this objective needs it)", name)
+		}
+	}
+	for _, name := range sortedKeys(b.Extra) {
+		s, ok := inputSpecs[name]
+		if !ok || !s.extra {
+			return badInput("%s: not a registered input", name)
+		}
+		switch v := s.Get(b).(type) {
+		case [][]float64:
+			if s.Per == PerToken && v != nil {
+				if err := checkMatrix(name, v, b.Mask, s.NegInf); err != nil {
+					return err
+				}
+			}
+		case float64:
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return badInput("%s = %v: want a finite number", name, v)
+			}
+		}
+		if s.Per == PerRow && lenOf(s.Get(b)) > 0 && lenOf(s.Get(b)) != len(b.Mask) {
+			return badInput("%s: %d entries, mask has %d rows", name, lenOf(s.Get(b)), len(b.Mask))
+		}
+	}
+	return nil
 }
 
 // InputSpecs lists the optional inputs, sorted by name.

@@ -83,6 +83,10 @@ type Batch struct {
 	// ratios, chord's μ, bupo phases); 0 outside training (polo objective without "step").
 	Step int
 
+	// Extra holds the inputs registered with RegisterExtraInput, by name: a new method's input needs
+	// no field here (see docs/objectives.md, "Adding a method with a new input").
+	Extra map[string]any
+
 	// NormTokens, when > 0, is the number of valid tokens of the whole optimizer mini-batch this batch
 	// is a micro-batch of (token-mean normaliser). NormRows likewise counts its non-empty rows
 	// (sequence-mean modes) or, for seq-sum-const, all rows. Zero means this batch is the whole.

@@ -157,7 +157,7 @@ func check(b *Batch, n need) error {
 	if math.IsNaN(b.MeanEntropy) || math.IsInf(b.MeanEntropy, 0) {
 		return badInput("mean_entropy = %v: want a finite number", b.MeanEntropy)
 	}
-	return nil
+	return checkExtra(b)
 }
 
 // checkMatrix checks that v has the mask's shape and finite values (negInf: -Inf allowed too).
