@@ -217,10 +217,16 @@ func (t *presetTable[T]) add(name, summary string, defaults Params, build func(P
 // build makes the preset name with its defaults overridden by overrides. An unknown name or
 // parameter, or a value that does not parse, is an error naming it.
 func (t *presetTable[T]) build(name string, overrides map[string]string) (T, error) {
+	o, _, err := t.resolve(name, overrides)
+	return o, err
+}
+
+// resolve builds the preset and returns it with every parameter's value (defaults and overrides).
+func (t *presetTable[T]) resolve(name string, overrides map[string]string) (T, Params, error) {
 	var zero T
 	p, ok := t.entries[name]
 	if !ok {
-		return zero, fmt.Errorf("unknown %s %q (known: %s)", t.kind, name, strings.Join(t.names(), ", "))
+		return zero, nil, fmt.Errorf("unknown %s %q (known: %s)", t.kind, name, strings.Join(t.names(), ", "))
 	}
 	params := Params{}
 	for k, v := range p.defaults {
@@ -228,15 +234,15 @@ func (t *presetTable[T]) build(name string, overrides map[string]string) (T, err
 	}
 	for k, v := range overrides {
 		if _, ok := p.defaults[k]; !ok {
-			return zero, fmt.Errorf("objective %s: unknown parameter %q (known: %s)", name, k, strings.Join(sortedKeys(p.defaults), ", "))
+			return zero, nil, fmt.Errorf("objective %s: unknown parameter %q (known: %s)", name, k, strings.Join(sortedKeys(p.defaults), ", "))
 		}
 		params[k] = v
 	}
 	o, err := p.build(params)
 	if err != nil {
-		return zero, fmt.Errorf("objective %s: %w", name, err)
+		return zero, nil, fmt.Errorf("objective %s: %w", name, err)
 	}
-	return o, nil
+	return o, params, nil
 }
 
 func (t *presetTable[T]) names() []string { return sortedKeys(t.entries) }
@@ -265,6 +271,17 @@ func Register(name, summary string, defaults Params, build func(Params) (Objecti
 // or a value that does not parse, is an error naming it.
 func New(name string, overrides map[string]string) (Objective, error) {
 	return registry.build(name, overrides)
+}
+
+// Resolve returns every parameter of the preset (or preference loss) name — its defaults with
+// overrides applied — after checking that they build: what a run records as its algo.set.
+func Resolve(name string, overrides map[string]string) (Params, error) {
+	if IsPair(name) {
+		_, p, err := pairRegistry.resolve(name, overrides)
+		return p, err
+	}
+	_, p, err := registry.resolve(name, overrides)
+	return p, err
 }
 
 // Names lists the registered presets in sorted order.

@@ -240,6 +240,20 @@ func TestEveryPresetTrainsOrIsRefusedUpFront(t *testing.T) {
 					t.Errorf("step %d: grad_norm %v with %v of the groups carrying advantages", k+1, s["grad_norm"], 1-z)
 				}
 			}
+			// config.yaml records every resolved parameter of the objective.
+			saved, err := LoadConfig(filepath.Join(cfg.RunDir, "config.yaml"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, defs, ok := objective.Describe(name)
+			if !ok {
+				_, defs, _ = objective.DescribePair(name)
+			}
+			for k, v := range defs {
+				if got, ok := saved.Algo.Set[k]; !ok || (cfg.Algo.Set[k] == "" && got != v) {
+					t.Errorf("config.yaml algo.set.%s = %q (present %v), want the default %q", k, got, ok, v)
+				}
+			}
 			if obj != nil {
 				for _, in := range obj.Inputs() {
 					if !seen[in] && !(in == objective.InDrift && !objective.Declares(obj, objective.InDrift)) {

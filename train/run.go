@@ -148,6 +148,10 @@ func (r *runner) setup() error {
 	if err != nil {
 		return err
 	}
+	// The run records every parameter of its objective, not only the overrides.
+	if r.cfg.Algo.Set, err = objective.Resolve(r.cfg.Algo.Name, r.cfg.Algo.Set); err != nil {
+		return err
+	}
 	r.obj, r.pairObj, r.needRef = objs.token, objs.pair, objs.needRef
 	if r.pairObj != nil && r.cfg.Preference.Path != "" {
 		if r.pairData, err = loadPairs(r.cfg.Preference.Path); err != nil {
