@@ -20,11 +20,13 @@ import (
 // sets; 0 in a single evaluation), so CHORD holds no state. Advantages is GRPO's group-normalised outcome advantage (Rewards, Group);
 // call it on the rollout rows only and give expert rows zero advantages.
 type CHORD struct {
-	Warmup, Decay    int     // W, D: steps of linear warmup to MuPeak, then of cosine decay to MuValley
-	MuPeak, MuValley float64 // schedule end points (0.1, 0.1: constant μ)
-	Phi              bool    // weight expert tokens by sg(p(1−p)) (CHORD-φ)
-	CutoffProb       float64 // clamp lp <= log(cutoff_prob) in the SFT term (1: off); φ uses the raw p
-	Clip             float64 // PPO clip ε of the RL part (0.2)
+	Warmup     int     `param:"warmup"`      // W: steps of linear warmup to MuPeak
+	Decay      int     `param:"decay"`       // D: then steps of cosine decay to MuValley
+	MuPeak     float64 `param:"mu_peak"`     // schedule end points (0.1, 0.1: constant μ)
+	MuValley   float64 `param:"mu_valley"`   //
+	Phi        bool    `param:"phi"`         // weight expert tokens by sg(p(1−p)) (CHORD-φ)
+	CutoffProb float64 `param:"cutoff_prob"` // clamp lp <= log(cutoff_prob) in the SFT term (1: off); φ uses the raw p
+	Clip       float64 `param:"clip"`        // PPO clip ε of the RL part (0.2)
 }
 
 // ExpertMixer is implemented by objectives that train on expert demonstrations mixed into the
@@ -43,15 +45,9 @@ type ExpertMix struct {
 }
 
 func init() {
-	Register("chord", "CHORD: on-policy PPO loss mixed with SFT on expert rows, scheduled mu(step) and p(1-p) expert-token weighting",
-		Params{"warmup": "0", "decay": "0", "mu_peak": "0.1", "mu_valley": "0.1", "phi": "true", "cutoff_prob": "1", "clip": "0.2"},
-		func(p Params) (Objective, error) {
-			r := reader{p: p}
-			c := &CHORD{Warmup: r.int("warmup"), Decay: r.int("decay"), MuPeak: r.float("mu_peak"), MuValley: r.float("mu_valley"),
-				Phi: r.bool("phi"), CutoffProb: r.float("cutoff_prob"), Clip: r.float("clip")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterTyped("chord", "CHORD: on-policy PPO loss mixed with SFT on expert rows, scheduled mu(step) and p(1-p) expert-token weighting",
+		CHORD{MuPeak: 0.1, MuValley: 0.1, Phi: true, CutoffProb: 1, Clip: 0.2},
+		func(c CHORD) (Objective, error) {
 			switch {
 			case c.Warmup < 0 || c.Decay < 0:
 				return nil, fmt.Errorf("warmup=%d, decay=%d: want step counts >= 0", c.Warmup, c.Decay)
@@ -62,7 +58,7 @@ func init() {
 			case c.Clip <= 0:
 				return nil, fmt.Errorf("clip=%g: want a positive number", c.Clip)
 			}
-			return c, nil
+			return &c, nil
 		})
 }
 

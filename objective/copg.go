@@ -22,22 +22,17 @@ import (
 // no part either (the shared group rule). A micro-batch must hold whole groups; its loss is the mean
 // over its own groups.
 type CoPG struct {
-	Beta float64 // KL strength β (spec default 0.1, unverified)
+	Beta float64 `param:"beta"` // KL strength β (spec default 0.1, unverified)
 }
 
 func init() {
-	Register("copg", "Contrastive Policy Gradient: squared contrast of KL-regularised sequence rewards within a prompt's responses (off-policy friendly)",
-		Params{"beta": "0.1"},
-		func(p Params) (Objective, error) {
-			r := reader{p: p}
-			c := &CoPG{Beta: r.float("beta")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterTyped("copg", "Contrastive Policy Gradient: squared contrast of KL-regularised sequence rewards within a prompt's responses (off-policy friendly)",
+		CoPG{Beta: 0.1},
+		func(c CoPG) (Objective, error) {
 			if c.Beta < 0 || math.IsInf(c.Beta, 0) {
 				return nil, fmt.Errorf("beta=%g: want a number >= 0", c.Beta)
 			}
-			return c, nil
+			return &c, nil
 		})
 }
 

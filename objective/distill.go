@@ -23,42 +23,31 @@ import (
 // student's entropy (TIP rules that use it), LogP the current student. With task_coef > 0, Rewards and
 // Group add a group-normalised task advantage task_coef·(r − mean_g)/(std_g + 1e-6) to every token.
 type Distill struct {
-	KLCoef     float64 // κ, tinker's kl_penalty_coef (1)
-	KLDiscount float64 // γ, tinker's kl_discount_factor (0: each token credited with its own divergence)
-	TaskCoef   float64 // weight of the optional group-normalised task advantage (0: pure distillation)
-	LossKind   string  // "is" (importance-sampled PG, default) or "ppo" (clipped)
-	Clip       float64 // PPO clip range ε (loss=ppo)
+	KLCoef     float64 `param:"kl_coef"`                // κ, tinker's kl_penalty_coef (1)
+	KLDiscount float64 `param:"kl_discount"`            // γ, tinker's kl_discount_factor (0: each token credited with its own divergence)
+	TaskCoef   float64 `param:"task_coef"`              // weight of the optional group-normalised task advantage (0: pure distillation)
+	LossKind   string  `param:"loss" choices:"is|ppo"` // "is" (importance-sampled PG, default) or "ppo" (clipped)
+	Clip       float64 `param:"clip"`                   // PPO clip range ε (loss=ppo)
 	TIP        TIPRule // token selection
 }
 
 // TIPRule is a TIP token-selection rule (spec B9). Thresholds are batch quantiles over valid tokens of
 // the student entropy H and the teacher–student divergence D = |lpSamp − lpTch| (linear interpolation).
 type TIPRule struct {
-	Rule     string  // all | entropy_topk | entropy_sample | q3_only | type_aware
-	Rho      float64 // fraction of valid tokens kept by entropy_topk / entropy_sample / type_aware
-	QEntropy float64 // quantile of H giving the entropy threshold hH (q3_only, type_aware)
-	QDiverge float64 // quantile of D giving the divergence threshold hD
-	Seed     uint64  // entropy_sample's seed (mixed with a hash of the batch, so reruns repeat)
+	Rule     string  `param:"select" choices:"all|entropy_topk|entropy_sample|q3_only|type_aware"`
+	Rho      float64 `param:"rho"`          // fraction of valid tokens kept by entropy_topk / entropy_sample / type_aware
+	QEntropy float64 `param:"q_entropy"`    // quantile of H giving the entropy threshold hH (q3_only, type_aware)
+	QDiverge float64 `param:"q_divergence"` // quantile of D giving the divergence threshold hD
+	Seed     uint64  `param:"seed"`         // entropy_sample's seed (mixed with a hash of the batch, so reruns repeat)
 }
 
 // TIPRules lists the rule names.
 var TIPRules = []string{"all", "entropy_topk", "entropy_sample", "q3_only", "type_aware"}
 
 func init() {
-	Register("distill", "on-policy distillation: per-token reverse KL to a teacher (ref_logp = teacher logp) with TIP token selection",
-		Params{"kl_coef": "1", "kl_discount": "0", "task_coef": "0", "loss": "is", "clip": "0.2",
-			"select": "all", "rho": "0.5", "q_entropy": "0.5", "q_divergence": "0.5", "seed": "0"},
-		func(p Params) (Objective, error) {
-			r := reader{p: p}
-			d := &Distill{
-				KLCoef: r.float("kl_coef"), KLDiscount: r.float("kl_discount"), TaskCoef: r.float("task_coef"),
-				LossKind: r.oneOf("loss", "is", "ppo"), Clip: r.float("clip"),
-				TIP: TIPRule{Rule: r.oneOf("select", TIPRules...), Rho: r.float("rho"),
-					QEntropy: r.float("q_entropy"), QDiverge: r.float("q_divergence"), Seed: uint64(r.int("seed"))},
-			}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterTyped("distill", "on-policy distillation: per-token reverse KL to a teacher (ref_logp = teacher logp) with TIP token selection",
+		Distill{KLCoef: 1, LossKind: "is", Clip: 0.2, TIP: TIPRule{Rule: "all", Rho: 0.5, QEntropy: 0.5, QDiverge: 0.5}},
+		func(d Distill) (Objective, error) {
 			switch {
 			case d.KLDiscount < 0 || d.KLDiscount > 1:
 				return nil, fmt.Errorf("kl_discount=%g: want a value in [0, 1]", d.KLDiscount)
@@ -68,7 +57,7 @@ func init() {
 			if err := d.TIP.check(); err != nil {
 				return nil, err
 			}
-			return d, nil
+			return &d, nil
 		})
 }
 

@@ -18,35 +18,27 @@ import (
 // time, Rewards the reward-model score, Values the critic (nil: no critic, the advantage is the
 // discounted return). Masked positions (padding, tool output) are skipped by the recursion.
 type RTO struct {
-	DPOScale  float64 // β1, dpo_reward_scale (0.05); <= 0 means unscaled, as in the authors' code
-	DPOClip   float64 // c, dpo_reward_clip (0.05); <= 0 disables the clip
-	KLCoef    float64 // β2, init_kl_coef (0.01)
-	RewardMax float64 // clamp of the reward-model score (10); <= 0 disables
-	Gamma     float64 // GAE γ (1)
-	Lambda    float64 // GAE λ (0.95)
-	Clip      float64 // PPO clip ε (0.2)
-	Normalize bool    // whiten advantages over the batch's valid tokens (OpenRLHF's PPO default)
+	DPOScale  float64 `param:"dpo_reward_scale"`     // β1 (0.05); <= 0 means unscaled, as in the authors' code
+	DPOClip   float64 `param:"dpo_reward_clip"`      // c (0.05); <= 0 disables the clip
+	KLCoef    float64 `param:"kl_coef"`              // β2, init_kl_coef (0.01)
+	RewardMax float64 `param:"reward_clip"`          // clamp of the reward-model score (10); <= 0 disables
+	Gamma     float64 `param:"gamma"`                // GAE γ (1)
+	Lambda    float64 `param:"lambda"`               // GAE λ (0.95)
+	Clip      float64 `param:"clip"`                 // PPO clip ε (0.2)
+	Normalize bool    `param:"normalize_advantages"` // whiten advantages over the batch's valid tokens (OpenRLHF's PPO default)
 }
 
 func init() {
-	Register("rto", "Reinforced Token Optimization: DPO-model token rewards (token_rewards) + KL + terminal RM score, GAE, PPO clip",
-		Params{"dpo_reward_scale": "0.05", "dpo_reward_clip": "0.05", "kl_coef": "0.01", "reward_clip": "10",
-			"gamma": "1", "lambda": "0.95", "clip": "0.2", "normalize_advantages": "true"},
-		func(p Params) (Objective, error) {
-			r := reader{p: p}
-			o := &RTO{DPOScale: r.float("dpo_reward_scale"), DPOClip: r.float("dpo_reward_clip"), KLCoef: r.float("kl_coef"),
-				RewardMax: r.float("reward_clip"), Gamma: r.float("gamma"), Lambda: r.float("lambda"), Clip: r.float("clip"),
-				Normalize: r.bool("normalize_advantages")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterTyped("rto", "Reinforced Token Optimization: DPO-model token rewards (token_rewards) + KL + terminal RM score, GAE, PPO clip",
+		RTO{DPOScale: 0.05, DPOClip: 0.05, KLCoef: 0.01, RewardMax: 10, Gamma: 1, Lambda: 0.95, Clip: 0.2, Normalize: true},
+		func(o RTO) (Objective, error) {
 			switch {
 			case o.Gamma < 0 || o.Gamma > 1 || o.Lambda < 0 || o.Lambda > 1:
 				return nil, fmt.Errorf("gamma=%g, lambda=%g: want values in [0, 1]", o.Gamma, o.Lambda)
 			case o.Clip <= 0:
 				return nil, fmt.Errorf("clip=%g: want a positive number", o.Clip)
 			}
-			return o, nil
+			return &o, nil
 		})
 }
 
