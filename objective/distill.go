@@ -23,11 +23,11 @@ import (
 // student's entropy (TIP rules that use it), LogP the current student. With task_coef > 0, Rewards and
 // Group add a group-normalised task advantage task_coef·(r − mean_g)/(std_g + 1e-6) to every token.
 type Distill struct {
-	KLCoef     float64 `param:"kl_coef"`                // κ, tinker's kl_penalty_coef (1)
-	KLDiscount float64 `param:"kl_discount"`            // γ, tinker's kl_discount_factor (0: each token credited with its own divergence)
-	TaskCoef   float64 `param:"task_coef"`              // weight of the optional group-normalised task advantage (0: pure distillation)
+	KLCoef     float64 `param:"kl_coef"`               // κ, tinker's kl_penalty_coef (1)
+	KLDiscount float64 `param:"kl_discount"`           // γ, tinker's kl_discount_factor (0: each token credited with its own divergence)
+	TaskCoef   float64 `param:"task_coef"`             // weight of the optional group-normalised task advantage (0: pure distillation)
 	LossKind   string  `param:"loss" choices:"is|ppo"` // "is" (importance-sampled PG, default) or "ppo" (clipped)
-	Clip       float64 `param:"clip"`                   // PPO clip range ε (loss=ppo)
+	Clip       float64 `param:"clip"`                  // PPO clip range ε (loss=ppo)
 	TIP        TIPRule // token selection
 }
 
