@@ -10,18 +10,19 @@
 //
 // The trainer's contract:
 //
-//  1. On the whole rollout batch (all groups, LogP = OldLogP unless it has fresher values), call
-//     Advantages. Estimators may read Rewards, Group, PromptID, Mask, OldLogP, RefLogP (kl_in=reward),
-//     Values (ppo), Entropy and method-specific fields.
-//  2. If the objective implements Selector, call Select with those advantages and drop the rows it does
-//     not keep (dynamic sampling, overlong filtering, D³S) and multiply Mask by its token mask.
-//  3. For each PPO epoch and mini-batch, fill a Batch with Advantages set and the current LogP (and
-//     Entropy where used) and call Loss. When a mini-batch is split into micro-batches, set NormTokens and
-//     NormRows to the counts of the whole mini-batch so the micro-batch losses and gradients sum to the
-//     whole (see Batch).
+//  1. Every objective declares Inputs(); the trainer provides each declared input or refuses the
+//     objective before training. Optional inputs are the InputSpec collection (InputSpecs).
+//  2. On the whole rollout batch (all groups, LogP = OldLogP unless it has fresher values, Step set),
+//     call Prepare: advantages, the row/token selection and whole-batch targets in one call; Apply
+//     puts them on the batch.
+//  3. For each PPO epoch and mini-batch (Batch.Subset of the kept rows), set the current LogP (and
+//     Entropy where used) and call Loss. When a mini-batch is split into micro-batches, set NormTokens
+//     and NormRows to the counts of the whole mini-batch so the micro-batch losses and gradients sum
+//     to the whole (see Batch).
 //  4. Objectives implementing Stateful (spo, hapo) persist MarshalState in checkpoints; those
 //     implementing BatchObserver are told once per RL step, after its optimizer steps; those
-//     implementing Tempering set the sampler's per-token temperature.
+//     implementing Tempering set the sampler's per-token temperature; ExpertMixer objectives take
+//     expert rows in each mini-batch.
 package objective
 
 import (
