@@ -340,15 +340,7 @@ func quantileNearest(xs []float64, q float64) float64 {
 }
 
 // median with linear interpolation.
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
+func median(xs []float64) float64 { return quantileLinear(xs, 0.5) }
 
 func allEqual(xs []float64) bool {
 	for _, x := range xs {

@@ -115,7 +115,10 @@ func BetaPDF(p, alpha, beta float64) float64 {
 func init() {
 	hooks["bnpo"] = func(p Params, s *Surrogate) (Objective, error) {
 		est, err := bnpoEstimator(p)
-		s.advFn = est
+		s.advFn, s.advNeed = est, needRewards|needGroup
+		if r := (&reader{p: p}); r.bool("decompose") {
+			s.advNeed = needComponents | needGroup
+		}
 		return nil, err
 	}
 }

@@ -21,6 +21,7 @@ func init() {
 		if b.Layer < 0 || b.Steps < 0 {
 			return nil, fmt.Errorf("layer=%d, iterative_steps=%d: want >= 0", b.Layer, b.Steps)
 		}
+		s.declare = needLayer // the trainer must fill logp/old_logp from PolicyLayer
 		return b, nil
 	}
 }

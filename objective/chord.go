@@ -1,7 +1,6 @@
 package objective
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -17,16 +16,23 @@ import (
 // predicts or finds near-impossible. μ follows a warmup + cosine-decay schedule in the global step.
 //
 // Expert rows have no behaviour policy or advantage, so they are marked in an ExpertMix passed to
-// MixedLoss; Loss(b) treats every row as on-policy. The step is state: AfterStep advances it,
-// MarshalState saves it. Advantages is GRPO's group-normalised outcome advantage (Rewards, Group);
+// MixedLoss; Loss(b) treats every row as on-policy. μ is read at Batch.Step (the RL step the trainer
+// sets; 0 in a single evaluation), so CHORD holds no state. Advantages is GRPO's group-normalised outcome advantage (Rewards, Group);
 // call it on the rollout rows only and give expert rows zero advantages.
 type CHORD struct {
-	Warmup, Decay    int     // W, D: steps of linear warmup to MuPeak, then of cosine decay to MuValley
-	MuPeak, MuValley float64 // schedule end points (0.1, 0.1: constant μ)
-	Phi              bool    // weight expert tokens by sg(p(1−p)) (CHORD-φ)
-	CutoffProb       float64 // clamp lp <= log(cutoff_prob) in the SFT term (1: off); φ uses the raw p
-	Clip             float64 // PPO clip ε of the RL part (0.2)
-	Step             int     // current global step
+	Warmup     int     `param:"warmup"`      // W: steps of linear warmup to MuPeak
+	Decay      int     `param:"decay"`       // D: then steps of cosine decay to MuValley
+	MuPeak     float64 `param:"mu_peak"`     // schedule end points (0.1, 0.1: constant μ)
+	MuValley   float64 `param:"mu_valley"`   //
+	Phi        bool    `param:"phi"`         // weight expert tokens by sg(p(1−p)) (CHORD-φ)
+	CutoffProb float64 `param:"cutoff_prob"` // clamp lp <= log(cutoff_prob) in the SFT term (1: off); φ uses the raw p
+	Clip       float64 `param:"clip"`        // PPO clip ε of the RL part (0.2)
+}
+
+// ExpertMixer is implemented by objectives that train on expert demonstrations mixed into the
+// rollout rows (chord): the trainer appends expert rows to each mini-batch and calls MixedLoss.
+type ExpertMixer interface {
+	MixedLoss(b *Batch, mix ExpertMix) (Result, error)
 }
 
 // ExpertMix marks the expert-demonstration rows of a batch for CHORD's MixedLoss.
@@ -39,15 +45,9 @@ type ExpertMix struct {
 }
 
 func init() {
-	Register("chord", "CHORD: on-policy PPO loss mixed with SFT on expert rows, scheduled mu(step) and p(1-p) expert-token weighting",
-		Params{"warmup": "0", "decay": "0", "mu_peak": "0.1", "mu_valley": "0.1", "phi": "true", "cutoff_prob": "1", "clip": "0.2"},
-		func(p Params) (Objective, error) {
-			r := reader{p: p}
-			c := &CHORD{Warmup: r.int("warmup"), Decay: r.int("decay"), MuPeak: r.float("mu_peak"), MuValley: r.float("mu_valley"),
-				Phi: r.bool("phi"), CutoffProb: r.float("cutoff_prob"), Clip: r.float("clip")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterTyped("chord", "CHORD: on-policy PPO loss mixed with SFT on expert rows, scheduled mu(step) and p(1-p) expert-token weighting",
+		CHORD{MuPeak: 0.1, MuValley: 0.1, Phi: true, CutoffProb: 1, Clip: 0.2},
+		func(c CHORD) (Objective, error) {
 			switch {
 			case c.Warmup < 0 || c.Decay < 0:
 				return nil, fmt.Errorf("warmup=%d, decay=%d: want step counts >= 0", c.Warmup, c.Decay)
@@ -58,7 +58,7 @@ func init() {
 			case c.Clip <= 0:
 				return nil, fmt.Errorf("clip=%g: want a positive number", c.Clip)
 			}
-			return c, nil
+			return &c, nil
 		})
 }
 
@@ -79,77 +79,73 @@ func (c *CHORD) Mu(step int) float64 {
 // ExpertWeight is φ(p) = p(1−p).
 func ExpertWeight(p float64) float64 { return p * (1 - p) }
 
-// Advantages is GRPO's outcome advantage (r − mean_g)/(std_g + 1e-6) on every valid token.
+// Advantages is GRPO's outcome advantage (r − mean_g)/(std_g + 1e-6) on every valid token (Group nil:
+// one group; a group of one follows the shared singleton rule, A = r/(1 + 1e-6)).
 func (c *CHORD) Advantages(b *Batch) ([][]float64, error) {
-	if err := opCheckBatch(b); err != nil {
+	if err := check(b, needRewards); err != nil {
 		return nil, err
 	}
-	a, err := opGroupAdvantages(b.Rewards, b.Group, len(b.Mask))
-	if err != nil {
-		return nil, err
-	}
-	adv := opZeros(b.Mask)
-	for i, row := range b.Mask {
-		for t, m := range row {
-			if m != 0 {
-				adv[i][t] = a[i]
-			}
-		}
-	}
-	return adv, nil
+	return broadcast(GroupAdvantages(b.Rewards, groupOrOne(b), b.Mask, "group", 1e-6, SingletonVerl), b.Mask), nil
 }
+
+// Inputs implements Objective: GRPO advantages from rewards, μ from the RL step.
+func (c *CHORD) Inputs() []string { return (needLogP | needOld | needRewards | needStep).names() }
 
 // Loss is MixedLoss with no expert rows: (1 − μ)·L_RL.
 func (c *CHORD) Loss(b *Batch) (Result, error) { return c.MixedLoss(b, ExpertMix{}) }
 
-// MixedLoss computes (1 − μ(Step))·L_RL over the on-policy rows plus μ(Step)·L_SFT over the expert
+// MixedLoss computes (1 − μ(b.Step))·L_RL over the on-policy rows plus μ(b.Step)·L_SFT over the expert
 // rows. On-policy rows need OldLogP and Advantages; expert rows only LogP and Mask.
 func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
-	if err := opCheckBatch(b); err != nil {
+	// Expert rows may leave old_logp and advantages empty: check the shared arrays on all rows, the
+	// on-policy ones below on the on-policy rows.
+	if err := check(&Batch{LogP: b.LogP, Mask: b.Mask}, needLogP); err != nil {
 		return Result{}, err
 	}
 	n := len(b.Mask)
 	if mix.Expert != nil && len(mix.Expert) != n {
 		return Result{}, badInput("expert has %d values for %d rows", len(mix.Expert), n)
 	}
-	isExpert := func(i int) bool { return mix.Expert != nil && mix.Expert[i] }
-	onPolicy := func(i int) bool { return !isExpert(i) }
-	// Validate the on-policy rows' OldLogP and Advantages (expert rows may leave them empty).
-	for _, f := range []struct {
-		name string
-		m    [][]float64
-	}{{"old_logp", b.OldLogP}, {"advantages", b.Advantages}} {
-		for i := 0; i < n; i++ {
-			if !onPolicy(i) {
-				continue
-			}
-			if len(f.m) != n {
-				return Result{}, badInput("%s has %d rows, mask has %d: on-policy rows need %s", f.name, len(f.m), n, f.name)
-			}
-			if err := opCheckLike(f.name, [][]float64{f.m[i]}, [][]float64{b.Mask[i]}); err != nil {
-				return Result{}, fmt.Errorf("row %d: %w", i, err)
-			}
-		}
-	}
-	mu := c.Mu(c.Step)
-	res := Result{GradLogP: opZeros(b.Mask)}
-
-	var rlLoss float64
-	rlGrad := opZeros(b.Mask)
-	valid, ratioSum, clipped := opSurrogate(b, b.Advantages, c.Clip, onPolicy, &rlLoss, rlGrad)
-	ntok := b.NormTokens
-	if ntok <= 0 {
-		ntok = valid
-	}
-	opScale(&rlLoss, rlGrad, ntok)
-
-	var sftLoss, expTok, phiSum float64
-	sftGrad := opZeros(b.Mask)
-	logCut := math.Log(c.CutoffProb)
+	// Each part is a token-mean over its own rows: mask the other rows out.
+	onMask, expMask := newLike(b.Mask), newLike(b.Mask)
+	var onRows []int
 	for i, row := range b.Mask {
-		if !isExpert(i) {
-			continue
+		dst := onMask
+		if mix.Expert != nil && mix.Expert[i] {
+			dst = expMask
+		} else {
+			onRows = append(onRows, i)
 		}
+		copy(dst[i], row)
+	}
+	// On-policy rows need old log-probs and advantages (expert rows may leave them empty).
+	if len(onRows) > 0 {
+		for _, f := range []struct {
+			name string
+			m    [][]float64
+		}{{"old_logp", b.OldLogP}, {"advantages", b.Advantages}} {
+			if len(f.m) != n {
+				return Result{}, badInput("%s: %d rows, mask has %d: on-policy rows need %s", f.name, len(f.m), n, f.name)
+			}
+		}
+		if err := check(b.Subset(onRows), needLogP|needOld|needAdv); err != nil {
+			return Result{}, err
+		}
+	}
+	mu := c.Mu(b.Step)
+
+	// L_RL: PPO's clipped surrogate, token-mean over the on-policy tokens.
+	rlLoss, rlGrad, acc := 0.0, newLike(b.Mask), metricAcc{}
+	if len(onRows) > 0 {
+		rlLoss, rlGrad, acc = policyGradient(b.LogP, b.OldLogP, b.Advantages, tokenMean(onMask, b.NormTokens), c.Clip)
+	}
+
+	// L_SFT: token-mean over the expert tokens of −sg(φ(p))·min(lp, log cutoff).
+	wExp := tokenMean(expMask, mix.NormExpertTokens)
+	var sftLoss, expTok, phiSum float64
+	sftGrad := newLike(b.Mask)
+	logCut := math.Log(c.CutoffProb)
+	for i, row := range expMask {
 		for t, m := range row {
 			if m == 0 {
 				continue
@@ -159,58 +155,26 @@ func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
 			if c.Phi {
 				w = ExpertWeight(math.Exp(lp))
 			}
-			phiSum += m * w
-			expTok += m
+			phiSum += w
+			expTok++
 			if lp > logCut { // clamped: constant, no gradient
-				sftLoss -= m * w * logCut
+				sftLoss -= wExp[i][t] * w * logCut
 				continue
 			}
-			sftLoss -= m * w * lp
-			sftGrad[i][t] = -m * w
+			sftLoss -= wExp[i][t] * w * lp
+			sftGrad[i][t] = -wExp[i][t] * w
 		}
 	}
-	etok := mix.NormExpertTokens
-	if etok <= 0 {
-		etok = expTok
-	}
-	opScale(&sftLoss, sftGrad, etok)
 
-	res.Loss = (1-mu)*rlLoss + mu*sftLoss
+	res := Result{Loss: (1-mu)*rlLoss + mu*sftLoss, GradLogP: newLike(b.Mask)}
 	for i := range res.GradLogP {
 		for t := range res.GradLogP[i] {
 			res.GradLogP[i][t] = (1-mu)*rlGrad[i][t] + mu*sftGrad[i][t]
 		}
 	}
-	v, e := math.Max(valid, 1), math.Max(expTok, 1)
 	res.Metrics = map[string]float64{
-		"mu": mu, "rl_loss": rlLoss, "sft_loss": sftLoss, "phi_mean": phiSum / e,
-		"ratio_mean": ratioSum / v, "clip_frac": clipped / v, "tokens": valid, "expert_tokens": expTok,
+		"mu": mu, "rl_loss": rlLoss, "sft_loss": sftLoss, "phi_mean": phiSum / math.Max(expTok, 1),
+		"ratio_mean": acc.ratioMean(), "clip_frac": acc.clipFrac(), "tokens": acc.n, "expert_tokens": expTok,
 	}
 	return res, nil
-}
-
-// AfterStep implements StepObserver: one optimizer step has finished.
-func (c *CHORD) AfterStep(*Batch) error {
-	c.Step++
-	return nil
-}
-
-type chordState struct {
-	Step int `json:"step"`
-}
-
-// MarshalState implements Stateful: the global step that drives μ.
-func (c *CHORD) MarshalState() ([]byte, error) { return json.Marshal(chordState{c.Step}) }
-
-// UnmarshalState implements Stateful.
-func (c *CHORD) UnmarshalState(data []byte) error {
-	var s chordState
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("chord state: %w", err)
-	}
-	if s.Step < 0 {
-		return fmt.Errorf("chord state: step %d < 0", s.Step)
-	}
-	c.Step = s.Step
-	return nil
 }

@@ -68,7 +68,7 @@ func TestCHORDMixedLoss(t *testing.T) {
 
 	// φ off: the loss is an ordinary function of LogP, check all gradients by finite differences.
 	off := opMust(t, "chord", map[string]string{"phi": "false", "warmup": "10", "mu_peak": "0.6", "mu_valley": "0.2", "decay": "10"}).(*CHORD)
-	off.Step = 13
+	b.Step = 13 // μ is read at the batch's RL step
 	opCheckGrad(t, "chord phi=false", opMixed{off, mix}, b, 1e-6)
 
 	// φ on: expert tokens get exactly −μ·φ(p)·M/N_exp (φ is stop-gradient); on-policy tokens the same
@@ -125,28 +125,19 @@ type opMixed struct {
 
 func (m opMixed) Advantages(b *Batch) ([][]float64, error) { return m.c.Advantages(b) }
 func (m opMixed) Loss(b *Batch) (Result, error)            { return m.c.MixedLoss(b, m.mix) }
+func (m opMixed) Inputs() []string                         { return m.c.Inputs() }
 
-func TestCHORDStateAndErrors(t *testing.T) {
-	c := opMust(t, "chord", map[string]string{"warmup": "4", "mu_peak": "0.8"})
-	obs := c.(StepObserver)
-	for k := 0; k < 3; k++ {
-		if err := obs.AfterStep(nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := c.(Stateful).MarshalState()
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestCHORDStepAndErrors(t *testing.T) {
+	// μ follows the batch's RL step: warmup 4 to 0.8 gives 0.6 at step 3; CHORD keeps no state.
 	d := opMust(t, "chord", map[string]string{"warmup": "4", "mu_peak": "0.8"}).(*CHORD)
-	if err := d.UnmarshalState(data); err != nil {
-		t.Fatal(err)
+	if _, ok := Objective(d).(Stateful); ok {
+		t.Error("chord is stateful; μ should come from Batch.Step")
 	}
-	if d.Step != 3 || math.Abs(d.Mu(d.Step)-0.6) > 1e-15 {
-		t.Errorf("restored step %d, mu %g; want 3, 0.6", d.Step, d.Mu(d.Step))
-	}
-	if err := d.UnmarshalState([]byte("{")); err == nil {
-		t.Error("corrupt state accepted")
+	b3, mix3 := opChordBatch()
+	b3.Step = 3
+	r3, err := d.MixedLoss(b3, mix3)
+	if err != nil || math.Abs(r3.Metrics["mu"]-0.6) > 1e-15 {
+		t.Errorf("step 3: mu %v (%v), want 0.6", r3.Metrics["mu"], err)
 	}
 	b, mix := opChordBatch()
 	b.OldLogP[1] = nil // an on-policy row without old log-probs

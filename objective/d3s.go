@@ -25,7 +25,8 @@ func init() {
 		if d.Smp0 <= 0 || d.Smp0 > 1 || d.Tok0 <= 0 || d.Tok0 > 1 || d.Ramp < 0 {
 			return nil, fmt.Errorf("smp_keep0=%v, tok_keep0=%v: want in (0, 1]; ramp_steps=%d: want >= 0", d.Smp0, d.Tok0, d.Ramp)
 		}
-		s.selectFn = d.Select
+		s.selectFn, s.selectNeed = d.Select, needEntropy
+		s.declare = needStep // the keep-ratio schedule
 		return nil, nil
 	}
 }

@@ -25,7 +25,7 @@ func init() {
 		if d.THigh <= 0 || d.TLow <= 0 {
 			return nil, fmt.Errorf("t_high=%v, t_low=%v: want > 0", d.THigh, d.TLow)
 		}
-		s.advFn = d.advantages
+		s.advFn, s.advNeed = d.advantages, s.adv.need()|needTarget|needMeanEntropy
 		return nil, nil
 	}
 }

@@ -41,6 +41,9 @@ type DisCO struct {
 
 // Advantages returns the binary rewards broadcast to the tokens (DisCO has no advantages; the trainer's
 // flow still stores them, and zero_adv metrics stay meaningful). Rewards must be 0 or 1.
+// Inputs implements Objective.
+func (d *DisCO) Inputs() []string { return (needLogP | needOld | needRewards | needGroup).names() }
+
 func (d *DisCO) Advantages(b *Batch) ([][]float64, error) {
 	if err := check(b, needRewards|needGroup); err != nil {
 		return nil, err

@@ -23,42 +23,31 @@ import (
 // student's entropy (TIP rules that use it), LogP the current student. With task_coef > 0, Rewards and
 // Group add a group-normalised task advantage task_coef·(r − mean_g)/(std_g + 1e-6) to every token.
 type Distill struct {
-	KLCoef     float64 // κ, tinker's kl_penalty_coef (1)
-	KLDiscount float64 // γ, tinker's kl_discount_factor (0: each token credited with its own divergence)
-	TaskCoef   float64 // weight of the optional group-normalised task advantage (0: pure distillation)
-	LossKind   string  // "is" (importance-sampled PG, default) or "ppo" (clipped)
-	Clip       float64 // PPO clip range ε (loss=ppo)
+	KLCoef     float64 `param:"kl_coef"`               // κ, tinker's kl_penalty_coef (1)
+	KLDiscount float64 `param:"kl_discount"`           // γ, tinker's kl_discount_factor (0: each token credited with its own divergence)
+	TaskCoef   float64 `param:"task_coef"`             // weight of the optional group-normalised task advantage (0: pure distillation)
+	LossKind   string  `param:"loss" choices:"is|ppo"` // "is" (importance-sampled PG, default) or "ppo" (clipped)
+	Clip       float64 `param:"clip"`                  // PPO clip range ε (loss=ppo)
 	TIP        TIPRule // token selection
 }
 
 // TIPRule is a TIP token-selection rule (spec B9). Thresholds are batch quantiles over valid tokens of
 // the student entropy H and the teacher–student divergence D = |lpSamp − lpTch| (linear interpolation).
 type TIPRule struct {
-	Rule     string  // all | entropy_topk | entropy_sample | q3_only | type_aware
-	Rho      float64 // fraction of valid tokens kept by entropy_topk / entropy_sample / type_aware
-	QEntropy float64 // quantile of H giving the entropy threshold hH (q3_only, type_aware)
-	QDiverge float64 // quantile of D giving the divergence threshold hD
-	Seed     uint64  // entropy_sample's seed (mixed with a hash of the batch, so reruns repeat)
+	Rule     string  `param:"select" choices:"all|entropy_topk|entropy_sample|q3_only|type_aware"`
+	Rho      float64 `param:"rho"`          // fraction of valid tokens kept by entropy_topk / entropy_sample / type_aware
+	QEntropy float64 `param:"q_entropy"`    // quantile of H giving the entropy threshold hH (q3_only, type_aware)
+	QDiverge float64 `param:"q_divergence"` // quantile of D giving the divergence threshold hD
+	Seed     uint64  `param:"seed"`         // entropy_sample's seed (mixed with a hash of the batch, so reruns repeat)
 }
 
 // TIPRules lists the rule names.
 var TIPRules = []string{"all", "entropy_topk", "entropy_sample", "q3_only", "type_aware"}
 
 func init() {
-	Register("distill", "on-policy distillation: per-token reverse KL to a teacher (ref_logp = teacher logp) with TIP token selection",
-		Params{"kl_coef": "1", "kl_discount": "0", "task_coef": "0", "loss": "is", "clip": "0.2",
-			"select": "all", "rho": "0.5", "q_entropy": "0.5", "q_divergence": "0.5", "seed": "0"},
-		func(p Params) (Objective, error) {
-			r := reader{p: p}
-			d := &Distill{
-				KLCoef: r.float("kl_coef"), KLDiscount: r.float("kl_discount"), TaskCoef: r.float("task_coef"),
-				LossKind: r.oneOf("loss", "is", "ppo"), Clip: r.float("clip"),
-				TIP: TIPRule{Rule: r.oneOf("select", TIPRules...), Rho: r.float("rho"),
-					QEntropy: r.float("q_entropy"), QDiverge: r.float("q_divergence"), Seed: uint64(r.int("seed"))},
-			}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterTyped("distill", "on-policy distillation: per-token reverse KL to a teacher (ref_logp = teacher logp) with TIP token selection",
+		Distill{KLCoef: 1, LossKind: "is", Clip: 0.2, TIP: TIPRule{Rule: "all", Rho: 0.5, QEntropy: 0.5, QDiverge: 0.5}},
+		func(d Distill) (Objective, error) {
 			switch {
 			case d.KLDiscount < 0 || d.KLDiscount > 1:
 				return nil, fmt.Errorf("kl_discount=%g: want a value in [0, 1]", d.KLDiscount)
@@ -68,32 +57,33 @@ func init() {
 			if err := d.TIP.check(); err != nil {
 				return nil, err
 			}
-			return d, nil
+			return &d, nil
 		})
 }
 
 // Advantages returns Akl (+ the task advantage). It reads OldLogP, RefLogP, Mask and, with task_coef,
-// Rewards and Group.
+// Rewards and Group (nil: one group).
 func (d *Distill) Advantages(b *Batch) ([][]float64, error) {
-	if err := opCheckBatch(b, "old_logp", "ref_logp"); err != nil {
+	n := needOld | needRef
+	if d.TaskCoef != 0 {
+		n |= needRewards
+	}
+	if err := check(b, n); err != nil {
 		return nil, err
 	}
 	var task []float64
 	if d.TaskCoef != 0 {
-		var err error
-		if task, err = opGroupAdvantages(b.Rewards, b.Group, len(b.Mask)); err != nil {
-			return nil, err
-		}
+		task = GroupAdvantages(b.Rewards, groupOrOne(b), b.Mask, "group", 1e-6, SingletonVerl)
 	}
-	adv := opZeros(b.Mask)
+	adv := newLike(b.Mask)
 	for i, row := range b.Mask {
 		run := 0.0 // discounted sum of later tokens' Akl
 		for t := len(row) - 1; t >= 0; t-- {
 			if row[t] == 0 {
 				continue
 			}
-			a := -d.KLCoef * (b.OldLogP[i][t] - b.RefLogP[i][t])
-			run = a + d.KLDiscount*run
+			kl, _ := KL(KLk1, b.OldLogP[i][t], b.RefLogP[i][t]) // the sampled reverse-KL estimate
+			run = -d.KLCoef*kl + d.KLDiscount*run
 			adv[i][t] = run
 			if task != nil {
 				adv[i][t] += d.TaskCoef * task[i]
@@ -103,35 +93,43 @@ func (d *Distill) Advantages(b *Batch) ([][]float64, error) {
 	return adv, nil
 }
 
+// Inputs implements Objective: the teacher's log-probs (in ref_logp), the rewards with task_coef,
+// the entropy for TIP rules other than all.
+func (d *Distill) Inputs() []string {
+	n := needLogP | needOld | needRef | needTeacher
+	if d.TaskCoef != 0 {
+		n |= needRewards
+	}
+	if d.TIP.Rule != "all" {
+		n |= needEntropy
+	}
+	return n.names()
+}
+
 // Loss implements Objective: token-mean (over Mask, or NormTokens) of −ratio·A (is) or PPO's
 // −min(ratio·A, clip(ratio)·A) (ppo), ratio = exp(LogP − OldLogP).
 func (d *Distill) Loss(b *Batch) (Result, error) {
-	if err := opCheckBatch(b, "old_logp", "ref_logp", "advantages"); err != nil {
+	if err := check(b, needLogP|needOld|needRef|needAdv); err != nil {
 		return Result{}, err
 	}
-	res := Result{GradLogP: opZeros(b.Mask)}
 	clip := 0.0
 	if d.LossKind == "ppo" {
 		clip = d.Clip
 	}
-	valid, ratioSum, clipped := opSurrogate(b, b.Advantages, clip, nil, &res.Loss, res.GradLogP)
-	ntok := b.NormTokens
-	if ntok <= 0 {
-		ntok = valid
-	}
-	opScale(&res.Loss, res.GradLogP, ntok)
+	loss, grad, acc := policyGradient(b.LogP, b.OldLogP, b.Advantages, tokenMean(b.Mask, b.NormTokens), clip)
 	var kl float64
 	for i, row := range b.Mask {
 		for t, m := range row {
 			if m != 0 {
-				kl += m * (b.OldLogP[i][t] - b.RefLogP[i][t])
+				v, _ := KL(KLk1, b.OldLogP[i][t], b.RefLogP[i][t])
+				kl += v
 			}
 		}
 	}
-	v := math.Max(valid, 1)
-	res.Metrics = map[string]float64{"reverse_kl": kl / v, "ratio_mean": ratioSum / v, "tokens": valid}
+	res := Result{Loss: loss, GradLogP: grad}
+	res.Metrics = map[string]float64{"reverse_kl": kl / math.Max(acc.n, 1), "ratio_mean": acc.ratioMean(), "tokens": acc.n}
 	if d.LossKind == "ppo" {
-		res.Metrics["clip_frac"] = clipped / v
+		res.Metrics["clip_frac"] = acc.clipFrac()
 	}
 	return res, nil
 }
@@ -146,10 +144,10 @@ func (d *Distill) Select(b *Batch, _ [][]float64) (Selection, error) {
 	if d.TIP.Rule == "all" {
 		return Selection{Keep: keep}, nil
 	}
-	if err := opCheckBatch(b, "old_logp", "ref_logp", "entropy"); err != nil {
+	if err := check(b, needOld|needRef|needEntropy); err != nil {
 		return Selection{}, err
 	}
-	div := opZeros(b.Mask)
+	div := newLike(b.Mask)
 	for i := range div {
 		for t := range div[i] {
 			div[i][t] = math.Abs(b.OldLogP[i][t] - b.RefLogP[i][t])
@@ -198,10 +196,10 @@ func (r *TIPRule) Select(H, D, mask [][]float64) ([][]float64, map[string]float6
 	if err := r.check(); err != nil {
 		return nil, nil, err
 	}
-	if err := opCheckLike("entropy", H, mask); err != nil {
+	if err := check(&Batch{Mask: mask, Entropy: H}, needEntropy); err != nil {
 		return nil, nil, err
 	}
-	if err := opCheckLike("divergence", D, mask); err != nil {
+	if err := checkMatrix("divergence", D, mask, false); err != nil {
 		return nil, nil, err
 	}
 	type pos struct{ i, t int }
@@ -216,13 +214,13 @@ func (r *TIPRule) Select(H, D, mask [][]float64) ([][]float64, map[string]float6
 			}
 		}
 	}
-	sel := opZeros(mask)
+	sel := newLike(mask)
 	n := len(valid)
 	stats := map[string]float64{"tip_tokens": float64(n)}
 	if n == 0 {
 		return sel, stats, nil
 	}
-	hH, hD := opQuantile(hs, r.QEntropy), opQuantile(ds, r.QDiverge)
+	hH, hD := quantileLinear(hs, r.QEntropy), quantileLinear(ds, r.QDiverge)
 	stats["tip_h_threshold"], stats["tip_d_threshold"] = hH, hD
 	for k, p := range valid {
 		q := TIPQuadrant(hs[k], ds[k], hH, hD)
@@ -278,65 +276,6 @@ func (r *TIPRule) rngFor(hs []float64) *rand.Rand {
 		h.Write(buf[:])
 	}
 	return rand.New(rand.NewPCG(r.Seed, h.Sum64()))
-}
-
-// opQuantile is the q-quantile of xs with linear interpolation between order statistics (numpy's
-// default); NaN for empty input.
-func opQuantile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	pos := q * float64(len(s)-1)
-	lo := int(math.Floor(pos))
-	if lo >= len(s)-1 {
-		return s[len(s)-1]
-	}
-	f := pos - float64(lo)
-	return s[lo] + f*(s[lo+1]-s[lo])
-}
-
-// opGroupAdvantages is the GRPO outcome advantage (r − mean_g)/(std_g + 1e-6) with the unbiased std;
-// a singleton group keeps its raw reward (verl). group nil means one group.
-func opGroupAdvantages(r []float64, group []int, n int) ([]float64, error) {
-	if len(r) != n {
-		return nil, badInput("rewards has %d values for %d rows", len(r), n)
-	}
-	if group != nil && len(group) != n {
-		return nil, badInput("group has %d values for %d rows", len(group), n)
-	}
-	members := map[int][]int{}
-	for i, x := range r {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, badInput("rewards[%d] = %v: want a finite number", i, x)
-		}
-		g := 0
-		if group != nil {
-			g = group[i]
-		}
-		members[g] = append(members[g], i)
-	}
-	out := make([]float64, n)
-	for _, rows := range members {
-		if len(rows) == 1 {
-			out[rows[0]] = r[rows[0]]
-			continue
-		}
-		var mean, ss float64
-		for _, i := range rows {
-			mean += r[i]
-		}
-		mean /= float64(len(rows))
-		for _, i := range rows {
-			ss += (r[i] - mean) * (r[i] - mean)
-		}
-		std := math.Sqrt(ss / float64(len(rows)-1))
-		for _, i := range rows {
-			out[i] = (r[i] - mean) / (std + 1e-6)
-		}
-	}
-	return out, nil
 }
 
 // ---- sparse knowledge distillation: probability-domain teacher operators (spec B10) ---------------

@@ -56,7 +56,38 @@ func randomBatch(rng *rand.Rand, rows, width, groupSize int) *Batch {
 		b.Segments = append(b.Segments, []Segment{{End: -1, Value: rng.Float64()}, {End: 0, Value: rng.Float64()}})
 	}
 	b.MeanEntropy = 0.3
+	fillExtras(rng, b)
 	return b
+}
+
+// fillExtras gives every input registered with RegisterExtraInput random values in [0.5, 1.5) (a new
+// method's input is in the FD tests without editing this file).
+func fillExtras(rng *rand.Rand, b *Batch) {
+	for _, s := range InputSpecs() {
+		if !s.extra {
+			continue
+		}
+		switch s.Get(&Batch{}).(type) {
+		case [][]float64:
+			if s.Per == PerToken {
+				m := newLike(b.Mask)
+				for i := range m {
+					for t := range m[i] {
+						m[i][t] = 0.5 + rng.Float64()
+					}
+				}
+				s.Set(b, m)
+			}
+		case []float64:
+			v := make([]float64, len(b.Mask))
+			for i := range v {
+				v[i] = 0.5 + rng.Float64()
+			}
+			s.Set(b, v)
+		case float64:
+			s.Set(b, 0.5+rng.Float64())
+		}
+	}
 }
 
 // lossAtAnchor evaluates an objective's loss with stop-gradient quantities held at anchor, when the
@@ -180,5 +211,45 @@ func checkEntropyFD(t *testing.T, name string, o Objective, b *Batch, res Result
 				t.Errorf("%s: grad_entropy[%d][%d] = %g, finite difference %g", name, i, j, res.GradEntropy[i][j], fd)
 			}
 		}
+	}
+}
+
+// randomBatchLeavesOut are the inputs randomBatch does not fill, with the reason; every other input
+// in the collection must be filled, so a new input gets random values in the finite-difference tests.
+var randomBatchLeavesOut = map[string]string{
+	InAdvantages:   "an output of the whole-batch phase",
+	InBoundTarget:  "an output of the whole-batch phase",
+	InTokenRewards: "optional shaping; the pinned golden values were recorded without it",
+	InLengths:      "optional shaping (defaults to the mask lengths)",
+	InDrift:        "read after the step only (spo's AfterBatch), tested there",
+	InStep:         "a scalar each test sets",
+}
+
+// TestRandomBatchCoversEveryInput: the FD batches carry every registered input, and Subset keeps each
+// one (rows picked, scalars shared).
+func TestRandomBatchCoversEveryInput(t *testing.T) {
+	b := randomBatch(rand.New(rand.NewPCG(1, 2)), 6, 5, 3)
+	for _, s := range InputSpecs() {
+		if _, skip := randomBatchLeavesOut[s.Name]; skip || s.Alias != "" {
+			continue
+		}
+		if !Present(b, s.Name) {
+			t.Errorf("randomBatch leaves input %s empty: fill it or list it in randomBatchLeavesOut", s.Name)
+		}
+	}
+	b.Step, b.Drift, b.TokenRewards, b.Lengths = 4, []float64{0, 1, 2, 3, 4, 5}, clone2(b.Mask), []int{1, 2, 3, 4, 5, 6}
+	b.Advantages, b.BoundTarget = clone2(b.Mask), clone2(b.Mask)
+	sub := b.Subset([]int{4, 1})
+	for _, s := range InputSpecs() {
+		if !Present(sub, s.Name) {
+			t.Errorf("Subset dropped input %s", s.Name)
+			continue
+		}
+		if s.Per != PerBatch && lenOf(s.Get(sub)) != 2 {
+			t.Errorf("Subset kept %d rows of %s, want 2", lenOf(s.Get(sub)), s.Name)
+		}
+	}
+	if sub.Drift[0] != 4 || sub.Lengths[1] != 2 || sub.PromptID[0] != b.PromptID[4] || sub.Step != 4 {
+		t.Errorf("Subset picked the wrong rows: drift %v lengths %v step %d", sub.Drift, sub.Lengths, sub.Step)
 	}
 }

@@ -15,7 +15,7 @@ func init() {
 		r := &reader{p: p}
 		g := gtpo{thr: r.float("ent_threshold"), scale: r.float("ent_scale"), w: r.float("w_raw"), hIni: r.float("h_ini"),
 			all: r.oneOf("conflict", "prefix", "all") == "all", repoNorm: r.bool("repo_norm"), base: s.adv}
-		s.advFn = g.advantages
+		s.advFn, s.advNeed = g.advantages, needRewards|needGroup|needEntropy|needTokenIDs
 		return nil, r.err
 	}
 }

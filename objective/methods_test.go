@@ -173,9 +173,11 @@ func TestSPO(t *testing.T) {
 	}
 	// D = 0.03: 2^(-0.5) = 0.707107 → clamped to 0.875 → α = 2.944444, β = 5.055556, p̂ = 0.368056.
 	b.Drift = []float64{0.03, 0}
-	if err := o.AfterStep(b); err != nil {
+	stats, err := o.AfterBatch(b)
+	if err != nil {
 		t.Fatal(err)
 	}
+	assertVec(t, "spo metrics", []float64{stats["spo_drift_mean"], stats["spo_forget_mean"]}, []float64{0.015, (0.875 + 0.96) / 2}, exact)
 	tr = o.Tracker("q")
 	assertVec(t, "update", []float64{tr.Alpha, tr.Beta, tr.Value()}, []float64{0.875*8*2.5/9 + 1, 0.875 * 8 * 6.5 / 9, (0.875*8*2.5/9 + 1) / (0.875*8 + 1)}, exact)
 	assertVec(t, "update spec", []float64{tr.Alpha, tr.Beta, tr.Value()}, []float64{2.944444, 5.055556, 0.368056}, specTol)
@@ -185,7 +187,7 @@ func TestSPO(t *testing.T) {
 	}
 	// 3: α + β → 1/(1 - ρ) under repeated updates with fixed ρ.
 	for range 500 {
-		if err := o.AfterStep(&Batch{Mask: [][]float64{{1}}, Rewards: []float64{1}, PromptID: []string{"z"}}); err != nil {
+		if _, err := o.AfterBatch(&Batch{Mask: [][]float64{{1}}, Rewards: []float64{1}, PromptID: []string{"z"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -360,6 +362,31 @@ func TestHAPO(t *testing.T) {
 	c.LogP[0][4] = -1 + math.Log(1.45) // beyond the widened bound 1.4: clipped
 	if g := lossOf(t, o, c).GradLogP[0][4]; g != 0 {
 		t.Errorf("ĥ=1 beyond 1.4: grad %g, want 0", g)
+	}
+	// Component A: after a rollout batch with the entropies above, the next rollout samples a token
+	// at T·(1 + ĥ·tau_t) with ĥ from that batch's statistics (spec test 3: 1.05 and 0.95); before any
+	// batch, and with tau_t = 0, the temperature is the base one (nil rule). The statistics are state.
+	ho := o.(*HAPO)
+	if ho.TokenTemperature(1) != nil {
+		t.Fatal("temperature rule before any rollout batch")
+	}
+	stats, err := ho.AfterBatch(&Batch{Mask: [][]float64{{1, 1, 1, 1, 1}}, Entropy: [][]float64{ent}})
+	if err != nil || !near(stats["hapo_pivot"], math.Log(2), exact) || !near(stats["hapo_rms"], rms, exact) {
+		t.Fatalf("after batch: %v %v", stats, err)
+	}
+	temp := ho.TokenTemperature(1)
+	assertVec(t, "token temperatures", []float64{temp(4), temp(0.1), temp(1), temp(2), temp(100), temp(1e-9)},
+		[]float64{1.05, 0.95, 1 + 0.05*hh[2], 1, 1.05, 0.95}, exact)
+	if got := ho.TokenTemperature(0.5)(4); !near(got, 0.525, exact) {
+		t.Errorf("base 0.5, ĥ = 1: %g, want 0.525", got)
+	}
+	data, _ := ho.MarshalState()
+	ho2 := mustNew(t, "hapo", nil).(*HAPO)
+	if err := ho2.UnmarshalState(data); err != nil || ho2.TokenTemperature(1)(1) != temp(1) {
+		t.Errorf("restored state: %v", err)
+	}
+	if mustNew(t, "hapo", map[string]string{"tau_t": "0"}).(*HAPO).TokenTemperature(1) != nil {
+		t.Error("tau_t = 0 still sets temperatures")
 	}
 }
 

@@ -10,17 +10,19 @@
 //
 // The trainer's contract:
 //
-//  1. On the whole rollout batch (all groups, LogP = OldLogP unless it has fresher values), call
-//     Advantages. Estimators may read Rewards, Group, PromptID, Mask, OldLogP, RefLogP (kl_in=reward),
-//     Values (ppo), Entropy and method-specific fields.
-//  2. If the objective implements Selector, call Select with those advantages and drop the rows it does
-//     not keep (dynamic sampling, overlong filtering, D³S) and multiply Mask by its token mask.
-//  3. For each PPO epoch and mini-batch, fill a Batch with Advantages set and the current LogP (and
-//     Entropy where used) and call Loss. When a mini-batch is split into micro-batches, set NormTokens and
-//     NormRows to the counts of the whole mini-batch so the micro-batch losses and gradients sum to the
-//     whole (see Batch).
-//  4. Objectives implementing Stateful (spo) persist MarshalState in checkpoints; those implementing
-//     StepObserver are told about each finished optimizer step.
+//  1. Every objective declares Inputs(); the trainer provides each declared input or refuses the
+//     objective before training. Optional inputs are the InputSpec collection (InputSpecs).
+//  2. On the whole rollout batch (all groups, LogP = OldLogP unless it has fresher values, Step set),
+//     call Prepare: advantages, the row/token selection and whole-batch targets in one call; Apply
+//     puts them on the batch.
+//  3. For each PPO epoch and mini-batch (Batch.Subset of the kept rows), set the current LogP (and
+//     Entropy where used) and call Loss. When a mini-batch is split into micro-batches, set NormTokens
+//     and NormRows to the counts of the whole mini-batch so the micro-batch losses and gradients sum
+//     to the whole (see Batch).
+//  4. Objectives implementing Stateful (spo, hapo) persist MarshalState in checkpoints; those
+//     implementing BatchObserver are told once per RL step, after its optimizer steps; those
+//     implementing Tempering set the sampler's per-token temperature; ExpertMixer objectives take
+//     expert rows in each mini-batch.
 package objective
 
 import (
@@ -74,11 +76,17 @@ type Batch struct {
 	// must then hold whole groups).
 	BoundTarget [][]float64
 	// Drift[i] is spo's policy drift for response i's prompt: the mean over tokens of
-	// |log π_now(y) - log π_then(y)| on the response y stored at the prompt's previous visit (0 on a
-	// first visit). Read by SPO.AfterStep.
+	// |log π_now(y) - log π_then(y)| on the response y stored at the prompt's previous visit, π_then
+	// the policy right after that visit's update and π_now the policy after this step's update (0 on
+	// a first visit). The trainer fills it before AfterBatch; read by SPO.AfterBatch.
 	Drift []float64
-	// Step is the global optimizer step (1-based) for schedules (d3s keep ratios, bupo phases).
+	// Step is the 1-based RL step (rollout batch) this batch belongs to, for schedules (d3s keep
+	// ratios, chord's μ, bupo phases); 0 outside training (polo objective without "step").
 	Step int
+
+	// Extra holds the inputs registered with RegisterExtraInput, by name: a new method's input needs
+	// no field here (see docs/objectives.md, "Adding a method with a new input").
+	Extra map[string]any
 
 	// NormTokens, when > 0, is the number of valid tokens of the whole optimizer mini-batch this batch
 	// is a micro-batch of (token-mean normaliser). NormRows likewise counts its non-empty rows
@@ -87,50 +95,16 @@ type Batch struct {
 	NormRows   float64
 }
 
-// Subset returns a batch with the given rows of every per-row field (sharing the row slices) and the
-// same scalars: how the trainer drops filtered rows or cuts mini-batches.
+// Subset returns a batch with the given rows of every per-row and per-token input (sharing the row
+// slices) and the same scalars: how the trainer drops filtered rows or cuts mini-batches.
 func (b *Batch) Subset(rows []int) *Batch {
-	m := func(a [][]float64) [][]float64 {
-		if a == nil {
-			return nil
-		}
-		out := make([][]float64, len(rows))
-		for k, i := range rows {
-			out[k] = a[i]
-		}
-		return out
-	}
-	out := &Batch{LogP: m(b.LogP), OldLogP: m(b.OldLogP), RefLogP: m(b.RefLogP), Mask: m(b.Mask),
-		Advantages: m(b.Advantages), Entropy: m(b.Entropy), Values: m(b.Values), TokenRewards: m(b.TokenRewards),
-		ProxyLogP: m(b.ProxyLogP), TargetRatio: m(b.TargetRatio), BoundTarget: m(b.BoundTarget), RewardComponents: m(b.RewardComponents),
-		MeanEntropy: b.MeanEntropy, NormTokens: b.NormTokens, NormRows: b.NormRows, Step: b.Step}
-	for _, i := range rows {
-		if b.Rewards != nil {
-			out.Rewards = append(out.Rewards, b.Rewards[i])
-		}
-		if b.Group != nil {
-			out.Group = append(out.Group, b.Group[i])
-		}
-		if b.PromptID != nil {
-			out.PromptID = append(out.PromptID, b.PromptID[i])
-		}
-		if b.Truncated != nil {
-			out.Truncated = append(out.Truncated, b.Truncated[i])
-		}
-		if b.Lengths != nil {
-			out.Lengths = append(out.Lengths, b.Lengths[i])
-		}
-		if b.TokenIDs != nil {
-			out.TokenIDs = append(out.TokenIDs, b.TokenIDs[i])
-		}
-		if b.Segments != nil {
-			out.Segments = append(out.Segments, b.Segments[i])
-		}
-		if b.GradWeight != nil {
-			out.GradWeight = append(out.GradWeight, b.GradWeight[i])
-		}
-		if b.Drift != nil {
-			out.Drift = append(out.Drift, b.Drift[i])
+	out := &Batch{NormTokens: b.NormTokens, NormRows: b.NormRows}
+	out.LogP = pickRows(b.LogP, rows).([][]float64)
+	out.OldLogP = pickRows(b.OldLogP, rows).([][]float64)
+	out.Mask = pickRows(b.Mask, rows).([][]float64)
+	for _, s := range inputSpecs {
+		if s.Alias == "" {
+			s.Set(out, pickRows(s.Get(b), rows))
 		}
 	}
 	return out
@@ -153,6 +127,9 @@ type Result struct {
 
 // Objective is one policy-optimization method.
 type Objective interface {
+	// Inputs declares the inputs the objective cannot do without (In* names, sorted): the trainer
+	// provides each or refuses the objective before training.
+	Inputs() []string
 	// Advantages computes per-token advantages over a whole rollout batch (group statistics need whole
 	// groups). It may read LogP, OldLogP and RefLogP (kl_in=reward) but never changes the batch.
 	Advantages(b *Batch) ([][]float64, error)
@@ -180,11 +157,31 @@ type Stateful interface {
 	UnmarshalState([]byte) error
 }
 
-// StepObserver is implemented by objectives whose state advances once per optimizer step (spo's tracker
-// update, the adaptive KL coefficient). The trainer calls it after the step with the rollout batch
-// (LogP filled with the updated policy's log-probs where the method needs them).
-type StepObserver interface {
-	AfterStep(b *Batch) error
+// BatchObserver is implemented by objectives whose state advances once per RL step (spo's tracker,
+// hapo's sampling-temperature statistics). The trainer calls AfterBatch once per RL step, after all the
+// optimizer steps on that rollout batch, with the whole rollout batch (its Step set, and Drift filled
+// when the objective declares it). The returned metrics are logged with the step.
+type BatchObserver interface {
+	AfterBatch(b *Batch) (map[string]float64, error)
+}
+
+// Tempering is implemented by objectives that set the sampling temperature per generated token
+// (hapo's adaptive temperature). The trainer hands the rule to the sampler for every rollout.
+type Tempering interface {
+	// TokenTemperature returns the temperature of a token sampled where the model's next-token
+	// entropy is h, given the configured base temperature; nil means the base temperature (for
+	// example before any statistics exist).
+	TokenTemperature(base float64) func(h float64) float64
+}
+
+// Declares reports whether o declares the input name.
+func Declares(o Objective, name string) bool {
+	for _, n := range o.Inputs() {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrBadInput marks errors caused by the batch contents (ragged arrays, NaN, missing fields).
@@ -221,10 +218,16 @@ func (t *presetTable[T]) add(name, summary string, defaults Params, build func(P
 // build makes the preset name with its defaults overridden by overrides. An unknown name or
 // parameter, or a value that does not parse, is an error naming it.
 func (t *presetTable[T]) build(name string, overrides map[string]string) (T, error) {
+	o, _, err := t.resolve(name, overrides)
+	return o, err
+}
+
+// resolve builds the preset and returns it with every parameter's value (defaults and overrides).
+func (t *presetTable[T]) resolve(name string, overrides map[string]string) (T, Params, error) {
 	var zero T
 	p, ok := t.entries[name]
 	if !ok {
-		return zero, fmt.Errorf("unknown %s %q (known: %s)", t.kind, name, strings.Join(t.names(), ", "))
+		return zero, nil, fmt.Errorf("unknown %s %q (known: %s)", t.kind, name, strings.Join(t.names(), ", "))
 	}
 	params := Params{}
 	for k, v := range p.defaults {
@@ -232,15 +235,15 @@ func (t *presetTable[T]) build(name string, overrides map[string]string) (T, err
 	}
 	for k, v := range overrides {
 		if _, ok := p.defaults[k]; !ok {
-			return zero, fmt.Errorf("objective %s: unknown parameter %q (known: %s)", name, k, strings.Join(sortedKeys(p.defaults), ", "))
+			return zero, nil, fmt.Errorf("objective %s: unknown parameter %q (known: %s)", name, k, strings.Join(sortedKeys(p.defaults), ", "))
 		}
 		params[k] = v
 	}
 	o, err := p.build(params)
 	if err != nil {
-		return zero, fmt.Errorf("objective %s: %w", name, err)
+		return zero, nil, fmt.Errorf("objective %s: %w", name, err)
 	}
-	return o, nil
+	return o, params, nil
 }
 
 func (t *presetTable[T]) names() []string { return sortedKeys(t.entries) }
@@ -269,6 +272,17 @@ func Register(name, summary string, defaults Params, build func(Params) (Objecti
 // or a value that does not parse, is an error naming it.
 func New(name string, overrides map[string]string) (Objective, error) {
 	return registry.build(name, overrides)
+}
+
+// Resolve returns every parameter of the preset (or preference loss) name — its defaults with
+// overrides applied — after checking that they build: what a run records as its algo.set.
+func Resolve(name string, overrides map[string]string) (Params, error) {
+	if IsPair(name) {
+		_, p, err := pairRegistry.resolve(name, overrides)
+		return p, err
+	}
+	_, p, err := registry.resolve(name, overrides)
+	return p, err
 }
 
 // Names lists the registered presets in sorted order.

@@ -16,6 +16,7 @@ func init() {
 	hooks["oblr"] = func(p Params, s *Surrogate) (Objective, error) {
 		r := &reader{p: p}
 		loo := r.bool("loo")
+		s.advNeed = needRewards | needGroup | needGradWeight
 		s.advFn = func(b *Batch) ([][]float64, error) {
 			if err := check(b, needRewards|needGroup|needGradWeight); err != nil {
 				return nil, err

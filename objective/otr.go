@@ -128,10 +128,10 @@ func (o *OTR) Weights(samples []int, target int) (ids []int, weights []float64) 
 
 // Advantages returns TokenRewards on valid tokens.
 func (o *OTR) Advantages(b *Batch) ([][]float64, error) {
-	if err := opCheckBatch(b, "token_rewards"); err != nil {
+	if err := check(b, needTokenRewards); err != nil {
 		return nil, fmt.Errorf("otr needs token_rewards (the one-token rollout rewards): %w", err)
 	}
-	adv := opZeros(b.Mask)
+	adv := newLike(b.Mask)
 	for i, row := range b.Mask {
 		for t, m := range row {
 			if m != 0 {
@@ -142,12 +142,16 @@ func (o *OTR) Advantages(b *Batch) ([][]float64, error) {
 	return adv, nil
 }
 
+// Inputs implements Objective.
+func (o *OTR) Inputs() []string { return (needLogP | needTokenRewards).names() }
+
 // Loss is the token-mean (over Mask, or NormTokens) of −A·LogP.
 func (o *OTR) Loss(b *Batch) (Result, error) {
-	if err := opCheckBatch(b, "advantages"); err != nil {
+	if err := check(b, needLogP|needAdv); err != nil {
 		return Result{}, err
 	}
-	res := Result{GradLogP: opZeros(b.Mask)}
+	w := tokenMean(b.Mask, b.NormTokens)
+	res := Result{GradLogP: newLike(b.Mask)}
 	var valid, match float64
 	for i, row := range b.Mask {
 		for t, m := range row {
@@ -155,19 +159,14 @@ func (o *OTR) Loss(b *Batch) (Result, error) {
 				continue
 			}
 			a := b.Advantages[i][t]
-			valid += m
+			valid++
 			if a == 1 {
-				match += m
+				match++
 			}
-			res.Loss -= m * a * b.LogP[i][t]
-			res.GradLogP[i][t] = -m * a
+			res.Loss -= w[i][t] * a * b.LogP[i][t]
+			res.GradLogP[i][t] = -w[i][t] * a
 		}
 	}
-	ntok := b.NormTokens
-	if ntok <= 0 {
-		ntok = valid
-	}
-	opScale(&res.Loss, res.GradLogP, ntok)
 	res.Metrics = map[string]float64{"match_frac": match / math.Max(valid, 1), "tokens": valid}
 	return res, nil
 }

@@ -69,35 +69,35 @@ func DescribePair(name string) (summary string, defaults Params, ok bool) {
 	return pairRegistry.describe(name)
 }
 
+// DPOConfig is the parameters of dpo and rdpo.
+type DPOConfig struct {
+	Beta           float64 `param:"beta"`
+	LabelSmoothing float64 `param:"label_smoothing"`
+}
+
+// IPOConfig is the parameters of ipo.
+type IPOConfig struct {
+	Beta            float64 `param:"beta"`
+	LengthNormalize bool    `param:"length_normalize"`
+}
+
 func init() {
-	RegisterPair("dpo", "Direct Preference Optimization: -logsigmoid(beta*margin), optional label smoothing (conservative DPO)",
-		Params{"beta": "0.1", "label_smoothing": "0"},
-		func(p Params) (PairObjective, error) {
-			r := reader{p: p}
-			d := &Preference{Kind: "dpo", Beta: r.float("beta"), LabelSmoothing: r.float("label_smoothing")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterPairTyped("dpo", "Direct Preference Optimization: -logsigmoid(beta*margin), optional label smoothing (conservative DPO)",
+		DPOConfig{Beta: 0.1},
+		func(c DPOConfig) (PairObjective, error) {
+			d := &Preference{Kind: "dpo", Beta: c.Beta, LabelSmoothing: c.LabelSmoothing}
 			return d, d.check()
 		})
-	RegisterPair("ipo", "Identity Preference Optimization: (margin - 1/(2*beta))^2 on length-averaged log-ratios",
-		Params{"beta": "0.1", "length_normalize": "true"},
-		func(p Params) (PairObjective, error) {
-			r := reader{p: p}
-			d := &Preference{Kind: "ipo", Beta: r.float("beta"), LengthNormalize: r.bool("length_normalize")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterPairTyped("ipo", "Identity Preference Optimization: (margin - 1/(2*beta))^2 on length-averaged log-ratios",
+		IPOConfig{Beta: 0.1, LengthNormalize: true},
+		func(c IPOConfig) (PairObjective, error) {
+			d := &Preference{Kind: "ipo", Beta: c.Beta, LengthNormalize: c.LengthNormalize}
 			return d, d.check()
 		})
-	RegisterPair("rdpo", "robust DPO: unbiased DPO under preference labels flipped with rate label_smoothing",
-		Params{"beta": "0.1", "label_smoothing": "0"},
-		func(p Params) (PairObjective, error) {
-			r := reader{p: p}
-			d := &Preference{Kind: "rdpo", Beta: r.float("beta"), LabelSmoothing: r.float("label_smoothing")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterPairTyped("rdpo", "robust DPO: unbiased DPO under preference labels flipped with rate label_smoothing",
+		DPOConfig{Beta: 0.1},
+		func(c DPOConfig) (PairObjective, error) {
+			d := &Preference{Kind: "rdpo", Beta: c.Beta, LabelSmoothing: c.LabelSmoothing}
 			return d, d.check()
 		})
 }
@@ -140,12 +140,12 @@ func (d *Preference) Pair(u float64) (loss, dloss float64) {
 		return c * c, 2 * c
 	case "rdpo":
 		n := 1 - 2*e
-		loss = (-(1-e)*opLogSigmoid(b*u) + e*opLogSigmoid(-b*u)) / n
-		dloss = -b * ((1-e)*opSigmoid(-b*u) + e*opSigmoid(b*u)) / n
+		loss = (-(1-e)*logSigmoid(b*u) + e*logSigmoid(-b*u)) / n
+		dloss = -b * ((1-e)*sigmoid(-b*u) + e*sigmoid(b*u)) / n
 		return loss, dloss
 	default: // dpo
-		loss = -(1-e)*opLogSigmoid(b*u) - e*opLogSigmoid(-b*u)
-		dloss = -b * ((1-e)*opSigmoid(-b*u) - e*opSigmoid(b*u))
+		loss = -(1-e)*logSigmoid(b*u) - e*logSigmoid(-b*u)
+		dloss = -b * ((1-e)*sigmoid(-b*u) - e*sigmoid(b*u))
 		return loss, dloss
 	}
 }
@@ -223,18 +223,4 @@ func (pb *PairBatch) check(needLen bool) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// opSigmoid is 1/(1+e^{-x}) without overflow for large |x|.
-func opSigmoid(x float64) float64 {
-	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
-	}
-	e := math.Exp(x)
-	return e / (1 + e)
-}
-
-// opLogSigmoid is log σ(x) = −softplus(−x), stable for large |x|.
-func opLogSigmoid(x float64) float64 {
-	return -(math.Max(-x, 0) + math.Log1p(math.Exp(-math.Abs(x))))
 }

@@ -3,6 +3,7 @@ package objective
 import (
 	"fmt"
 	"math"
+	"sort"
 )
 
 // Numerical constants shared with verl, kept for parity (see docs/objectives.md).
@@ -133,6 +134,11 @@ func clipLoss(x, a, lo, hi, c float64) (float64, float64, clipState) {
 func SAPOGate(x, tau float64) (f, df float64) {
 	z := sigmoid(tau * (x - 1))
 	return 4 / tau * z, 4 * z * (1 - z)
+}
+
+// logSigmoid is log σ(x) = −softplus(−x), stable for large |x|.
+func logSigmoid(x float64) float64 {
+	return -(math.Max(-x, 0) + math.Log1p(math.Exp(-math.Abs(x))))
 }
 
 func sigmoid(x float64) float64 {
@@ -266,4 +272,63 @@ func Whiten(a, mask [][]float64) [][]float64 {
 		}
 	}
 	return out
+}
+
+// policyGradient is the importance-sampled policy-gradient loss of the PPO family, aggregated with
+// weights w (AggWeights; 0 where a token takes no part): per token ρ = TokenRatio(logp, old) and
+// l = max(-ρ·A, -clip(ρ, 1-clip, 1+clip)·A), or the plain -ρ·A when clip <= 0. It returns Σ w·l,
+// its gradient with respect to logp, and the token metrics (ratio, clip fractions).
+func policyGradient(logp, old, adv, w [][]float64, clip float64) (float64, [][]float64, metricAcc) {
+	var loss float64
+	var m metricAcc
+	grad := newLike(w)
+	for i, row := range w {
+		for t, wt := range row {
+			if wt == 0 {
+				continue
+			}
+			x, dx := TokenRatio(logp[i][t], old[i][t])
+			a := adv[i][t]
+			l, dl, st := -x*a, -a, clipNone
+			if clip > 0 {
+				l, dl, st = clipLoss(x, a, clip, clip, 0)
+			}
+			loss += wt * l
+			grad[i][t] = wt * dl * dx
+			m.token(x, st)
+		}
+	}
+	return loss, grad, m
+}
+
+// tokenMean returns the token-mean weights of the tokens of mask (normTokens > 0: of a whole
+// mini-batch this is a micro-batch of).
+func tokenMean(mask [][]float64, normTokens float64) [][]float64 {
+	w, _ := AggWeights(AggTokenMean, mask, 0, normTokens, 0)
+	return w
+}
+
+// quantileLinear is the q-quantile of xs with linear interpolation between order statistics
+// (numpy's default); NaN for empty input.
+func quantileLinear(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	pos := q * float64(len(s)-1)
+	lo := int(math.Floor(pos))
+	if lo >= len(s)-1 {
+		return s[len(s)-1]
+	}
+	f := pos - float64(lo)
+	return s[lo] + f*(s[lo+1]-s[lo])
+}
+
+// groupOrOne returns the batch's group ids, or one group for all rows when none are given.
+func groupOrOne(b *Batch) []int {
+	if b.Group != nil {
+		return b.Group
+	}
+	return make([]int, len(b.Mask))
 }

@@ -23,6 +23,7 @@ func init() {
 		if thr <= 0 || thr > 1 {
 			return nil, fmt.Errorf("prob_threshold=%v: want in (0, 1]", thr)
 		}
+		s.advNeed = needRewards | needSegments | needOld
 		s.advFn = func(b *Batch) ([][]float64, error) {
 			if err := check(b, needRewards|needSegments|needOld); err != nil {
 				return nil, err

@@ -28,7 +28,8 @@ func init() {
 			if !(0 < o.RhoMin && o.RhoMin <= o.RhoMax && o.RhoMax <= 1) || o.DHalf <= 0 {
 				return nil, fmt.Errorf("want 0 < rho_min <= rho_max <= 1 and d_half > 0 (got %v, %v, %v)", o.RhoMin, o.RhoMax, o.DHalf)
 			}
-			s.advFn = o.advantages
+			s.advFn, s.advNeed = o.advantages, needRewards|needPrompt
+			s.declare = needDrift // the tracker's forgetting factor after each step
 			return o, nil
 		})
 }
@@ -42,7 +43,7 @@ type BetaTracker struct {
 // Value is p̂ = α/(α+β).
 func (t BetaTracker) Value() float64 { return t.Alpha / (t.Alpha + t.Beta) }
 
-// SPO is the spo objective; its tracker is state (Stateful) updated once per step (StepObserver).
+// SPO is the spo objective; its tracker is state (Stateful) updated once per RL step (BatchObserver).
 type SPO struct {
 	*Surrogate
 	DHalf, RhoMin, RhoMax, EpsExplore float64
@@ -104,25 +105,33 @@ func (o *SPO) Forget(drift float64) float64 {
 	return math.Min(math.Max(math.Pow(2, -drift/o.DHalf), o.RhoMin), o.RhoMax)
 }
 
-// AfterStep implements StepObserver: α ← ρα + r, β ← ρβ + (1 - r) per response, with ρ from
-// Batch.Drift (0 when absent: ρ = rho_max). Rewards must lie in [0, 1].
-func (o *SPO) AfterStep(b *Batch) error {
+// AfterBatch implements BatchObserver: α ← ρα + r, β ← ρβ + (1 - r) per response, with
+// ρ = Forget(Batch.Drift[i]) (drift absent: 0, so ρ = rho_max). Rewards must lie in [0, 1]. Metrics:
+// spo_drift_mean and spo_forget_mean over the responses.
+func (o *SPO) AfterBatch(b *Batch) (map[string]float64, error) {
 	if err := check(b, needRewards|needPrompt); err != nil {
-		return err
+		return nil, err
 	}
+	var drift, forget float64
 	for i, r := range b.Rewards {
 		if r < 0 || r > 1 {
-			return badInput("spo: rewards[%d] = %v: the tracker needs rewards in [0, 1]", i, r)
+			return nil, badInput("spo: rewards[%d] = %v: the tracker needs rewards in [0, 1]", i, r)
 		}
 		d := 0.0
 		if len(b.Drift) > 0 {
 			d = b.Drift[i]
 		}
+		if math.IsNaN(d) || d < 0 || math.IsInf(d, 0) {
+			return nil, badInput("spo: drift[%d] = %v: want a finite number >= 0", i, d)
+		}
 		t := o.Tracker(b.PromptID[i])
 		rho := o.Forget(d)
 		o.tracker[b.PromptID[i]] = &BetaTracker{rho*t.Alpha + r, rho*t.Beta + 1 - r}
+		drift += d
+		forget += rho
 	}
-	return nil
+	n := math.Max(float64(len(b.Rewards)), 1)
+	return map[string]float64{"spo_drift_mean": drift / n, "spo_forget_mean": forget / n}, nil
 }
 
 // SampleWeight is a prompt's sampling priority sqrt(p̂(1-p̂)) + eps_explore.

@@ -44,9 +44,32 @@ type Surrogate struct {
 	DynamicSampling bool // drop groups whose rewards are all equal (dapo)
 	OverlongFilter  bool // drop truncated responses (mask_truncated_completions)
 
-	lossNeed need
-	prepare  func(b *Batch, anchor [][]float64) (tokenFunc, error) // per-batch hook (hapo, lp_reg, gbpo, …)
-	selectFn func(b *Batch, adv [][]float64) (Selection, error)    // extra selection (d3s, segment_spo)
+	lossNeed   need                                                  // inputs the loss reads beyond logp, old_logp, advantages
+	advNeed    need                                                  // inputs of advFn (when set; otherwise adv.need())
+	selectNeed need                                                  // inputs of selectFn
+	declare    need                                                  // further declared inputs, read outside the loss (step, drift, layer log-probs)
+	prepare    func(b *Batch, anchor [][]float64) (tokenFunc, error) // per-batch hook (hapo, lp_reg, gbpo, …)
+	selectFn   func(b *Batch, adv [][]float64) (Selection, error)    // extra selection (d3s, segment_spo)
+}
+
+// Inputs implements Objective: the union of what its stages read.
+func (s *Surrogate) Inputs() []string {
+	n := needLogP | needOld | s.lossNeed | s.selectNeed | s.declare
+	if s.advFn != nil {
+		n |= s.advNeed
+	} else {
+		n |= s.adv.need()
+	}
+	if s.Beta != 0 {
+		n |= needRef
+	}
+	if s.EntropyCoef != 0 {
+		n |= needEntropy
+	}
+	if s.DynamicSampling {
+		n |= needRewards | needGroup
+	}
+	return n.names()
 }
 
 // Advantages implements Objective.
@@ -264,6 +287,10 @@ func (m *metricAcc) token(x float64, st clipState) {
 		m.dual++
 	}
 }
+
+// ratioMean and clipFrac summarise the tokens seen (0 when none).
+func (m *metricAcc) ratioMean() float64 { return m.sum / math.Max(m.n, 1) }
+func (m *metricAcc) clipFrac() float64  { return (m.low + m.high + m.dual) / math.Max(m.n, 1) }
 
 // finish writes ratio and clip statistics plus the batch-level metrics (kl, entropy, advantages).
 func (m *metricAcc) finish(b *Batch, klEst string, out map[string]float64) {

@@ -21,7 +21,38 @@ const (
 	needSegments
 	needGradWeight
 	needComponents
+	needTokenRewards
+	// Declared only (not checked on a batch): the trainer provides them.
+	needMeanEntropy
+	needStep
+	needDrift
+	needTeacher
+	needLayer
 )
+
+// needNames are the input names of the need bits (needAdv is an output of the whole-batch phase, not
+// an input).
+var needNames = []struct {
+	bit  need
+	name string
+}{
+	{needLogP, InLogP}, {needOld, InOldLogP}, {needRef, InRefLogP}, {needRewards, InRewards}, {needGroup, InGroup},
+	{needEntropy, InEntropy}, {needValues, InValues}, {needPrompt, InPromptID}, {needTokenIDs, InTokenIDs},
+	{needProxy, InProxyLogP}, {needTarget, InTargetRatio}, {needSegments, InSegments}, {needGradWeight, InGradWeight},
+	{needComponents, InRewardComponents}, {needTokenRewards, InTokenRewards}, {needMeanEntropy, InMeanEntropy},
+	{needStep, InStep}, {needDrift, InDrift}, {needTeacher, InTeacherLogP}, {needLayer, InLayerLogP},
+}
+
+// names lists the inputs of n, sorted.
+func (n need) names() []string {
+	var out []string
+	for _, e := range needNames {
+		if n&e.bit != 0 {
+			out = append(out, e.name)
+		}
+	}
+	return declared(out)
+}
 
 // check validates shapes and values of the fields b carries and that the needed ones are present.
 // Errors wrap ErrBadInput and name the field, row and column.
@@ -52,7 +83,7 @@ func check(b *Batch, n need) error {
 		{"advantages", b.Advantages, needAdv, false},
 		{"entropy", b.Entropy, needEntropy, false},
 		{"values", b.Values, needValues, false},
-		{"token_rewards", b.TokenRewards, 0, false},
+		{"token_rewards", b.TokenRewards, needTokenRewards, false},
 		{"proxy_logp", b.ProxyLogP, needProxy, true},
 		{"target_ratio", b.TargetRatio, needTarget, false},
 		{"bound_target", b.BoundTarget, 0, false},
@@ -64,18 +95,8 @@ func check(b *Batch, n need) error {
 			}
 			continue
 		}
-		if len(m.v) != rows {
-			return badInput("%s: %d rows, mask has %d", m.name, len(m.v), rows)
-		}
-		for i, row := range m.v {
-			if len(row) != width {
-				return badInput("%s: row %d has %d tokens, mask has %d (ragged)", m.name, i, len(row), width)
-			}
-			for t, x := range row {
-				if math.IsNaN(x) || (math.IsInf(x, 0) && !(m.negInf && math.IsInf(x, -1))) {
-					return badInput("%s[%d][%d] = %v: want a finite number", m.name, i, t, x)
-				}
-			}
+		if err := checkMatrix(m.name, m.v, b.Mask, m.negInf); err != nil {
+			return err
 		}
 	}
 	vecs := []struct {
@@ -135,6 +156,24 @@ func check(b *Batch, n need) error {
 	}
 	if math.IsNaN(b.MeanEntropy) || math.IsInf(b.MeanEntropy, 0) {
 		return badInput("mean_entropy = %v: want a finite number", b.MeanEntropy)
+	}
+	return checkExtra(b)
+}
+
+// checkMatrix checks that v has the mask's shape and finite values (negInf: -Inf allowed too).
+func checkMatrix(name string, v, mask [][]float64, negInf bool) error {
+	if len(v) != len(mask) {
+		return badInput("%s: %d rows, mask has %d", name, len(v), len(mask))
+	}
+	for i, row := range v {
+		if len(row) != len(mask[i]) {
+			return badInput("%s: row %d has %d tokens, mask has %d (ragged)", name, i, len(row), len(mask[i]))
+		}
+		for t, x := range row {
+			if math.IsNaN(x) || (math.IsInf(x, 0) && !(negInf && math.IsInf(x, -1))) {
+				return badInput("%s[%d][%d] = %v: want a finite number", name, i, t, x)
+			}
+		}
 	}
 	return nil
 }

@@ -30,6 +30,11 @@ type Config struct {
 	// Temperature divides the logits; 0 means greedy decoding (argmax, ties to the lowest id),
 	// where TopK, TopP and MinP have no effect.
 	Temperature float64
+	// TokenTemperature, when set, replaces Temperature per generated token: it gets the model's
+	// next-token entropy (nats) at that position and returns the temperature to sample it with
+	// (HAPO's entropy-adaptive sampling). It must return a finite value > 0 and be safe for
+	// concurrent use. Ignored when greedy (Temperature 0).
+	TokenTemperature func(entropy float64) float64
 	// TopK keeps the tokens whose (tempered) logit is at least the K-th largest; ties with the
 	// K-th are kept, so more than K may survive. 0 or -1 disables it.
 	TopK int

@@ -38,6 +38,8 @@ type Completion struct {
 	Entropy []float32
 	// SelfCertainty is KL(U || softmax(z)) per token (spec C1); eval averages it over the response.
 	SelfCertainty []float32
+	// Temperature is the temperature each token was sampled with; nil unless Config.TokenTemperature.
+	Temperature []float32
 	// Finish is FinishStop or FinishLength.
 	Finish string
 	// AfterSelfCertainty is the self-certainty of the distribution after the last token; NaN
@@ -205,6 +207,9 @@ func chooseAll(samplers []*sampler, logits [][]float32, done []bool, out []Compl
 		c.ModelLogProbs = append(c.ModelLogProbs, float32(p.modelLog))
 		c.Entropy = append(c.Entropy, float32(p.stats.Entropy))
 		c.SelfCertainty = append(c.SelfCertainty, float32(p.stats.SelfCertainty))
+		if samplers[i].cfg.TokenTemperature != nil && !samplers[i].cfg.greedy() {
+			c.Temperature = append(c.Temperature, float32(p.temp))
+		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), B)
 	if workers <= 1 || B*len(logits[0]) < 1<<15 {

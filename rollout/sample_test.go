@@ -360,3 +360,37 @@ func TestSampleErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenTemperature: a per-token temperature rule is applied from the model's entropy at each
+// position: a rule that always returns 0.7 samples exactly as Temperature 0.7, records 0.7 per
+// token, and sees the untempered entropy of the logits.
+func TestTokenTemperature(t *testing.T) {
+	z := []float32{2, 1, 0.5, -1}
+	st, _ := Stats(z)
+	var seen []float64
+	rule := func(h float64) float64 {
+		seen = append(seen, h)
+		return 0.7
+	}
+	fixed, err := Sample(&fixedDecoder{z: z}, [][]int32{{1}}, Config{Temperature: 0.7, MaxNewTokens: 12}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked, err := Sample(&fixedDecoder{z: z}, [][]int32{{1}}, Config{Temperature: 1, TokenTemperature: rule, MaxNewTokens: 12}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(fixed[0].Tokens, hooked[0].Tokens) || !slices.Equal(fixed[0].LogProbs, hooked[0].LogProbs) {
+		t.Fatalf("rule 0.7 sampled %v %v, Temperature 0.7 %v %v", hooked[0].Tokens, hooked[0].LogProbs, fixed[0].Tokens, fixed[0].LogProbs)
+	}
+	if len(hooked[0].Temperature) != 12 || hooked[0].Temperature[3] != 0.7 || fixed[0].Temperature != nil {
+		t.Fatalf("recorded temperatures %v (fixed %v)", hooked[0].Temperature, fixed[0].Temperature)
+	}
+	if len(seen) != 12 || math.Abs(seen[0]-st.Entropy) > 1e-12 {
+		t.Fatalf("rule saw entropies %v, want %v each", seen, st.Entropy)
+	}
+	bad := Config{Temperature: 1, TokenTemperature: func(float64) float64 { return 0 }, MaxNewTokens: 2}
+	if _, err := Sample(&fixedDecoder{z: z}, [][]int32{{1}}, bad, 5); err == nil || !strings.Contains(err.Error(), "token temperature 0") {
+		t.Fatalf("zero token temperature: %v", err)
+	}
+}

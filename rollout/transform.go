@@ -27,6 +27,7 @@ type pick struct {
 	logp     float64 // log-prob under the distribution sampled from (after all transforms)
 	rawLogp  float64 // log_softmax(z/T)[token], before filtering (z itself when greedy)
 	modelLog float64 // log_softmax(z)[token]
+	temp     float64 // the temperature the token was drawn with
 	stats    TokenStats
 }
 
@@ -79,6 +80,7 @@ func (sp *sampler) choose(z []float32) (pick, error) {
 		logp:     sp.s[tok] - math.Log(lp.total),
 		rawLogp:  sp.s[tok] - lp.lseT,
 		modelLog: lp.modelLog(tok),
+		temp:     lp.temp,
 		stats:    lp.stats,
 	}, nil
 }
@@ -89,6 +91,7 @@ type rowInfo struct {
 	logS   float64 // log Σ exp(z - max z): log_softmax(z)_j = d_j - logS
 	lseT   float64 // log Σ exp(s) before filtering
 	total  float64 // Σ w after filtering
+	temp   float64 // temperature applied
 	stats  TokenStats
 	d      []float64
 }
@@ -158,6 +161,13 @@ func (sp *sampler) transform(z []float32) (rowInfo, error) {
 
 	// Temperature. With T = 1 the weights computed above are reused.
 	T := sp.cfg.Temperature
+	if sp.cfg.TokenTemperature != nil {
+		T = sp.cfg.TokenTemperature(info.stats.Entropy)
+		if !(T > 0) || math.IsInf(T, 0) {
+			return rowInfo{}, fmt.Errorf("token temperature %v for entropy %v: want a finite value > 0", T, info.stats.Entropy)
+		}
+	}
+	info.temp = T
 	sp.s = grow(sp.s, V)
 	s := sp.s
 	if T == 1 {

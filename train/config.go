@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/polo-rl/polo/objective"
 )
 
 // Config is one run, read from a single YAML file. Every field has a default (see DefaultConfig and
@@ -250,6 +252,10 @@ func strictDecode(data []byte, out any) error {
 }
 
 // mergeNode overlays src onto dst (both mappings): scalars and sequences replace, mappings merge.
+// freeForm lists the maps of free-form options: a config file's value replaces the demo's whole map
+// (the demo's task.options digits would be an unknown option of another task).
+var freeForm = map[string]bool{"task.options": true, "reward.options": true, "algo.set": true}
+
 func mergeNode(dst, src *yaml.Node, prefix string) error {
 	if src.Kind != yaml.MappingNode {
 		return fmt.Errorf("%s: expected a mapping of keys", orTop(prefix))
@@ -260,7 +266,7 @@ func mergeNode(dst, src *yaml.Node, prefix string) error {
 		switch {
 		case existing == nil:
 			dst.Content = append(dst.Content, key, val)
-		case existing.Kind == yaml.MappingNode && val.Kind == yaml.MappingNode:
+		case existing.Kind == yaml.MappingNode && val.Kind == yaml.MappingNode && !freeForm[prefix+key.Value]:
 			if err := mergeNode(existing, val, prefix+key.Value+"."); err != nil {
 				return err
 			}
@@ -379,7 +385,7 @@ func (c *Config) Validate() error {
 		{c.Preference.BatchSize < 1, "preference.batch_size", ">= 1"},
 		{c.Preference.SFTWeight < 0, "preference.sft_weight", ">= 0"},
 		{c.Hybrid.ExpertRows < 0, "hybrid.expert_rows", ">= 0"},
-		{c.Hybrid.ExpertRows > 0 && c.Algo.Name != "chord", "hybrid.expert_rows", "0 unless algo.name is chord (the loss that mixes expert rows)"},
+		{c.Hybrid.ExpertRows > 0 && !mixesExperts(*c), "hybrid.expert_rows", "0 unless the objective mixes expert rows (chord)"},
 	}
 	for _, ch := range checks {
 		if ch.bad {
@@ -390,6 +396,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config field rl.mini_batches: %d is more than the %d responses per step", c.RL.MiniBatches, rows)
 	}
 	return nil
+}
+
+// mixesExperts reports whether algo.name builds an objective that takes expert rows; an objective
+// that does not build is reported by Check.
+func mixesExperts(c Config) bool {
+	o, err := objective.New(c.Algo.Name, c.Algo.Set)
+	if err != nil {
+		return true
+	}
+	_, ok := o.(objective.ExpertMixer)
+	return ok
 }
 
 // YAML renders the resolved configuration (written to RUN_DIR/config.yaml).

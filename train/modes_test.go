@@ -1,6 +1,9 @@
 package train
 
 import (
+	"bytes"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,8 +122,57 @@ func TestHybridModeMixesExpertRows(t *testing.T) {
 	}
 }
 
-// TestEveryPresetTrainsOrIsRefusedUpFront runs two RL steps with every registered preset: each
-// either trains or is refused before training with a reason (never a failure mid-run).
+// presetRunSets are the extra settings a preset's smoke run needs to show its distinctive behaviour.
+var presetRunSets = map[string][]string{
+	// One training prompt ("a" copied), so the second step revisits it and SPO measures a drift.
+	"spo":   {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10"},
+	"chord": {"hybrid.expert_rows=4"},
+}
+
+// presetEffects check, on the metrics of a preset's two RL steps, that the preset's distinctive
+// behaviour happened (not just that it ran): each names the input or schedule it depends on.
+var presetEffects = map[string]func(s1, s2 map[string]float64) string{
+	// D³S's keep ratios follow Batch.Step: 0.5 at step 1, 0.5 + 0.5/100 at step 2.
+	"d3s": func(s1, s2 map[string]float64) string {
+		if s1["filter_d3s_smp_keep"] != 0.5 || math.Abs(s2["filter_d3s_smp_keep"]-0.505) > 1e-12 || math.Abs(s2["filter_d3s_tok_keep"]-0.505) > 1e-12 {
+			return fmt.Sprintf("keep ratios did not advance with the step: %v → %v", s1["filter_d3s_smp_keep"], s2["filter_d3s_smp_keep"])
+		}
+		return ""
+	},
+	// SPO's forgetting factor comes from the measured drift: rho_max on the first visit, lower once the
+	// policy has moved on the revisited prompt.
+	"spo": func(s1, s2 map[string]float64) string {
+		if s1["spo_drift_mean"] != 0 || math.Abs(s1["spo_forget_mean"]-0.96) > 1e-12 {
+			return fmt.Sprintf("first visit: drift %v, forget %v; want 0, 0.96", s1["spo_drift_mean"], s1["spo_forget_mean"])
+		}
+		if !(s2["spo_drift_mean"] > 0) || !(s2["spo_forget_mean"] < 0.96-1e-9) {
+			return fmt.Sprintf("revisit: drift %v, forget %v; want > 0 and < 0.96", s2["spo_drift_mean"], s2["spo_forget_mean"])
+		}
+		return ""
+	},
+	// HAPO's temperature: constant before any statistics, per-token T·(1 ± tau_t) from step 2 on.
+	"hapo": func(s1, s2 map[string]float64) string {
+		if _, ok := s1["sampling_temp_mean"]; ok {
+			return fmt.Sprintf("step 1 sampled with token temperatures %v before any statistics", s1["sampling_temp_mean"])
+		}
+		lo, hi := s2["sampling_temp_min"], s2["sampling_temp_max"]
+		if !(lo < hi) || lo < 0.95-1e-6 || hi > 1.05+1e-6 {
+			return fmt.Sprintf("step 2 token temperatures in [%v, %v]; want a spread inside [0.95, 1.05]", lo, hi)
+		}
+		return ""
+	},
+	// CHORD's expert rows enter the loss with weight μ = 0.1.
+	"chord": func(s1, s2 map[string]float64) string {
+		if s2["mu"] != 0.1 || !(s2["sft_loss"] > 0) || s2["expert_tokens"] == 0 {
+			return fmt.Sprintf("expert rows did not enter the loss: mu %v, sft_loss %v, expert_tokens %v", s2["mu"], s2["sft_loss"], s2["expert_tokens"])
+		}
+		return ""
+	},
+}
+
+// TestEveryPresetTrainsOrIsRefusedUpFront runs two RL steps with every registered preset: each is
+// refused before training with a reason, or trains — a finite loss, and a gradient wherever an
+// advantage is non-zero — and shows its distinctive behaviour (presetEffects).
 func TestEveryPresetTrainsOrIsRefusedUpFront(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every preset")
@@ -128,20 +180,128 @@ func TestEveryPresetTrainsOrIsRefusedUpFront(t *testing.T) {
 	names := append(objective.Names(), objective.PairNames()...)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			cfg := smallRun(t, filepath.Join(t.TempDir(), name), "algo.name="+name, "sft.steps=2", "rl.steps=2",
-				"rl.mini_batches=2", "task.test_size=8", "sampling.prompts_per_step=4", "sampling.group_size=4", "checkpoint.every=0")
+			sets := append([]string{"algo.name=" + name, "sft.steps=2", "rl.steps=2",
+				"rl.mini_batches=2", "task.test_size=8", "sampling.prompts_per_step=4", "sampling.group_size=4", "checkpoint.every=0"}, presetRunSets[name]...)
+			cfg := smallRun(t, filepath.Join(t.TempDir(), name), sets...)
 			checkErr := Check(cfg)
-			_, runErr := Run(cfg, Options{})
+			// Every declared input reaches the objective with a real value where it is read: the
+			// drift after the step, everything else in each mini-batch.
+			var obj objective.Objective
+			if !objective.IsPair(name) {
+				obj, _ = objective.New(name, nil)
+			}
+			seen := map[string]bool{}
+			opts := Options{observe: func(stage string, b *objective.Batch) {
+				for _, in := range obj.Inputs() {
+					if (in == objective.InDrift) != (stage == "after") {
+						continue
+					}
+					if !objective.Present(b, in) || (in == objective.InStep && b.Step < 1) {
+						t.Errorf("%s: declared input %s missing at %s", name, in, stage)
+					}
+					seen[in] = true
+				}
+			}}
+			_, runErr := Run(cfg, opts)
 			switch {
 			case checkErr != nil:
 				if runErr == nil || !strings.Contains(checkErr.Error(), name) {
 					t.Fatalf("refused by Check (%v) but Run said %v", checkErr, runErr)
 				}
-				if _, listed := notInTrainer[name]; !listed && name != "distill" {
-					t.Fatalf("refused without being listed: %v", checkErr)
+				// Refused only for a declared input the trainer does not provide, and the error says which.
+				missing := missingInputs(cfg, obj)
+				if len(missing) == 0 || !strings.Contains(checkErr.Error(), missing[0]) {
+					t.Fatalf("refused (%v) but every declared input %v is provided", checkErr, obj.Inputs())
 				}
+				t.Logf("refused: %v", checkErr)
+				return
 			case runErr != nil:
 				t.Fatalf("passed Check but failed in training: %v", runErr)
+			}
+			recs, err := metrics.Read(filepath.Join(cfg.RunDir, "metrics.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps []map[string]float64
+			for _, rec := range recs {
+				if rec.Phase == "rl" {
+					steps = append(steps, rec.Values)
+				}
+			}
+			if len(steps) != 2 {
+				t.Fatalf("%d rl records, want 2", len(steps))
+			}
+			for k, s := range steps {
+				if s["rows_trained"] > 0 && math.IsNaN(s["loss"]) {
+					t.Errorf("step %d: loss %v: want a finite loss", k+1, s["loss"])
+				}
+				// A batch with a non-zero advantage somewhere must move the policy.
+				if z, ok := s["zero_adv_groups_frac"]; ok && z < 1 && !(s["grad_norm"] > 0) {
+					t.Errorf("step %d: grad_norm %v with %v of the groups carrying advantages", k+1, s["grad_norm"], 1-z)
+				}
+			}
+			// config.yaml records every resolved parameter of the objective.
+			saved, err := LoadConfig(filepath.Join(cfg.RunDir, "config.yaml"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, defs, ok := objective.Describe(name)
+			if !ok {
+				_, defs, _ = objective.DescribePair(name)
+			}
+			for k, v := range defs {
+				if got, ok := saved.Algo.Set[k]; !ok || (cfg.Algo.Set[k] == "" && got != v) {
+					t.Errorf("config.yaml algo.set.%s = %q (present %v), want the default %q", k, got, ok, v)
+				}
+			}
+			if obj != nil {
+				for _, in := range obj.Inputs() {
+					if !seen[in] && !(in == objective.InDrift && !objective.Declares(obj, objective.InDrift)) {
+						t.Errorf("declared input %s never reached the objective", in)
+					}
+				}
+			}
+			if effect, ok := presetEffects[name]; ok {
+				if msg := effect(steps[0], steps[1]); msg != "" {
+					t.Error(msg)
+				}
+			}
+		})
+	}
+}
+
+// TestStatefulPresetsResumeBitIdentical: SPO's tracker with the trainer's drift memory, and HAPO's
+// temperature statistics, survive a resume: a run resumed from its step-2 checkpoint repeats steps 3
+// and 4 exactly (metrics and weights).
+func TestStatefulPresetsResumeBitIdentical(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains small runs")
+	}
+	for _, name := range []string{"spo", "hapo"} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			sets := append([]string{"algo.name=" + name, "sft.steps=4", "rl.steps=4", "checkpoint.every=2", "checkpoint.keep=3",
+				"task.test_size=8", "sampling.prompts_per_step=4"}, presetRunSets[name]...)
+			whole := smallRun(t, filepath.Join(root, "whole"), sets...)
+			if _, err := Run(whole, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			want := comparableMetrics(t, whole.RunDir)
+			// "Kill" after step 2: copy the run and point latest at rl-000002.
+			dir := filepath.Join(root, "resumed")
+			if err := os.CopyFS(dir, os.DirFS(whole.RunDir)); err != nil {
+				t.Fatal(err)
+			}
+			os.RemoveAll(filepath.Join(dir, "checkpoints", "rl-000004"))
+			os.WriteFile(filepath.Join(dir, "checkpoints", "latest"), []byte("rl-000002\n"), 0o644)
+			if _, err := Resume(dir, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			sameMetrics(t, want, comparableMetrics(t, dir))
+			a, _ := os.ReadFile(filepath.Join(whole.RunDir, "checkpoints", "rl-000004", "model", "model.safetensors"))
+			b, _ := os.ReadFile(filepath.Join(dir, "checkpoints", "rl-000004", "model", "model.safetensors"))
+			if len(a) == 0 || !bytes.Equal(a, b) {
+				t.Fatalf("final weights differ after resume")
 			}
 		})
 	}

@@ -25,6 +25,7 @@ type rolloutBatch struct {
 	components [][]float64 // per row, the named components (rewarder.names) the reward combines
 	correct    []bool
 	group      []int
+	temps      [][]float32 // per row, the per-token sampling temperatures (Tempering objectives)
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -37,6 +38,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.rewards = append(b.rewards, o.rewards...)
 	b.components = append(b.components, o.components...)
 	b.correct = append(b.correct, o.correct...)
+	b.temps = append(b.temps, o.temps...)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
 	}
@@ -54,6 +56,9 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		out.components = append(out.components, b.components[i])
 		out.correct = append(out.correct, b.correct[i])
 		out.group = append(out.group, b.group[i])
+		if b.temps != nil {
+			out.temps = append(out.temps, b.temps[i])
+		}
 	}
 	return out
 }
@@ -150,6 +155,9 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	}
 	s := r.cfg.Sampling
 	scfg := rollout.Config{Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP, MaxNewTokens: s.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
+	if t, ok := r.obj.(objective.Tempering); ok {
+		scfg.TokenTemperature = t.TokenTemperature(s.Temperature)
+	}
 	t0 := time.Now()
 	comps, err := r.sample(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step))
 	if err != nil {
@@ -162,6 +170,7 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	for i, c := range comps {
 		b.resps = append(b.resps, c.Tokens)
 		b.finish = append(b.finish, c.Finish)
+		b.temps = append(b.temps, c.Temperature)
 		texts[i] = r.codec.text(c.Tokens)
 		main[i] = r.score(texts[i], b.examples[i])
 	}
@@ -241,11 +250,8 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	adv, err := r.obj.Advantages(ob)
-	if err != nil {
-		return nil, err
-	}
-	keep, filterStats, err := r.selectRows(ob, adv)
+	ob.Step = step
+	keep, filterStats, err := r.prepare(ob)
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +271,8 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		if ob, posLogp, err = r.scoreBatch(batch); err != nil {
 			return nil, err
 		}
-		if adv, err = r.obj.Advantages(ob); err != nil {
-			return nil, err
-		}
-		if keep, filterStats, err = r.selectRows(ob, adv); err != nil {
+		ob.Step = step
+		if keep, filterStats, err = r.prepare(ob); err != nil {
 			return nil, err
 		}
 		trainS += time.Since(t1).Seconds()
@@ -282,7 +286,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 
 	t2 := time.Now()
 	if len(rows) > 0 {
-		lossVals, err := r.update(step, total, batch, ob, adv, posLogp, rows)
+		lossVals, err := r.update(step, total, batch, ob, posLogp, rows)
 		if err != nil {
 			return nil, err
 		}
@@ -291,11 +295,14 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		}
 	}
 	trainS += time.Since(t2).Seconds()
-	if so, ok := r.obj.(objective.StepObserver); ok {
-		if err := so.AfterStep(ob); err != nil {
-			return nil, err
-		}
+	obsVals, err := r.afterBatch(batch, ob)
+	if err != nil {
+		return nil, err
 	}
+	for k, v := range obsVals {
+		vals[k] = v
+	}
+	temperatureStats(batch, vals)
 	tokens := 0
 	for _, resp := range batch.resps {
 		tokens += len(resp)
@@ -328,38 +335,15 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 	return ob, logp, nil
 }
 
-func (r *runner) selectRows(ob *objective.Batch, adv [][]float64) ([]bool, map[string]float64, error) {
-	// GBPO's targets are statistics of whole groups, like the advantages: computed on the whole batch.
-	if bt, ok := r.obj.(objective.BoundTargeter); ok {
-		targets, err := bt.BoundTargets(ob)
-		if err != nil {
-			return nil, nil, err
-		}
-		ob.BoundTarget = targets
-	}
-	keep := make([]bool, len(ob.Mask))
-	for i := range keep {
-		keep[i] = true
-	}
-	sel, ok := r.obj.(objective.Selector)
-	if !ok {
-		return keep, nil, nil
-	}
-	s, err := sel.Select(ob, adv)
+// prepare runs the objective's whole-batch phase (advantages, row and token selection, whole-batch
+// targets) and applies it to ob; it returns the kept rows' flags and the filter statistics.
+func (r *runner) prepare(ob *objective.Batch) ([]bool, map[string]float64, error) {
+	p, err := objective.Prepare(r.obj, ob)
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.Keep != nil {
-		keep = s.Keep
-	}
-	if s.Mask != nil {
-		for i := range ob.Mask {
-			for j := range ob.Mask[i] {
-				ob.Mask[i][j] *= s.Mask[i][j]
-			}
-		}
-	}
-	return keep, s.Stats, nil
+	p.Apply(ob)
+	return p.Keep, p.Stats, nil
 }
 
 // countGroups counts groups with at least one kept row.
@@ -394,14 +378,14 @@ func keptRows(b *rolloutBatch, keep []bool, limit int) []int {
 }
 
 // update runs rl.epochs × rl.mini_batches optimizer steps over the kept rows.
-func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, adv [][]float64, posLogp [][]float32, rows []int) (map[string]float64, error) {
+func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, posLogp [][]float32, rows []int) (map[string]float64, error) {
 	width := r.cfg.Sampling.MaxNewTokens
 	nMini := min(r.cfg.RL.MiniBatches, len(rows))
 	optSteps := r.cfg.RL.Epochs * nMini
 	lr := learningRate(r.cfg.Optim, r.cfg.Optim.LR, step, total)
 	sums := map[string]float64{}
 	rng := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "minibatch", step), 0))
-	chord, hybrid := r.obj.(*objective.CHORD)
+	mixer, hybrid := r.obj.(objective.ExpertMixer)
 	hybrid = hybrid && r.cfg.Hybrid.ExpertRows > 0
 	expertRNG := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "expert", step), 0))
 	for epoch := 0; epoch < r.cfg.RL.Epochs; epoch++ {
@@ -413,8 +397,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 			mb := order[m*len(order)/nMini : (m+1)*len(order)/nMini]
 			sub := b.subset(mb)
 			ids, mask := sequences(sub.prompts, sub.resps, r.codec.pad)
-			mbBatch := ob.Subset(mb)
-			mbBatch.Advantages = pickRows(adv, mb)
+			mbBatch := ob.Subset(mb) // advantages and whole-batch targets included
 			var mix objective.ExpertMix
 			if hybrid {
 				exp, err := r.expertRows(b, expertRNG)
@@ -442,10 +425,13 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, a
 				mbBatch.LogP = responseValues(sub, logp, width)
 				mbBatch.Entropy = responseValues(sub, ent, width)
 			}
+			if r.opts.observe != nil {
+				r.opts.observe("loss", mbBatch)
+			}
 			var res objective.Result
 			var err error
 			if hybrid {
-				res, err = chord.MixedLoss(mbBatch, mix)
+				res, err = mixer.MixedLoss(mbBatch, mix)
 			} else {
 				res, err = r.obj.Loss(mbBatch)
 			}
@@ -609,7 +595,8 @@ func maskedMean(x, mask [][]float64) float64 {
 	return s / n
 }
 
-// k3 is the low-variance KL(π‖π_ref) estimate exp(ref−logp) − (ref−logp) − 1, averaged over tokens.
+// k3 is the low-variance KL(π‖π_ref) estimate (objective.KL's k3, clamped as verl), averaged over
+// tokens.
 func k3(logp, ref, mask [][]float64) float64 {
 	s, n := 0.0, 0.0
 	for i := range logp {
@@ -617,8 +604,8 @@ func k3(logp, ref, mask [][]float64) float64 {
 			if mask[i][j] == 0 {
 				continue
 			}
-			d := ref[i][j] - logp[i][j]
-			s += math.Exp(d) - d - 1
+			v, _ := objective.KL(objective.KLk3, logp[i][j], ref[i][j])
+			s += v
 			n++
 		}
 	}

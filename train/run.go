@@ -32,6 +32,10 @@ type Options struct {
 	// Verifier, when set, scores responses instead of the configured reward.verifier (a custom reward
 	// function from Go code). It gets the same protection: a panic or a hang scores 0 with a reason.
 	Verifier reward.Verifier
+
+	// observe, when set (tests), sees every objective batch the trainer builds: "loss" before each
+	// Loss call, "after" before AfterBatch.
+	observe func(stage string, b *objective.Batch)
 }
 
 // Summary is what a finished run reports.
@@ -70,6 +74,7 @@ type runner struct {
 	trainer  *model.Trainer
 	log      *metrics.Log
 	state    runState
+	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
 	bar      *progress
 	start    time.Time
 	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
@@ -148,6 +153,10 @@ func (r *runner) setup() error {
 	}
 	objs, err := newObjective(r.cfg)
 	if err != nil {
+		return err
+	}
+	// The run records every parameter of its objective, not only the overrides.
+	if r.cfg.Algo.Set, err = objective.Resolve(r.cfg.Algo.Name, r.cfg.Algo.Set); err != nil {
 		return err
 	}
 	r.obj, r.pairObj, r.needRef = objs.token, objs.pair, objs.needRef
@@ -250,6 +259,9 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.rewarder.loadState(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.loadDrift(r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if s, ok := r.obj.(objective.Stateful); ok && len(r.state.ObjectiveState) > 0 {
 		if err := s.UnmarshalState(r.state.ObjectiveState); err != nil {
 			return fmt.Errorf("resume: objective state: %w", err)
@@ -296,6 +308,9 @@ func (r *runner) checkpoint() error {
 		r.state.ObjectiveState = data
 	}
 	if err := r.rewarder.saveState(&r.state); err != nil {
+		return err
+	}
+	if err := r.saveDrift(&r.state); err != nil {
 		return err
 	}
 	name := checkpointName(r.state.Phase, r.state.Step)

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/polo-rl/polo/model"
@@ -277,17 +277,48 @@ func newPolicy(c Config, vocab int) (*model.Model, error) {
 	return model.New(mc, int64(seedFor(c.Seed, "init", 0)>>1))
 }
 
-// notInTrainer lists presets whose inputs the trainer does not compute yet. They work in
-// `polo objective` and as a library; the trainer refuses them rather than run them without their
-// distinctive input (some would silently fall back to plain GRPO).
-var notInTrainer = map[string]string{
-	"ppo":         "it needs a value head (values) and the trainer has no critic yet",
-	"lp_reg":      "it needs min-p proxy log-probs (proxy_logp) from full next-token distributions",
-	"dcpo":        "it needs the old policy's temperature-shifted ratio (target_ratio) from full distributions",
-	"oblr":        "it needs per-response gradient-norm weights (grad_weight)",
-	"segment_spo": "it needs segment Monte-Carlo values (segments) from extra rollouts",
-	"bupo":        "it needs an internal layer's log-probs, which the model does not expose yet",
-	"rto":         "it needs token rewards from a separate DPO model (token_rewards)",
+// trainerInput says whether polo train provides an input an objective declares, under configuration c,
+// and if not, what it would take. Every input name an objective can declare has an entry: a new input
+// is added here together with the code that computes it.
+func trainerInput(c Config, name string) (ok bool, why string) {
+	switch name {
+	case objective.InLogP, objective.InOldLogP, objective.InRewards, objective.InGroup, objective.InPromptID,
+		objective.InEntropy, objective.InTruncated, objective.InLengths, objective.InTokenIDs,
+		objective.InRewardComponents, objective.InStep:
+		return true, "" // objectiveBatch and scoreBatch fill these for every rollout batch
+	case objective.InRefLogP:
+		return true, "" // the reference model: a frozen copy of the policy, or distill.teacher
+	case objective.InDrift:
+		return true, "" // measureDrift, after each step's update
+	case objective.InTeacherLogP:
+		return c.Distill.Teacher != "", "a teacher: set distill.teacher to a model folder"
+	case objective.InValues:
+		return false, "a value head (values), and the trainer has no critic yet"
+	case objective.InProxyLogP:
+		return false, "min-p proxy log-probs (proxy_logp) from full next-token distributions"
+	case objective.InTargetRatio, objective.InMeanEntropy:
+		return false, "the old policy's temperature-shifted ratio (target_ratio, mean_entropy) from full distributions"
+	case objective.InGradWeight:
+		return false, "per-response gradient-norm weights (grad_weight)"
+	case objective.InSegments:
+		return false, "segment Monte-Carlo values (segments) from extra rollouts"
+	case objective.InLayerLogP:
+		return false, "an internal layer's log-probs, which the model does not expose yet"
+	case objective.InTokenRewards:
+		return false, "dense token rewards (token_rewards), e.g. from a separate DPO model"
+	}
+	return false, fmt.Sprintf("input %q, which the trainer does not know", name)
+}
+
+// missingInputs lists, for each declared input the trainer cannot provide, what it would take.
+func missingInputs(c Config, obj objective.Objective) []string {
+	var out []string
+	for _, name := range obj.Inputs() {
+		if ok, why := trainerInput(c, name); !ok && !slices.Contains(out, why) {
+			out = append(out, why)
+		}
+	}
+	return out
 }
 
 // objectives is what algo.name selects: a token objective (RL, distillation, hybrid) or a pair loss
@@ -295,20 +326,13 @@ var notInTrainer = map[string]string{
 type objectives struct {
 	token   objective.Objective
 	pair    objective.PairObjective
-	needRef bool // beta > 0, a pair loss, or a distillation teacher
+	needRef bool // the objective declares ref_logp (a KL term, a pair loss, a teacher)
 }
 
+// newObjective builds algo.name and refuses it up front when it declares an input the trainer does
+// not provide (never a silent fallback).
 func newObjective(c Config) (objectives, error) {
 	name := c.Algo.Name
-	if why, ok := notInTrainer[name]; ok {
-		return objectives{}, fmt.Errorf("objective %s cannot be trained with polo train yet: %s (it works in polo objective)", name, why)
-	}
-	if name == "distill" && c.Distill.Teacher == "" {
-		return objectives{}, fmt.Errorf("objective distill needs a teacher: set distill.teacher to a model folder")
-	}
-	if c.Distill.Teacher != "" && name != "distill" {
-		return objectives{}, fmt.Errorf("config: distill.teacher is set but algo.name is %s; use algo.name distill", name)
-	}
 	if objective.IsPair(name) {
 		pair, err := objective.NewPair(name, c.Algo.Set)
 		return objectives{pair: pair, needRef: true}, err
@@ -317,13 +341,16 @@ func newObjective(c Config) (objectives, error) {
 	if err != nil {
 		return objectives{}, err
 	}
-	_, defaults, _ := objective.Describe(name)
-	beta := defaults["beta"]
-	if v, ok := c.Algo.Set["beta"]; ok {
-		beta = v
+	if missing := missingInputs(c, obj); len(missing) > 0 {
+		return objectives{}, fmt.Errorf("objective %s cannot be trained with polo train yet: it needs %s (it works in polo objective)", name, strings.Join(missing, "; "))
 	}
-	b, _ := strconv.ParseFloat(beta, 64)
-	return objectives{token: obj, needRef: b > 0 || c.Distill.Teacher != ""}, nil
+	if c.Distill.Teacher != "" && !objective.Declares(obj, objective.InTeacherLogP) {
+		return objectives{}, fmt.Errorf("config: distill.teacher is set but objective %s reads no teacher; use an objective that does (distill)", name)
+	}
+	if _, mixes := obj.(objective.ExpertMixer); c.Hybrid.ExpertRows > 0 && !mixes {
+		return objectives{}, fmt.Errorf("config field hybrid.expert_rows: want 0 unless the objective mixes expert rows (%s does not; chord does)", name)
+	}
+	return objectives{token: obj, needRef: objective.Declares(obj, objective.InRefLogP)}, nil
 }
 
 // Check reports the configuration mistakes that can be found without training: the objective preset

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -19,7 +21,8 @@ func init() {
 	register("objective", "evaluate one objective on a JSON batch: loss, dLoss/dlogp, metrics", runObjective)
 }
 
-// objectiveHelp documents the batch JSON of the token-level objectives.
+// objectiveHelp documents the batch JSON of the token-level objectives; the optional fields are
+// listed from the objective package's input collection (objectiveFields).
 const objectiveHelp = `Usage: polo objective --algo NAME [--set key=value]... < batch.json
        polo objective --list
 
@@ -31,57 +34,30 @@ are applied (dropped rows get zero gradient), then the loss is evaluated.
 
 Fields (rows × tokens unless noted):
   logp, old_logp, mask      required; mask entries 0 or 1
-  ref_logp                  reference policy (KL with beta > 0; kl_in=reward uses it for the advantages)
-  rewards, group            per response: scalar reward, group (prompt) id
-  advantages                per token; given, they bypass the estimator and the filters
-  entropy                   per-token entropy: hapo, gtpo, d3s, entropy_coef > 0
-  values                    critic values: ppo (GAE)
-  token_rewards             dense per-token rewards: ppo, reinforce_pp
-  truncated, lengths        per response: overlong_filter; overlong shaping (dapo, hapo)
-  prompt_id                 per response (string): spo's value tracker
-  drift                     per response: spo tracker forgetting (not used by a single evaluation)
-  reward_components         per response, a list: bnpo with decompose=true
-  token_ids                 sampled token ids: gtpo conflict tokens
-  proxy_logp                log-prob of the token under the min-p proxy (null = filtered out): lp_reg
-  target_ratio              q = π_old^T(o)/π_old(o) at the target temperature: dcpo (with mean_entropy)
-  mean_entropy              scalar: dcpo
-  segments                  per response, [{"end": j, "value": v}, …] cutpoint MC values: segment_spo
-  grad_weight               per response, ≈ ‖∇log π(o)‖²: oblr
-  bound_target              per-token target ratio: gbpo (computed from rewards and group if absent)
-  step                      scalar optimizer step: d3s schedule
-
+%s
 Common parameters (--set): eps_low, eps_high, dual_clip (0 = off), beta, kl_estimator (k1|k2|k3|abs),
 kl_in (loss|reward), agg (token-mean|seq-mean-token-mean|seq-mean-token-sum|seq-sum-const), max_len,
 adv_std (group|batch|none), eps_adv, singleton (verl|zero), entropy_coef, dynamic_sampling,
 overlong_filter; see --list for each preset's parameters and defaults, and docs/objectives.md.
 `
 
-// batchJSON is the JSON form of objective.Batch. Matrices use pointers so that null (proxy_logp's
-// filtered tokens) can be told apart.
-type batchJSON struct {
-	LogP             [][]*float64          `json:"logp"`
-	OldLogP          [][]*float64          `json:"old_logp"`
-	RefLogP          [][]*float64          `json:"ref_logp"`
-	Mask             [][]*float64          `json:"mask"`
-	Rewards          []float64             `json:"rewards"`
-	Advantages       [][]*float64          `json:"advantages"`
-	Group            []int                 `json:"group"`
-	PromptID         []string              `json:"prompt_id"`
-	Entropy          [][]*float64          `json:"entropy"`
-	Values           [][]*float64          `json:"values"`
-	TokenRewards     [][]*float64          `json:"token_rewards"`
-	Truncated        []bool                `json:"truncated"`
-	Lengths          []int                 `json:"lengths"`
-	RewardComponents [][]float64           `json:"reward_components"`
-	TokenIDs         [][]int               `json:"token_ids"`
-	ProxyLogP        [][]*float64          `json:"proxy_logp"`
-	TargetRatio      [][]*float64          `json:"target_ratio"`
-	MeanEntropy      float64               `json:"mean_entropy"`
-	Segments         [][]objective.Segment `json:"segments"`
-	GradWeight       []float64             `json:"grad_weight"`
-	BoundTarget      [][]*float64          `json:"bound_target"`
-	Drift            []float64             `json:"drift"`
-	Step             int                   `json:"step"`
+// objectiveFields lists the optional batch fields, one line each, from the input collection.
+func objectiveFields() string {
+	var b strings.Builder
+	for _, s := range objective.InputSpecs() {
+		if s.Alias != "" {
+			continue
+		}
+		per := ""
+		switch s.Per {
+		case objective.PerRow:
+			per = "per response: "
+		case objective.PerBatch:
+			per = "scalar: "
+		}
+		fmt.Fprintf(&b, "  %-25s %s%s\n", s.Name, per, s.Doc)
+	}
+	return b.String()
 }
 
 // paramFlags collects repeated --set key=value into a map.
@@ -106,7 +82,7 @@ func runObjective(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	sets := paramFlags{}
 	fs.Var(sets, "set", "parameter override key=value; repeatable")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, objectiveHelp)
+		fmt.Fprintf(stderr, objectiveHelp, objectiveFields())
 		fmt.Fprintf(stderr, "\n%s\n\n%s\n", pairObjectiveHelp, distillObjectiveHelp)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -192,8 +168,8 @@ type objectiveOutput struct {
 	Metrics     map[string]float64 `json:"metrics"`
 }
 
-// evalObjective runs the trainer's sequence on one batch: advantages (unless given), selection, loss.
-// Rows dropped by the selection get zero gradient in the output.
+// evalObjective runs the trainer's sequence on one batch: the whole-batch phase (unless advantages are
+// given), then the loss on the kept rows. Rows dropped by the selection get zero gradient in the output.
 func evalObjective(o objective.Objective, b *objective.Batch) (objectiveOutput, error) {
 	rows := make([]int, len(b.Mask))
 	for i := range rows {
@@ -202,45 +178,27 @@ func evalObjective(o objective.Objective, b *objective.Batch) (objectiveOutput, 
 	metrics := map[string]float64{}
 	sub := b
 	if b.Advantages == nil {
-		adv, err := o.Advantages(b)
+		p, err := objective.Prepare(o, b)
 		if err != nil {
 			return objectiveOutput{}, err
 		}
-		b.Advantages = adv
-		if bt, ok := o.(objective.BoundTargeter); ok && b.BoundTarget == nil {
-			if b.BoundTarget, err = bt.BoundTargets(b); err != nil {
-				return objectiveOutput{}, err
-			}
+		if b.BoundTarget != nil {
+			delete(p.Targets, objective.InBoundTarget) // a given bound_target wins
 		}
-		if s, ok := o.(objective.Selector); ok {
-			sel, err := s.Select(b, adv)
-			if err != nil {
-				return objectiveOutput{}, err
-			}
-			rows = rows[:0]
-			for i, k := range sel.Keep {
-				if k {
-					rows = append(rows, i)
-				}
-			}
-			if len(rows) == 0 {
-				return objectiveOutput{}, fmt.Errorf("%w: the preset's filters dropped every response (%v)", objective.ErrBadInput, sel.Stats)
-			}
-			sub = b.Subset(rows)
-			if sel.Mask != nil {
-				mask := make([][]float64, len(rows))
-				for k, i := range rows {
-					mask[k] = make([]float64, len(b.Mask[i]))
-					for t := range mask[k] {
-						mask[k][t] = b.Mask[i][t] * sel.Mask[i][t]
-					}
-				}
-				sub.Mask = mask
-			}
-			for k, v := range sel.Stats {
-				metrics["select_"+k] = v
-			}
+		given := b.Mask
+		b.Mask = make([][]float64, len(given)) // Apply writes the token selection into the mask
+		for i := range given {
+			b.Mask[i] = append([]float64(nil), given[i]...)
 		}
+		p.Apply(b)
+		if rows = p.Rows(); len(rows) == 0 {
+			return objectiveOutput{}, fmt.Errorf("%w: the preset's filters dropped every response (%v)", objective.ErrBadInput, p.Stats)
+		}
+		sub = b.Subset(rows)
+		for k, v := range p.Stats {
+			metrics["select_"+k] = v
+		}
+		b.Mask = given
 	}
 	res, err := o.Loss(sub)
 	if err != nil {
@@ -280,53 +238,81 @@ func finiteMetrics(m map[string]float64) map[string]float64 {
 	return out
 }
 
-// decodeBatch parses the JSON batch strictly: unknown fields, nulls (except in proxy_logp) and
-// trailing data are errors. Shapes and values are checked by the objective.
+// decodeBatch parses the JSON batch strictly: unknown fields, nulls (except where the input allows
+// -Inf) and trailing data are errors. The optional fields are the objective package's input
+// collection. Shapes and values are checked by the objective.
 func decodeBatch(raw []byte) (*objective.Batch, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var in batchJSON
+	var in map[string]json.RawMessage
 	if err := dec.Decode(&in); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %v (NaN and Infinity are not JSON numbers)", err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("trailing data after the JSON object")
 	}
-	b := &objective.Batch{Rewards: in.Rewards, Group: in.Group, PromptID: in.PromptID, Truncated: in.Truncated,
-		Lengths: in.Lengths, RewardComponents: in.RewardComponents, TokenIDs: in.TokenIDs, MeanEntropy: in.MeanEntropy,
-		Segments: in.Segments, GradWeight: in.GradWeight, Drift: in.Drift, Step: in.Step}
-	for _, m := range []struct {
-		name    string
-		src     [][]*float64
-		dst     *[][]float64
-		nullInf bool
-	}{
-		{"logp", in.LogP, &b.LogP, false}, {"old_logp", in.OldLogP, &b.OldLogP, false}, {"ref_logp", in.RefLogP, &b.RefLogP, false},
-		{"mask", in.Mask, &b.Mask, false}, {"advantages", in.Advantages, &b.Advantages, false}, {"entropy", in.Entropy, &b.Entropy, false},
-		{"values", in.Values, &b.Values, false}, {"token_rewards", in.TokenRewards, &b.TokenRewards, false},
-		{"proxy_logp", in.ProxyLogP, &b.ProxyLogP, true}, {"target_ratio", in.TargetRatio, &b.TargetRatio, false},
-		{"bound_target", in.BoundTarget, &b.BoundTarget, false},
-	} {
-		if m.src == nil {
+	b := &objective.Batch{}
+	core := map[string]*[][]float64{objective.InLogP: &b.LogP, objective.InOldLogP: &b.OldLogP, objective.InMask: &b.Mask}
+	for _, name := range slices.Sorted(maps.Keys(in)) {
+		msg := in[name]
+		if dst, ok := core[name]; ok {
+			m, err := decodeMatrix(name, msg, false)
+			if err != nil {
+				return nil, err
+			}
+			*dst = m
 			continue
 		}
-		*m.dst = make([][]float64, len(m.src))
-		for i, row := range m.src {
-			(*m.dst)[i] = make([]float64, len(row))
-			for t, v := range row {
-				switch {
-				case v != nil:
-					(*m.dst)[i][t] = *v
-				case m.nullInf:
-					(*m.dst)[i][t] = math.Inf(-1)
-				default:
-					return nil, fmt.Errorf("%s[%d][%d] is null: want a number", m.name, i, t)
-				}
-			}
+		spec, ok := objective.LookupInput(name)
+		if !ok || spec.Alias != "" {
+			return nil, fmt.Errorf("unknown field %q (polo objective --help lists the fields)", name)
 		}
+		v, err := decodeInput(spec, msg)
+		if err != nil {
+			return nil, err
+		}
+		spec.Set(b, v)
 	}
 	if b.Mask == nil {
 		return nil, fmt.Errorf("mask: missing (rows × tokens of 0/1)")
 	}
 	return b, nil
+}
+
+// decodeInput decodes one optional field into the Go type its spec carries.
+func decodeInput(spec objective.InputSpec, msg json.RawMessage) (any, error) {
+	zero := spec.Get(&objective.Batch{})
+	if _, ok := zero.([][]float64); ok && spec.Per == objective.PerToken {
+		return decodeMatrix(spec.Name, msg, spec.NegInf)
+	}
+	ptr := reflect.New(reflect.TypeOf(zero))
+	if err := json.Unmarshal(msg, ptr.Interface()); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %s: %v", spec.Name, err)
+	}
+	return ptr.Elem().Interface(), nil
+}
+
+// decodeMatrix decodes rows × tokens of numbers; null is -Inf where nullInf, an error otherwise.
+func decodeMatrix(name string, msg json.RawMessage, nullInf bool) ([][]float64, error) {
+	var src [][]*float64
+	if err := json.Unmarshal(msg, &src); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %s: %v", name, err)
+	}
+	if src == nil {
+		return nil, nil
+	}
+	out := make([][]float64, len(src))
+	for i, row := range src {
+		out[i] = make([]float64, len(row))
+		for t, v := range row {
+			switch {
+			case v != nil:
+				out[i][t] = *v
+			case nullInf:
+				out[i][t] = math.Inf(-1)
+			default:
+				return nil, fmt.Errorf("%s[%d][%d] is null: want a number", name, i, t)
+			}
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,101 @@
+package objective
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// Typed parameters: a preset's configuration is a struct whose fields carry `param:"name"` tags (and
+// `choices:"a|b"` for a closed set of strings); its value at registration holds the defaults. Text
+// values (--set k=v, algo.set) decode into a copy of it with the same errors as every preset.
+
+// RegisterTyped adds a named preset whose parameters are the tagged fields of C, with the defaults in
+// defaults; build gets the decoded, typed configuration.
+func RegisterTyped[C any](name, summary string, defaults C, build func(C) (Objective, error)) {
+	Register(name, summary, encodeParams(defaults), func(p Params) (Objective, error) {
+		c := defaults
+		if err := decodeParams(&c, p); err != nil {
+			return nil, err
+		}
+		return build(c)
+	})
+}
+
+// RegisterPairTyped is RegisterTyped for preference losses.
+func RegisterPairTyped[C any](name, summary string, defaults C, build func(C) (PairObjective, error)) {
+	RegisterPair(name, summary, encodeParams(defaults), func(p Params) (PairObjective, error) {
+		c := defaults
+		if err := decodeParams(&c, p); err != nil {
+			return nil, err
+		}
+		return build(c)
+	})
+}
+
+// paramFields visits the tagged fields of the struct v points to (embedded structs included).
+func paramFields(v reflect.Value, visit func(name, choices string, f reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		sf, f := t.Field(i), v.Field(i)
+		name := sf.Tag.Get("param")
+		if name == "" && f.Kind() == reflect.Struct && sf.IsExported() {
+			paramFields(f, visit) // a group of parameters (embedded or named)
+			continue
+		}
+		if name != "" {
+			visit(name, sf.Tag.Get("choices"), f)
+		}
+	}
+}
+
+// encodeParams renders every tagged field as text: the preset's defaults for --list and the registry.
+func encodeParams(c any) Params {
+	p := Params{}
+	paramFields(reflect.ValueOf(&c).Elem().Elem(), func(name, _ string, f reflect.Value) {
+		switch f.Kind() {
+		case reflect.Float64:
+			p[name] = strconv.FormatFloat(f.Float(), 'g', -1, 64)
+		case reflect.Int:
+			p[name] = strconv.Itoa(int(f.Int()))
+		case reflect.Uint64:
+			p[name] = strconv.FormatUint(f.Uint(), 10)
+		case reflect.Bool:
+			p[name] = strconv.FormatBool(f.Bool())
+		case reflect.String:
+			p[name] = f.String()
+		default:
+			panic(fmt.Sprintf("objective: parameter %s has unsupported kind %s", name, f.Kind()))
+		}
+	})
+	return p
+}
+
+// decodeParams sets the tagged fields of *dst from p (every name present in p), with the messages of
+// the text reader: "parameter eps_low="abc": want a number".
+func decodeParams(dst any, p Params) error {
+	r := &reader{p: p}
+	paramFields(reflect.ValueOf(dst).Elem(), func(name, choices string, f reflect.Value) {
+		if _, ok := p[name]; !ok {
+			return
+		}
+		switch f.Kind() {
+		case reflect.Float64:
+			f.SetFloat(r.float(name))
+		case reflect.Int:
+			f.SetInt(int64(r.int(name)))
+		case reflect.Uint64:
+			f.SetUint(uint64(r.int(name)))
+		case reflect.Bool:
+			f.SetBool(r.bool(name))
+		case reflect.String:
+			if choices != "" {
+				f.SetString(r.oneOf(name, strings.Split(choices, "|")...))
+			} else {
+				f.SetString(p[name])
+			}
+		}
+	})
+	return r.err
+}
