@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/polo-rl/polo/model"
-	"github.com/polo-rl/polo/objective"
 )
 
 // BenchmarkRLStep times one GRPO step of the demo (train/demo.yaml: small preset, 2-digit addition,
@@ -16,7 +15,7 @@ import (
 //
 //	rollout_s  r.collect's sampling (prefill + KV-cache decode, behaviour log-probs) — metrics rollout_s
 //	reward_s   r.collect's verification                                              — metrics reward_s
-//	logprob_s  scoreBatch (π_old and π_ref LogProbs on 128 rows) + advantages + filters
+//	logprob_s  scoreBatch (π_old and π_ref LogProbs on 128 rows) + advantages and filters (prepare)
 //	train_s    update: per mini-batch host objective, Accumulate, Step, and for every mini-batch but
 //	           the first a LogProbs re-score (logprob_s + train_s = metrics train_s)
 //
@@ -66,24 +65,19 @@ func BenchmarkRLStep(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		adv, err := r.obj.Advantages(ob)
-		if err != nil {
-			b.Fatal(err)
-		}
-		keep, _, err := r.selectRows(ob, adv)
+		ob.Step = s
+		keep, _, err := r.prepare(ob)
 		if err != nil {
 			b.Fatal(err)
 		}
 		logprobS := time.Since(t0).Seconds()
 		t1 := time.Now()
 		kept := keptRows(batch, keep, nPrompts)
-		if _, err := r.update(s, total, batch, ob, adv, posLogp, kept); err != nil {
+		if _, err := r.update(s, total, batch, ob, posLogp, kept); err != nil {
 			b.Fatal(err)
 		}
-		if so, ok := r.obj.(objective.StepObserver); ok {
-			if err := so.AfterStep(ob); err != nil {
-				b.Fatal(err)
-			}
+		if _, err := r.afterBatch(batch, ob); err != nil {
+			b.Fatal(err)
 		}
 		trainS := time.Since(t1).Seconds()
 		r.state.Step = s
