@@ -38,7 +38,7 @@ func TestPreferenceModeRaisesMargin(t *testing.T) {
 		t.Skip("trains a small run")
 	}
 	cfg := smallRun(t, filepath.Join(t.TempDir(), "dpo"), "algo.name=dpo", "algo.set.beta=0.1", "sft.steps=40",
-		"rl.steps=40", "preference.batch_size=32", "optim.lr=0.0003", "optim.schedule=constant", "checkpoint.every=20")
+		"rl.steps=80", "preference.batch_size=32", "optim.lr=0.0003", "optim.schedule=constant", "checkpoint.every=20")
 	sum, err := Run(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
