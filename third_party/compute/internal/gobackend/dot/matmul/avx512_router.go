@@ -43,6 +43,9 @@ func avx512RouterFloat32( //alt:f32
 			batchSize, lhsCrossSize, rhsCrossSize)
 	}
 
+	if avx512SkinnyFloat32(backend, layout, lhs, rhs, batchSize, lhsCrossSize, rhsCrossSize, contractingSize, output) { //alt:f32
+		return //alt:f32
+	} //alt:f32
 	if useSmallVariant && avx512SmallBatchedFloat32(backend, layout, lhs, rhs, batchSize, lhsCrossSize, rhsCrossSize, contractingSize, output) { //alt:f32
 		return //alt:f32
 	} //alt:f32

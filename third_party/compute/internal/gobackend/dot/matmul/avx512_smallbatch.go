@@ -23,10 +23,15 @@ import (
 // smallBatchedMaxK is the longest contracting axis handled here (one packed rhs must stay in L1).
 const smallBatchedMaxK = 128
 
+// smallBatchedMinRows is the fewest lhs rows for which packing the rhs pays off.
+const smallBatchedMinRows = 8
+
 // avx512SmallBatchedFloat32 computes the product if the shapes suit it and reports whether it did.
 func avx512SmallBatchedFloat32(backend *gobackend.Backend, layout dot.Layout, lhs, rhs []float32,
 	batchSize, lhsCrossSize, rhsCrossSize, contractingSize int, output []float32) bool {
-	if contractingSize > smallBatchedMaxK || rhsCrossSize < 8 || lhsCrossSize < 1 || contractingSize < 1 {
+	// Packing costs about as much as one output row: with few rows (a decode step's single query
+	// per head) the unpacked kernels are faster.
+	if contractingSize > smallBatchedMaxK || rhsCrossSize < 8 || lhsCrossSize < smallBatchedMinRows || contractingSize < 1 {
 		return false
 	}
 	workers := 1

@@ -27,7 +27,7 @@ func TestSmallBatchedMatchesNaive(t *testing.T) {
 	backend := b.(*gobackend.Backend)
 	rng := rand.New(rand.NewPCG(9, 10))
 	for trial := 0; trial < 200; trial++ {
-		batch, m, n, k := 1+rng.IntN(9), 1+rng.IntN(23), 8+rng.IntN(40), 1+rng.IntN(smallBatchedMaxK)
+		batch, m, n, k := 1+rng.IntN(9), smallBatchedMinRows+rng.IntN(23), 8+rng.IntN(40), 1+rng.IntN(smallBatchedMaxK)
 		layout := dot.Layout(rng.IntN(2))
 		lhs, rhs := make([]float32, batch*m*k), make([]float32, batch*n*k)
 		for i := range lhs {
