@@ -79,6 +79,11 @@ func (o *SPO) advantages(b *Batch) ([][]float64, error) {
 	if err := check(b, needRewards|needPrompt); err != nil {
 		return nil, err
 	}
+	for i, r := range b.Rewards { // the tracker's Beta posterior is over success rates
+		if r < 0 || r > 1 {
+			return nil, badInput("spo: rewards[%d] = %v: the tracker needs rewards in [0, 1]", i, r)
+		}
+	}
 	s := o.adv.outcome(b)
 	lens := rowLens(b.Mask)
 	var vals []float64

@@ -122,6 +122,9 @@ func runObjective(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	if err != nil {
 		return asUsage(err)
 	}
+	if err := finiteResult(out); err != nil {
+		return usageError{err}
+	}
 	enc, err := json.Marshal(out)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
@@ -245,7 +248,7 @@ func decodeBatch(raw []byte) (*objective.Batch, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	var in map[string]json.RawMessage
 	if err := dec.Decode(&in); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %v (NaN and Infinity are not JSON numbers)", err)
+		return nil, fmt.Errorf("invalid JSON: %v%s", err, nonJSONNumberHint(err))
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("trailing data after the JSON object")
@@ -284,11 +287,55 @@ func decodeInput(spec objective.InputSpec, msg json.RawMessage) (any, error) {
 	if _, ok := zero.([][]float64); ok && spec.Per == objective.PerToken {
 		return decodeMatrix(spec.Name, msg, spec.NegInf)
 	}
+	// encoding/json leaves a Go number at zero for a JSON null: refuse nulls instead.
+	var generic any
+	if err := json.Unmarshal(msg, &generic); err == nil && containsNull(generic) {
+		return nil, fmt.Errorf("%s contains null: want numbers", spec.Name)
+	}
 	ptr := reflect.New(reflect.TypeOf(zero))
 	if err := json.Unmarshal(msg, ptr.Interface()); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %s: %v", spec.Name, err)
 	}
-	return ptr.Elem().Interface(), nil
+	v := ptr.Elem().Interface()
+	if r, ok := v.([]float64); ok && spec.Name == objective.InRewards {
+		for i, x := range r {
+			if math.Abs(x) > maxReward {
+				return nil, fmt.Errorf("rewards[%d] = %g: |reward| must be at most %g (group statistics would overflow)", i, x, maxReward)
+			}
+		}
+	}
+	return v, nil
+}
+
+// maxReward bounds |reward| so that sums of squares over any batch stay finite.
+const maxReward = 1e100
+
+// containsNull reports whether a decoded JSON value holds a null anywhere.
+func containsNull(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case []any:
+		return slices.ContainsFunc(x, containsNull)
+	case map[string]any:
+		for _, e := range x {
+			if containsNull(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nonJSONNumberHint explains the decoder's error when the input used NaN or Infinity, which Go and
+// Python programs often print but JSON does not allow.
+func nonJSONNumberHint(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "invalid character 'N'") || strings.Contains(msg, "invalid character 'I'") ||
+		strings.Contains(msg, "invalid character 'n' in literal null") {
+		return " (NaN and Infinity are not JSON numbers)"
+	}
+	return ""
 }
 
 // decodeMatrix decodes rows × tokens of numbers; null is -Inf where nullInf, an error otherwise.
@@ -315,4 +362,26 @@ func decodeMatrix(name string, msg json.RawMessage, nullInf bool) ([][]float64, 
 		}
 	}
 	return out, nil
+}
+
+// finiteResult refuses a result JSON cannot carry (an infinite or NaN loss, gradient or advantage),
+// naming where it is: the batch's numbers are too extreme for the objective's parameters.
+func finiteResult(out objectiveOutput) error {
+	bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
+	if bad(out.Loss) {
+		return fmt.Errorf("the loss is %g: the batch's log-probs or rewards are too extreme for this objective's settings", out.Loss)
+	}
+	for _, m := range []struct {
+		name string
+		v    [][]float64
+	}{{"grad_logp", out.GradLogP}, {"grad_entropy", out.GradEntropy}, {"advantages", out.Advantages}} {
+		for i, row := range m.v {
+			for t, v := range row {
+				if bad(v) {
+					return fmt.Errorf("%s[%d][%d] is %g: the batch's log-probs or rewards are too extreme for this objective's settings", m.name, i, t, v)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -108,11 +108,22 @@ func TestObjectiveCLIErrors(t *testing.T) {
 		{"missing ref", ok, []string{"--algo", "grpo", "--set", "beta=0.1"}, "ref_logp: missing"},
 		{"bad mask", `{"logp":[[-1]],"old_logp":[[-1]],"mask":[[0.5]],"rewards":[1],"group":[0]}`, []string{"--algo", "grpo"}, "mask[0][0] = 0.5"},
 		{"no algo", ok, []string{}, "need --algo"},
+		// issue 14's minor items: nulls where a number is wanted, rewards whose statistics overflow,
+		// an infinite loss that JSON cannot carry; the NaN hint only where NaN or Infinity was used.
+		{"null reward", `{"logp":[[-1]],"old_logp":[[-1]],"mask":[[1]],"rewards":[null],"group":[0]}`, []string{"--algo", "grpo"}, "rewards contains null"},
+		{"null group", `{"logp":[[-1]],"old_logp":[[-1]],"mask":[[1]],"rewards":[1],"group":[null]}`, []string{"--algo", "grpo"}, "group contains null"},
+		{"huge reward", `{"logp":[[-1],[-1]],"old_logp":[[-1],[-1]],"mask":[[1],[1]],"rewards":[1e308,-1e308],"group":[0,0]}`, []string{"--algo", "grpo"}, "rewards[0] = 1e+308"},
+		{"infinite loss", `{"logp":[[-1e300]],"old_logp":[[-1]],"ref_logp":[[1e300]],"mask":[[1]],"rewards":[1],"group":[0]}`, []string{"--algo", "grpo", "--set", "beta=0.1", "--set", "kl_estimator=k2"}, "the loss is +Inf"},
+		{"NaN hint", `{"logp":[[NaN]]}`, []string{"--algo", "grpo"}, "(NaN and Infinity are not JSON numbers)"},
+		{"spo reward range", `{"logp":[[-1]],"old_logp":[[-1]],"mask":[[1]],"rewards":[2],"group":[0],"prompt_id":["p"]}`, []string{"--algo", "spo"}, "spo: rewards[0] = 2"},
 	} {
 		code, _, stderr := runObjectiveCLI(t, c.stdin, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line containing %q", c.name, code, stderr, c.want)
 		}
+	}
+	if _, _, stderr := runObjectiveCLI(t, `{"logp": [[1,2]`, "--algo", "grpo"); strings.Contains(stderr, "NaN") {
+		t.Errorf("truncated JSON: the NaN hint is not the cause: %q", stderr)
 	}
 }
 
