@@ -26,7 +26,7 @@ func smallRun(t *testing.T, dir string, sets ...string) Config {
 		"checkpoint.every=2", "checkpoint.keep=2", "log.plots=false", "optim.warmup_steps=2",
 		// Pinned so that changes to the demo's defaults do not change these runs.
 		"model.preset=tiny", "sft.lr=0.003", "optim.lr=0.0005", "rl.mini_batches=1", "rl.epochs=1",
-		"optim.schedule=cosine", "sampling.temperature=1",
+		"optim.schedule=cosine", "sampling.temperature=1", "seed=1",
 	}
 	cfg, err := LoadConfig("", append(base, sets...))
 	if err != nil {
