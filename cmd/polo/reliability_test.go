@@ -104,6 +104,7 @@ func TestReliabilityCLIErrors(t *testing.T) {
 	dir := t.TempDir()
 	dup := filepath.Join(dir, "dup.yaml")
 	os.WriteFile(dup, []byte("rl:\n  steps: 3\n  steps: 5\n"), 0o644)
+	pol := tinyPolicy(t, filepath.Join(dir, "policy"))
 	cases := []struct {
 		name   string
 		args   []string
@@ -129,6 +130,8 @@ func TestReliabilityCLIErrors(t *testing.T) {
 		{"duplicate YAML key", []string{"train", "--print-config", dup}, "", 2, "", "key rl.steps appears twice (lines 2 and 3)"},
 		{"test_size 0", []string{"train", "--print-config", "--set", "task.test_size=0"}, "", 2, "", "config field task.test_size: want in [1, 1000000]"},
 		{"top_p 2", []string{"train", "--print-config", "--set", "sampling.top_p=2"}, "", 2, "", "config field sampling.top_p: want in (0, 1]"},
+		{"eval oversized request", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "1", "--max-new-tokens", "100000000"}, "", 2, "", "exceed the model's context of 2048 positions"},
+		{"eval oversized batch", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "50000000", "--batch", "100000000", "--max-new-tokens", "2000"}, "", 2, "", "positions need about"},
 		{"held-out larger than task", []string{"train", "--print-config", "--set", "task.options.digits=1", "--set", "task.test_size=101"}, "", 2, "", "has only 100 distinct prompts"},
 	}
 	for _, c := range cases {
