@@ -392,6 +392,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config field %s: want %s", ch.field, ch.want)
 		}
 	}
+	if c.Task.Path != "" && c.Task.Name != "dataset" {
+		return fmt.Errorf("config field task.path is set (%s) but task.name is %s, which ignores it; set task.name: dataset to train on the file, or remove task.path", c.Task.Path, c.Task.Name)
+	}
 	if rows := c.Sampling.PromptsPerStep * c.Sampling.GroupSize; c.RL.MiniBatches > rows {
 		return fmt.Errorf("config field rl.mini_batches: %d is more than the %d responses per step", c.RL.MiniBatches, rows)
 	}

@@ -132,6 +132,7 @@ func TestReliabilityCLIErrors(t *testing.T) {
 		{"top_p 2", []string{"train", "--print-config", "--set", "sampling.top_p=2"}, "", 2, "", "config field sampling.top_p: want in (0, 1]"},
 		{"eval oversized request", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "1", "--max-new-tokens", "100000000"}, "", 2, "", "exceed the model's context of 2048 positions"},
 		{"eval oversized batch", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "50000000", "--batch", "100000000", "--max-new-tokens", "2000"}, "", 2, "", "positions need about"},
+		{"task.path without dataset", []string{"train", "--print-config", "--set", "task.path=data.jsonl"}, "", 2, "", "config field task.path is set (data.jsonl) but task.name is addition, which ignores it; set task.name: dataset"},
 		{"held-out larger than task", []string{"train", "--print-config", "--set", "task.options.digits=1", "--set", "task.test_size=101"}, "", 2, "", "has only 100 distinct prompts"},
 	}
 	for _, c := range cases {
