@@ -53,6 +53,7 @@ type Summary struct {
 	RolloutS      float64 // mean seconds per RL step in sampling
 	RewardS       float64 // … in verification
 	TrainS        float64 // … in log-prob passes and optimizer steps
+	Plots         bool    // RUN_DIR/plots/*.png were written (log.plots)
 }
 
 // runner holds one run's live state.
@@ -117,6 +118,7 @@ func Run(cfg Config, opts Options) (Summary, error) {
 		if err := writePlots(filepath.Join(r.dir, "plots"), records); err != nil {
 			return sum, err
 		}
+		sum.Plots = true
 	}
 	return sum, nil
 }
@@ -188,7 +190,11 @@ func (r *runner) setup() error {
 	if r.log, err = metrics.Open(metricsPath); err != nil {
 		return err
 	}
-	r.bar = newProgress(r.opts.Progress, r.cfg.SFT.Steps+r.cfg.RL.Steps, r.doneSteps())
+	bar := r.opts.Progress
+	if !r.cfg.Log.Progress { // log.progress: false silences the bar whatever the caller passed
+		bar = nil
+	}
+	r.bar = newProgress(bar, r.cfg.SFT.Steps+r.cfg.RL.Steps, r.doneSteps())
 	return nil
 }
 

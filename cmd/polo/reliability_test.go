@@ -147,3 +147,24 @@ func TestReliabilityCLIErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestReliabilityTrainLogOff: log.progress: false prints no progress (even without --quiet), and
+// with log.plots: false the summary does not list plots that were never written (issue 14 minor).
+func TestReliabilityTrainLogOff(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := runPolo(t, "train", "--set", "run_dir="+runDir, "--set", "model.preset=tiny", "--set", "task.options.digits=1",
+		"--set", "task.test_size=4", "--set", "sft.steps=1", "--set", "rl.steps=1", "--set", "sampling.prompts_per_step=2",
+		"--set", "sampling.group_size=2", "--set", "sampling.max_new_tokens=4", "--set", "log.progress=false", "--set", "log.plots=false")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, "[1/2") || strings.Contains(stderr, "[2/2") {
+		t.Errorf("log.progress: false, yet stderr has progress lines:\n%s", stderr)
+	}
+	if strings.Contains(stdout, "plots") || !strings.Contains(stdout, "config.yaml, metrics.jsonl, checkpoints/") {
+		t.Errorf("log.plots: false, yet the summary's files line is wrong:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "plots")); !os.IsNotExist(err) {
+		t.Errorf("log.plots: false wrote %s (%v)", filepath.Join(runDir, "plots"), err)
+	}
+}
