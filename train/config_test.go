@@ -87,3 +87,23 @@ func TestSeedForIsStableAndDistinct(t *testing.T) {
 		t.Fatalf("seeds not stable/distinct: %d %d %d", a, b, c)
 	}
 }
+
+// TestConfigCharTokenizerModelVocab: the char tokenizer with a Hugging Face model.path of another
+// vocabulary is refused by Check and by Run before the run folder is created (issue 14 minor).
+func TestConfigCharTokenizerModelVocab(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	c, err := LoadConfig("", []string{"model.path=../testdata/models/llama", "run_dir=" + runDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "has vocab_size 320, but tokenizer.kind char has 15 tokens"
+	if err := Check(c); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Check: %v, want ~%q", err, want)
+	}
+	if _, err := Run(c, Options{}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run: %v, want ~%q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "config.yaml")); !os.IsNotExist(err) {
+		t.Fatalf("the refused run wrote its config.yaml (%v)", err)
+	}
+}

@@ -143,6 +143,11 @@ func (r *runner) setup() error {
 	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet); err != nil {
 		return err
 	}
+	if !r.opts.Resume { // (a resume loads its own checkpoint, not model.path)
+		if err := checkModelVocab(r.cfg, r.codec.tok.VocabSize()); err != nil {
+			return err
+		}
+	}
 	v := r.opts.Verifier
 	if v == nil {
 		if v, err = reward.NewVerifier(r.cfg.Reward.Verifier, r.cfg.Reward.Options); err != nil {

@@ -258,6 +258,26 @@ func (ps *promptSource) draw(purpose string, step, n int) ([]task.Example, error
 	return out, nil
 }
 
+// checkModelVocab refuses a model.path whose vocabulary does not fit the tokenizer, before the run
+// folder is touched: the character tokenizer must match the model's vocab_size exactly (its ids mean
+// nothing to a model trained with another tokenizer); an HF tokenizer may not exceed it.
+func checkModelVocab(c Config, vocab int) error {
+	if c.Model.Path == "" {
+		return nil
+	}
+	mc, err := model.LoadConfig(c.Model.Path)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Tokenizer.Kind == "char" && mc.VocabSize != vocab:
+		return fmt.Errorf("model.path %s has vocab_size %d, but tokenizer.kind char has %d tokens; use tokenizer.kind: hf with this model's tokenizer, or a model trained with the char tokenizer", c.Model.Path, mc.VocabSize, vocab)
+	case mc.VocabSize < vocab:
+		return fmt.Errorf("model.path %s has vocab_size %d, smaller than the tokenizer's %d", c.Model.Path, mc.VocabSize, vocab)
+	}
+	return nil
+}
+
 // newPolicy builds the initial policy: a seeded from-scratch preset or a Hugging Face checkpoint.
 func newPolicy(c Config, vocab int) (*model.Model, error) {
 	if c.Model.Path != "" {
@@ -364,8 +384,18 @@ func Check(c Config) error {
 		return err
 	}
 	if c.Task.Name != "dataset" {
-		if _, err := newPromptSource(c); err != nil { // the generator, its options, the held-out set
+		ps, err := newPromptSource(c) // the generator, its options, the held-out set
+		if err != nil {
 			return err
+		}
+		if c.Tokenizer.Kind == "char" && c.Model.Path != "" {
+			cd, err := newCodec(c, ps.alphabet)
+			if err != nil {
+				return err
+			}
+			if err := checkModelVocab(c, cd.tok.VocabSize()); err != nil {
+				return err
+			}
 		}
 	}
 	if _, err := reward.NewVerifier(c.Reward.Verifier, c.Reward.Options); err != nil {

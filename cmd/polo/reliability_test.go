@@ -133,6 +133,8 @@ func TestReliabilityCLIErrors(t *testing.T) {
 		{"eval oversized request", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "1", "--max-new-tokens", "100000000"}, "", 2, "", "exceed the model's context of 2048 positions"},
 		{"eval oversized batch", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "50000000", "--batch", "100000000", "--max-new-tokens", "2000"}, "", 2, "", "positions need about"},
 		{"task.path without dataset", []string{"train", "--print-config", "--set", "task.path=data.jsonl"}, "", 2, "", "config field task.path is set (data.jsonl) but task.name is addition, which ignores it; set task.name: dataset"},
+		{"char tokenizer, HF model vocab", []string{"train", "--print-config", "--set", "model.path=" + filepath.Join("..", "..", "testdata", "models", "llama")}, "", 2, "", "has vocab_size 320, but tokenizer.kind char has 15 tokens; use tokenizer.kind: hf"},
+		{"char tokenizer, matching model", []string{"train", "--print-config", "--set", "model.path=" + pol}, "", 0, "", ""},
 		{"held-out larger than task", []string{"train", "--print-config", "--set", "task.options.digits=1", "--set", "task.test_size=101"}, "", 2, "", "has only 100 distinct prompts"},
 	}
 	for _, c := range cases {
