@@ -107,3 +107,25 @@ func TestConfigCharTokenizerModelVocab(t *testing.T) {
 		t.Fatalf("the refused run wrote its config.yaml (%v)", err)
 	}
 }
+
+// TestConfigDatasetOnError: a malformed dataset row stops the load with a hint naming the config
+// field that skips it (task.on_error), and task.on_error: skip drops the row (issue 14 minor).
+func TestConfigDatasetOnError(t *testing.T) {
+	sets := []string{"task.name=dataset", "task.path=../testdata/task/malformed.jsonl", "tokenizer.kind=hf", "task.test_size=1"}
+	c, err := LoadConfig("", sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "malformed.jsonl line 3: not a JSON object: invalid character 'h' in literal true (expecting 'r') (fix the row, or set task.on_error: skip to drop malformed rows)"
+	if _, err := HeldOut(c); err == nil || err.Error() != "../testdata/task/"+want {
+		t.Fatalf("stop: %v, want %q", err, want)
+	}
+	c, err = LoadConfig("", append(sets, "task.on_error=skip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := newPromptSource(c)
+	if err != nil || len(ps.test) != 1 || len(ps.data) == 0 || len(ps.skipped) == 0 {
+		t.Fatalf("skip: %v (test %d, train %d, skipped %d)", err, len(ps.test), len(ps.data), len(ps.skipped))
+	}
+}

@@ -140,6 +140,9 @@ func (r *runner) setup() error {
 	if r.prompts, err = newPromptSource(r.cfg); err != nil {
 		return err
 	}
+	if n := len(r.prompts.skipped); n > 0 {
+		fmt.Fprintf(r.opts.Log, "dataset %s: skipped %d malformed rows (task.on_error: skip); the first: %v\n", r.cfg.Task.Path, n, r.prompts.skipped[0])
+	}
 	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet); err != nil {
 		return err
 	}

@@ -182,6 +182,7 @@ type promptSource struct {
 	test     []task.Example
 	testKeys map[string]bool
 	alphabet string
+	skipped  []error // dataset rows dropped under task.on_error: skip
 }
 
 func newPromptSource(c Config) (*promptSource, error) {
@@ -191,15 +192,20 @@ func newPromptSource(c Config) (*promptSource, error) {
 			return nil, fmt.Errorf("config field task.path: a dataset file is needed when task.name is dataset")
 		}
 		fields := task.Fields{Prompt: c.Task.PromptField, Answer: c.Task.AnswerField}
-		opts := task.LoadOptions{AnswerStyle: c.Task.AnswerStyle}
+		opts := task.LoadOptions{AnswerStyle: c.Task.AnswerStyle, OnError: c.Task.OnError}
 		load := task.LoadJSONL
 		if strings.HasSuffix(strings.ToLower(c.Task.Path), ".parquet") {
 			load = task.LoadParquet
 		}
 		ds, err := load(c.Task.Path, fields, opts)
+		var rowErr *task.RowError
+		if errors.As(err, &rowErr) { // the loader's hint names its Go option; name the config field
+			return nil, fmt.Errorf("%v (fix the row, or set task.on_error: skip to drop malformed rows)", rowErr)
+		}
 		if err != nil {
 			return nil, err
 		}
+		ps.skipped = ds.Skipped
 		n := ds.Len()
 		if n < 2 {
 			return nil, fmt.Errorf("dataset %s has %d usable rows; need at least 2", c.Task.Path, n)

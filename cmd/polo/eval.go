@@ -356,6 +356,10 @@ func loadDataset(path, promptField, answerField, style string, limit int) (*task
 		load = task.LoadParquet
 	}
 	ds, err := load(path, task.Fields{Prompt: promptField, Answer: answerField}, task.LoadOptions{AnswerStyle: style, Limit: limit})
+	var rowErr *task.RowError
+	if errors.As(err, &rowErr) { // the loader's hint names a Go option eval has no flag for
+		return nil, usagef("%v (fix the row; eval scores every row)", rowErr)
+	}
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -105,6 +105,7 @@ func TestReliabilityCLIErrors(t *testing.T) {
 	dup := filepath.Join(dir, "dup.yaml")
 	os.WriteFile(dup, []byte("rl:\n  steps: 3\n  steps: 5\n"), 0o644)
 	pol := tinyPolicy(t, filepath.Join(dir, "policy"))
+	malformed := filepath.Join("..", "..", "testdata", "task", "malformed.jsonl")
 	cases := []struct {
 		name   string
 		args   []string
@@ -135,6 +136,9 @@ func TestReliabilityCLIErrors(t *testing.T) {
 		{"task.path without dataset", []string{"train", "--print-config", "--set", "task.path=data.jsonl"}, "", 2, "", "config field task.path is set (data.jsonl) but task.name is addition, which ignores it; set task.name: dataset"},
 		{"char tokenizer, HF model vocab", []string{"train", "--print-config", "--set", "model.path=" + filepath.Join("..", "..", "testdata", "models", "llama")}, "", 2, "", "has vocab_size 320, but tokenizer.kind char has 15 tokens; use tokenizer.kind: hf"},
 		{"char tokenizer, matching model", []string{"train", "--print-config", "--set", "model.path=" + pol}, "", 0, "", ""},
+		{"dataset row error hint", []string{"train", "--set", "run_dir=" + filepath.Join(dir, "ds"), "--set", "task.name=dataset", "--set", "task.path=" + malformed, "--set", "tokenizer.kind=hf", "--set", "tokenizer.path=" + tok}, "", 1, "", "malformed.jsonl line 3: not a JSON object: invalid character 'h' in literal true (expecting 'r') (fix the row, or set task.on_error: skip to drop malformed rows)"},
+		{"bad task.on_error", []string{"train", "--print-config", "--set", "task.on_error=ignore"}, "", 2, "", "config field task.on_error: want stop or skip"},
+		{"eval dataset row error hint", []string{"eval", "--model", pol, "--data", malformed}, "", 2, "", "malformed.jsonl line 3: not a JSON object: invalid character 'h' in literal true (expecting 'r') (fix the row; eval scores every row)"},
 		{"held-out larger than task", []string{"train", "--print-config", "--set", "task.options.digits=1", "--set", "task.test_size=101"}, "", 2, "", "has only 100 distinct prompts"},
 	}
 	for _, c := range cases {
