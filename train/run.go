@@ -248,7 +248,12 @@ func (r *runner) restore(metricsPath string) error {
 			kept = append(kept, rec)
 		}
 	}
-	fmt.Fprintf(r.opts.Log, "resuming %s from %s (%s step %d)\n", r.dir, filepath.Base(path), r.state.Phase, r.state.Step)
+	if r.state.Phase == "rl" && r.state.Step == r.cfg.RL.Steps {
+		fmt.Fprintf(r.opts.Log, "run %s is already complete (rl step %d of %d in %s); nothing to train, the summary is from its metrics\n",
+			r.dir, r.state.Step, r.cfg.RL.Steps, filepath.Base(path))
+	} else {
+		fmt.Fprintf(r.opts.Log, "resuming %s from %s (%s step %d)\n", r.dir, filepath.Base(path), r.state.Phase, r.state.Step)
+	}
 	return metrics.Rewrite(metricsPath, kept)
 }
 
@@ -260,6 +265,10 @@ func (r *runner) restoreFrom(path string) error {
 	}
 	if r.state.Phase != "sft" && r.state.Phase != "rl" {
 		return fmt.Errorf("resume: %s: unknown phase %q", filepath.Join(path, "state.json"), r.state.Phase)
+	}
+	if total := r.phaseSteps(r.state.Phase); r.state.Step < 0 || r.state.Step > total {
+		return fmt.Errorf("resume: %s: %s step %d is outside 0..%s.steps = %d of config.yaml; the checkpoint does not belong to this run",
+			filepath.Join(path, "state.json"), r.state.Phase, r.state.Step, r.state.Phase, total)
 	}
 	if r.policy, err = model.Load(filepath.Join(path, "model")); err != nil {
 		return fmt.Errorf("resume: %w", err)
@@ -287,6 +296,14 @@ func (r *runner) restoreFrom(path string) error {
 		}
 	}
 	return nil
+}
+
+// phaseSteps is the configured number of steps of a phase ("sft" or "rl").
+func (r *runner) phaseSteps(phase string) int {
+	if phase == "sft" {
+		return r.cfg.SFT.Steps
+	}
+	return r.cfg.RL.Steps
 }
 
 // covered says whether a metrics record belongs to work the restored checkpoint already contains.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -172,5 +173,36 @@ func TestReliabilityTrainLogOff(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(runDir, "plots")); !os.IsNotExist(err) {
 		t.Errorf("log.plots: false wrote %s (%v)", filepath.Join(runDir, "plots"), err)
+	}
+}
+
+// TestReliabilityResumeStepPastTotal: --resume of a complete run says so and exits 0; a state.json
+// whose step is past the configured steps (step 999 of 1) is a clear error, never a silent exit 0
+// (issue 14 minor).
+func TestReliabilityResumeStepPastTotal(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := runPolo(t, "train", "--quiet", "--set", "run_dir="+runDir, "--set", "model.preset=tiny", "--set", "task.options.digits=1",
+		"--set", "task.test_size=4", "--set", "sft.steps=1", "--set", "rl.steps=1", "--set", "sampling.prompts_per_step=2",
+		"--set", "sampling.group_size=2", "--set", "sampling.max_new_tokens=4", "--set", "log.plots=false")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := runPolo(t, "train", "--quiet", "--resume", runDir)
+	if code != 0 || !strings.Contains(stderr, "is already complete (rl step 1 of 1 in rl-000001); nothing to train") || !strings.Contains(stdout, "accuracy, greedy") {
+		t.Fatalf("resume of a complete run: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	states, _ := filepath.Glob(filepath.Join(runDir, "checkpoints", "*", "state.json"))
+	if len(states) == 0 {
+		t.Fatal("no state.json")
+	}
+	for _, p := range states {
+		data, _ := os.ReadFile(p)
+		data = regexp.MustCompile(`"step":\s*\d+`).ReplaceAll(data, []byte(`"step": 999`))
+		os.WriteFile(p, data, 0o644)
+	}
+	code, _, stderr = runPolo(t, "train", "--quiet", "--resume", runDir)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != 1 || !strings.Contains(lines[len(lines)-1], "step 999 is outside 0..") || !strings.Contains(stderr, "the checkpoint does not belong to this run") {
+		t.Fatalf("resume at step 999 of 1: exit %d, stderr %q; want exit 1 and a clear error", code, stderr)
 	}
 }
