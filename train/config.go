@@ -56,6 +56,7 @@ type TaskConfig struct {
 	PromptField string            `yaml:"prompt_field"` // dataset field holding the prompt
 	AnswerField string            `yaml:"answer_field"` // dataset field holding the reference answer
 	AnswerStyle string            `yaml:"answer_style"` // "" (as is) | gsm8k (text after ####) | boxed (last \boxed{})
+	OnError     string            `yaml:"on_error"`     // a malformed dataset row: stop (an error naming it) | skip (dropped, with a notice)
 	TestSize    int               `yaml:"test_size"`    // held-out examples for evaluation
 }
 
@@ -350,6 +351,7 @@ func (c *Config) Validate() error {
 		{c.Model.Preset == "" && c.Model.Path == "", "model", "a preset (e.g. tiny) or a path to a Hugging Face folder"},
 		{c.Tokenizer.Kind != "char" && c.Tokenizer.Kind != "hf", "tokenizer.kind", "char or hf"},
 		{c.Task.Name == "", "task.name", "a generator name or dataset"},
+		{c.Task.OnError != "stop" && c.Task.OnError != "skip", "task.on_error", "stop or skip"},
 		{c.Task.TestSize < 1 || c.Task.TestSize > maxTestSize, "task.test_size", "in [1, 1000000] held-out prompts"},
 		{c.Sampling.PromptsPerStep < 1, "sampling.prompts_per_step", ">= 1"},
 		{c.Sampling.GroupSize < 1, "sampling.group_size", ">= 1"},
@@ -391,6 +393,9 @@ func (c *Config) Validate() error {
 		if ch.bad {
 			return fmt.Errorf("config field %s: want %s", ch.field, ch.want)
 		}
+	}
+	if c.Task.Path != "" && c.Task.Name != "dataset" {
+		return fmt.Errorf("config field task.path is set (%s) but task.name is %s, which ignores it; set task.name: dataset to train on the file, or remove task.path", c.Task.Path, c.Task.Name)
 	}
 	if rows := c.Sampling.PromptsPerStep * c.Sampling.GroupSize; c.RL.MiniBatches > rows {
 		return fmt.Errorf("config field rl.mini_batches: %d is more than the %d responses per step", c.RL.MiniBatches, rows)

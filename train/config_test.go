@@ -48,6 +48,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad set syntax", "", []string{"algo.name"}, "key=value"},
 		{"unknown set key", "", []string{"rl.stepz=3"}, "stepz"},
 		{"not a mapping", "- 1\n- 2\n", nil, "mapping"},
+		{"task.path without dataset", "task:\n  path: gsm8k.jsonl\n", nil, "task.path is set (gsm8k.jsonl) but task.name is addition"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,5 +85,47 @@ func TestSeedForIsStableAndDistinct(t *testing.T) {
 	a, b, c := seedFor(1, "rollout", 3), seedFor(1, "rollout", 4), seedFor(2, "rollout", 3)
 	if a != seedFor(1, "rollout", 3) || a == b || a == c || a == seedFor(1, "prompts", 3) {
 		t.Fatalf("seeds not stable/distinct: %d %d %d", a, b, c)
+	}
+}
+
+// TestConfigCharTokenizerModelVocab: the char tokenizer with a Hugging Face model.path of another
+// vocabulary is refused by Check and by Run before the run folder is created (issue 14 minor).
+func TestConfigCharTokenizerModelVocab(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	c, err := LoadConfig("", []string{"model.path=../testdata/models/llama", "run_dir=" + runDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "has vocab_size 320, but tokenizer.kind char has 15 tokens"
+	if err := Check(c); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Check: %v, want ~%q", err, want)
+	}
+	if _, err := Run(c, Options{}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run: %v, want ~%q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "config.yaml")); !os.IsNotExist(err) {
+		t.Fatalf("the refused run wrote its config.yaml (%v)", err)
+	}
+}
+
+// TestConfigDatasetOnError: a malformed dataset row stops the load with a hint naming the config
+// field that skips it (task.on_error), and task.on_error: skip drops the row (issue 14 minor).
+func TestConfigDatasetOnError(t *testing.T) {
+	sets := []string{"task.name=dataset", "task.path=../testdata/task/malformed.jsonl", "tokenizer.kind=hf", "task.test_size=1"}
+	c, err := LoadConfig("", sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "malformed.jsonl line 3: not a JSON object: invalid character 'h' in literal true (expecting 'r') (fix the row, or set task.on_error: skip to drop malformed rows)"
+	if _, err := HeldOut(c); err == nil || err.Error() != "../testdata/task/"+want {
+		t.Fatalf("stop: %v, want %q", err, want)
+	}
+	c, err = LoadConfig("", append(sets, "task.on_error=skip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := newPromptSource(c)
+	if err != nil || len(ps.test) != 1 || len(ps.data) == 0 || len(ps.skipped) == 0 {
+		t.Fatalf("skip: %v (test %d, train %d, skipped %d)", err, len(ps.test), len(ps.data), len(ps.skipped))
 	}
 }

@@ -85,7 +85,11 @@ func PrintSummary(w io.Writer, s Summary) {
 		fmt.Fprintf(tw, "seconds per RL step: rollout / reward / train\t%.3f / %.4f / %.3f\n", s.RolloutS, s.RewardS, s.TrainS)
 	}
 	fmt.Fprintf(tw, "wall time\t%.1f s\n", s.WallSeconds)
-	fmt.Fprintf(tw, "files\tconfig.yaml, metrics.jsonl, plots/*.png, checkpoints/\n")
+	files := "config.yaml, metrics.jsonl, "
+	if s.Plots {
+		files += "plots/*.png, "
+	}
+	fmt.Fprintf(tw, "files\t%scheckpoints/\n", files)
 	tw.Flush()
 }
 

@@ -53,6 +53,7 @@ type Summary struct {
 	RolloutS      float64 // mean seconds per RL step in sampling
 	RewardS       float64 // … in verification
 	TrainS        float64 // … in log-prob passes and optimizer steps
+	Plots         bool    // RUN_DIR/plots/*.png were written (log.plots)
 }
 
 // runner holds one run's live state.
@@ -117,6 +118,7 @@ func Run(cfg Config, opts Options) (Summary, error) {
 		if err := writePlots(filepath.Join(r.dir, "plots"), records); err != nil {
 			return sum, err
 		}
+		sum.Plots = true
 	}
 	return sum, nil
 }
@@ -138,8 +140,16 @@ func (r *runner) setup() error {
 	if r.prompts, err = newPromptSource(r.cfg); err != nil {
 		return err
 	}
+	if n := len(r.prompts.skipped); n > 0 {
+		fmt.Fprintf(r.opts.Log, "dataset %s: skipped %d malformed rows (task.on_error: skip); the first: %v\n", r.cfg.Task.Path, n, r.prompts.skipped[0])
+	}
 	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet); err != nil {
 		return err
+	}
+	if !r.opts.Resume { // (a resume loads its own checkpoint, not model.path)
+		if err := checkModelVocab(r.cfg, r.codec.tok.VocabSize()); err != nil {
+			return err
+		}
 	}
 	v := r.opts.Verifier
 	if v == nil {
@@ -188,7 +198,11 @@ func (r *runner) setup() error {
 	if r.log, err = metrics.Open(metricsPath); err != nil {
 		return err
 	}
-	r.bar = newProgress(r.opts.Progress, r.cfg.SFT.Steps+r.cfg.RL.Steps, r.doneSteps())
+	bar := r.opts.Progress
+	if !r.cfg.Log.Progress { // log.progress: false silences the bar whatever the caller passed
+		bar = nil
+	}
+	r.bar = newProgress(bar, r.cfg.SFT.Steps+r.cfg.RL.Steps, r.doneSteps())
 	return nil
 }
 
@@ -234,7 +248,12 @@ func (r *runner) restore(metricsPath string) error {
 			kept = append(kept, rec)
 		}
 	}
-	fmt.Fprintf(r.opts.Log, "resuming %s from %s (%s step %d)\n", r.dir, filepath.Base(path), r.state.Phase, r.state.Step)
+	if r.state.Phase == "rl" && r.state.Step == r.cfg.RL.Steps {
+		fmt.Fprintf(r.opts.Log, "run %s is already complete (rl step %d of %d in %s); nothing to train, the summary is from its metrics\n",
+			r.dir, r.state.Step, r.cfg.RL.Steps, filepath.Base(path))
+	} else {
+		fmt.Fprintf(r.opts.Log, "resuming %s from %s (%s step %d)\n", r.dir, filepath.Base(path), r.state.Phase, r.state.Step)
+	}
 	return metrics.Rewrite(metricsPath, kept)
 }
 
@@ -246,6 +265,10 @@ func (r *runner) restoreFrom(path string) error {
 	}
 	if r.state.Phase != "sft" && r.state.Phase != "rl" {
 		return fmt.Errorf("resume: %s: unknown phase %q", filepath.Join(path, "state.json"), r.state.Phase)
+	}
+	if total := r.phaseSteps(r.state.Phase); r.state.Step < 0 || r.state.Step > total {
+		return fmt.Errorf("resume: %s: %s step %d is outside 0..%s.steps = %d of config.yaml; the checkpoint does not belong to this run",
+			filepath.Join(path, "state.json"), r.state.Phase, r.state.Step, r.state.Phase, total)
 	}
 	if r.policy, err = model.Load(filepath.Join(path, "model")); err != nil {
 		return fmt.Errorf("resume: %w", err)
@@ -273,6 +296,14 @@ func (r *runner) restoreFrom(path string) error {
 		}
 	}
 	return nil
+}
+
+// phaseSteps is the configured number of steps of a phase ("sft" or "rl").
+func (r *runner) phaseSteps(phase string) int {
+	if phase == "sft" {
+		return r.cfg.SFT.Steps
+	}
+	return r.cfg.RL.Steps
 }
 
 // covered says whether a metrics record belongs to work the restored checkpoint already contains.

@@ -182,6 +182,7 @@ type promptSource struct {
 	test     []task.Example
 	testKeys map[string]bool
 	alphabet string
+	skipped  []error // dataset rows dropped under task.on_error: skip
 }
 
 func newPromptSource(c Config) (*promptSource, error) {
@@ -191,15 +192,20 @@ func newPromptSource(c Config) (*promptSource, error) {
 			return nil, fmt.Errorf("config field task.path: a dataset file is needed when task.name is dataset")
 		}
 		fields := task.Fields{Prompt: c.Task.PromptField, Answer: c.Task.AnswerField}
-		opts := task.LoadOptions{AnswerStyle: c.Task.AnswerStyle}
+		opts := task.LoadOptions{AnswerStyle: c.Task.AnswerStyle, OnError: c.Task.OnError}
 		load := task.LoadJSONL
 		if strings.HasSuffix(strings.ToLower(c.Task.Path), ".parquet") {
 			load = task.LoadParquet
 		}
 		ds, err := load(c.Task.Path, fields, opts)
+		var rowErr *task.RowError
+		if errors.As(err, &rowErr) { // the loader's hint names its Go option; name the config field
+			return nil, fmt.Errorf("%v (fix the row, or set task.on_error: skip to drop malformed rows)", rowErr)
+		}
 		if err != nil {
 			return nil, err
 		}
+		ps.skipped = ds.Skipped
 		n := ds.Len()
 		if n < 2 {
 			return nil, fmt.Errorf("dataset %s has %d usable rows; need at least 2", c.Task.Path, n)
@@ -256,6 +262,26 @@ func (ps *promptSource) draw(purpose string, step, n int) ([]task.Example, error
 		}
 	}
 	return out, nil
+}
+
+// checkModelVocab refuses a model.path whose vocabulary does not fit the tokenizer, before the run
+// folder is touched: the character tokenizer must match the model's vocab_size exactly (its ids mean
+// nothing to a model trained with another tokenizer); an HF tokenizer may not exceed it.
+func checkModelVocab(c Config, vocab int) error {
+	if c.Model.Path == "" {
+		return nil
+	}
+	mc, err := model.LoadConfig(c.Model.Path)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Tokenizer.Kind == "char" && mc.VocabSize != vocab:
+		return fmt.Errorf("model.path %s has vocab_size %d, but tokenizer.kind char has %d tokens; use tokenizer.kind: hf with this model's tokenizer, or a model trained with the char tokenizer", c.Model.Path, mc.VocabSize, vocab)
+	case mc.VocabSize < vocab:
+		return fmt.Errorf("model.path %s has vocab_size %d, smaller than the tokenizer's %d", c.Model.Path, mc.VocabSize, vocab)
+	}
+	return nil
 }
 
 // newPolicy builds the initial policy: a seeded from-scratch preset or a Hugging Face checkpoint.
@@ -364,8 +390,18 @@ func Check(c Config) error {
 		return err
 	}
 	if c.Task.Name != "dataset" {
-		if _, err := newPromptSource(c); err != nil { // the generator, its options, the held-out set
+		ps, err := newPromptSource(c) // the generator, its options, the held-out set
+		if err != nil {
 			return err
+		}
+		if c.Tokenizer.Kind == "char" && c.Model.Path != "" {
+			cd, err := newCodec(c, ps.alphabet)
+			if err != nil {
+				return err
+			}
+			if err := checkModelVocab(c, cd.tok.VocabSize()); err != nil {
+				return err
+			}
 		}
 	}
 	if _, err := reward.NewVerifier(c.Reward.Verifier, c.Reward.Options); err != nil {

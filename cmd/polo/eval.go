@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/polo-rl/polo/eval"
+	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/reward"
 	"github.com/polo-rl/polo/rollout"
 	"github.com/polo-rl/polo/task"
@@ -136,6 +137,9 @@ evaluated on the run's own held-out test set, with the run's verifier and max_ne
 	rows := len(prompts) * f.n
 	batch := min(f.batch, rows)
 	dec, err := pol.Model.NewDecoder(batch, longest+scfg.MaxNewTokens)
+	if errors.Is(err, model.ErrTooLarge) {
+		return usagef("--batch %d, longest prompt %d tokens + --max-new-tokens %d: %v", batch, longest, scfg.MaxNewTokens, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -352,6 +356,10 @@ func loadDataset(path, promptField, answerField, style string, limit int) (*task
 		load = task.LoadParquet
 	}
 	ds, err := load(path, task.Fields{Prompt: promptField, Answer: answerField}, task.LoadOptions{AnswerStyle: style, Limit: limit})
+	var rowErr *task.RowError
+	if errors.As(err, &rowErr) { // the loader's hint names a Go option eval has no flag for
+		return nil, usagef("%v (fix the row; eval scores every row)", rowErr)
+	}
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -104,6 +105,8 @@ func TestReliabilityCLIErrors(t *testing.T) {
 	dir := t.TempDir()
 	dup := filepath.Join(dir, "dup.yaml")
 	os.WriteFile(dup, []byte("rl:\n  steps: 3\n  steps: 5\n"), 0o644)
+	pol := tinyPolicy(t, filepath.Join(dir, "policy"))
+	malformed := filepath.Join("..", "..", "testdata", "task", "malformed.jsonl")
 	cases := []struct {
 		name   string
 		args   []string
@@ -129,6 +132,14 @@ func TestReliabilityCLIErrors(t *testing.T) {
 		{"duplicate YAML key", []string{"train", "--print-config", dup}, "", 2, "", "key rl.steps appears twice (lines 2 and 3)"},
 		{"test_size 0", []string{"train", "--print-config", "--set", "task.test_size=0"}, "", 2, "", "config field task.test_size: want in [1, 1000000]"},
 		{"top_p 2", []string{"train", "--print-config", "--set", "sampling.top_p=2"}, "", 2, "", "config field sampling.top_p: want in (0, 1]"},
+		{"eval oversized request", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "1", "--max-new-tokens", "100000000"}, "", 2, "", "exceed the model's context of 2048 positions"},
+		{"eval oversized batch", []string{"eval", "--model", pol, "--task", "addition", "--task-opt", "digits=1", "--limit", "2", "--n", "50000000", "--batch", "100000000", "--max-new-tokens", "2000"}, "", 2, "", "positions need about"},
+		{"task.path without dataset", []string{"train", "--print-config", "--set", "task.path=data.jsonl"}, "", 2, "", "config field task.path is set (data.jsonl) but task.name is addition, which ignores it; set task.name: dataset"},
+		{"char tokenizer, HF model vocab", []string{"train", "--print-config", "--set", "model.path=" + filepath.Join("..", "..", "testdata", "models", "llama")}, "", 2, "", "has vocab_size 320, but tokenizer.kind char has 15 tokens; use tokenizer.kind: hf"},
+		{"char tokenizer, matching model", []string{"train", "--print-config", "--set", "model.path=" + pol}, "", 0, "", ""},
+		{"dataset row error hint", []string{"train", "--set", "run_dir=" + filepath.Join(dir, "ds"), "--set", "task.name=dataset", "--set", "task.path=" + malformed, "--set", "tokenizer.kind=hf", "--set", "tokenizer.path=" + tok}, "", 1, "", "malformed.jsonl line 3: not a JSON object: invalid character 'h' in literal true (expecting 'r') (fix the row, or set task.on_error: skip to drop malformed rows)"},
+		{"bad task.on_error", []string{"train", "--print-config", "--set", "task.on_error=ignore"}, "", 2, "", "config field task.on_error: want stop or skip"},
+		{"eval dataset row error hint", []string{"eval", "--model", pol, "--data", malformed}, "", 2, "", "malformed.jsonl line 3: not a JSON object: invalid character 'h' in literal true (expecting 'r') (fix the row; eval scores every row)"},
 		{"held-out larger than task", []string{"train", "--print-config", "--set", "task.options.digits=1", "--set", "task.test_size=101"}, "", 2, "", "has only 100 distinct prompts"},
 	}
 	for _, c := range cases {
@@ -141,5 +152,57 @@ func TestReliabilityCLIErrors(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr ~%q", code, out.String(), errb.String(), c.code, c.stdout, c.stderr)
 			}
 		})
+	}
+}
+
+// TestReliabilityTrainLogOff: log.progress: false prints no progress (even without --quiet), and
+// with log.plots: false the summary does not list plots that were never written (issue 14 minor).
+func TestReliabilityTrainLogOff(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := runPolo(t, "train", "--set", "run_dir="+runDir, "--set", "model.preset=tiny", "--set", "task.options.digits=1",
+		"--set", "task.test_size=4", "--set", "sft.steps=1", "--set", "rl.steps=1", "--set", "sampling.prompts_per_step=2",
+		"--set", "sampling.group_size=2", "--set", "sampling.max_new_tokens=4", "--set", "log.progress=false", "--set", "log.plots=false")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, "[1/2") || strings.Contains(stderr, "[2/2") {
+		t.Errorf("log.progress: false, yet stderr has progress lines:\n%s", stderr)
+	}
+	if strings.Contains(stdout, "plots") || !strings.Contains(stdout, "config.yaml, metrics.jsonl, checkpoints/") {
+		t.Errorf("log.plots: false, yet the summary's files line is wrong:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "plots")); !os.IsNotExist(err) {
+		t.Errorf("log.plots: false wrote %s (%v)", filepath.Join(runDir, "plots"), err)
+	}
+}
+
+// TestReliabilityResumeStepPastTotal: --resume of a complete run says so and exits 0; a state.json
+// whose step is past the configured steps (step 999 of 1) is a clear error, never a silent exit 0
+// (issue 14 minor).
+func TestReliabilityResumeStepPastTotal(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := runPolo(t, "train", "--quiet", "--set", "run_dir="+runDir, "--set", "model.preset=tiny", "--set", "task.options.digits=1",
+		"--set", "task.test_size=4", "--set", "sft.steps=1", "--set", "rl.steps=1", "--set", "sampling.prompts_per_step=2",
+		"--set", "sampling.group_size=2", "--set", "sampling.max_new_tokens=4", "--set", "log.plots=false")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := runPolo(t, "train", "--quiet", "--resume", runDir)
+	if code != 0 || !strings.Contains(stderr, "is already complete (rl step 1 of 1 in rl-000001); nothing to train") || !strings.Contains(stdout, "accuracy, greedy") {
+		t.Fatalf("resume of a complete run: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	states, _ := filepath.Glob(filepath.Join(runDir, "checkpoints", "*", "state.json"))
+	if len(states) == 0 {
+		t.Fatal("no state.json")
+	}
+	for _, p := range states {
+		data, _ := os.ReadFile(p)
+		data = regexp.MustCompile(`"step":\s*\d+`).ReplaceAll(data, []byte(`"step": 999`))
+		os.WriteFile(p, data, 0o644)
+	}
+	code, _, stderr = runPolo(t, "train", "--quiet", "--resume", runDir)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != 1 || !strings.Contains(lines[len(lines)-1], "step 999 is outside 0..") || !strings.Contains(stderr, "the checkpoint does not belong to this run") {
+		t.Fatalf("resume at step 999 of 1: exit %d, stderr %q; want exit 1 and a clear error", code, stderr)
 	}
 }
