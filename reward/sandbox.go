@@ -83,6 +83,9 @@ func NewSandbox(cfg SandboxConfig) (*Sandbox, error) {
 	if cfg.MemoryMB <= 0 {
 		cfg.MemoryMB = def.MemoryMB
 	}
+	if cfg.MemoryMB < minSandboxMemoryMB {
+		return nil, fmt.Errorf("code sandbox: memory_mb=%d is too little for Python to start; use at least %d", cfg.MemoryMB, minSandboxMemoryMB)
+	}
 	if cfg.FileSizeMB <= 0 {
 		cfg.FileSizeMB = def.FileSizeMB
 	}
@@ -108,11 +111,15 @@ func NewSandbox(cfg SandboxConfig) (*Sandbox, error) {
 		return nil, fmt.Errorf("code sandbox self-test: %w", err)
 	}
 	if res.ExitCode != 0 || strings.TrimSpace(res.Stdout) != "42" {
-		return nil, fmt.Errorf("code sandbox self-test failed (exit %d, %s): bwrap may lack user namespaces here; stderr: %s",
+		return nil, fmt.Errorf("code sandbox self-test failed (exit %d, %s): python could not run in the sandbox (bwrap without user namespaces here, or limits too tight); stderr: %s",
 			res.ExitCode, res.Reason, clip(strings.TrimSpace(res.Stderr), 300))
 	}
 	return s, nil
 }
+
+// minSandboxMemoryMB is the smallest address-space limit accepted: Python 3 needs ~16 MiB of address
+// space just to map its libraries and start (measured on Debian 12).
+const minSandboxMemoryMB = 32
 
 // Config returns the sandbox's effective limits.
 func (s *Sandbox) Config() SandboxConfig { return s.cfg }

@@ -37,6 +37,15 @@ func TestVerifyCodeWrongTypedTests(t *testing.T) {
 	}
 }
 
+// TestVerifyCodeMemoryTooSmall: a memory limit Python cannot start under is named as such, not
+// blamed on the sandbox's user namespaces (issue 14, minor item).
+func TestVerifyCodeMemoryTooSmall(t *testing.T) {
+	code, _, stderr := runVerifyCmd(t, `{"program": "print(1)", "tests": "assert True"}`, "--kind", "code", "--opt", "memory_mb=1")
+	if code == 0 || !strings.Contains(stderr, "memory_mb=1 is too little for Python to start; use at least 32") || strings.Contains(stderr, "user namespaces") {
+		t.Fatalf("exit %d, stderr %q; want a clear memory_mb error", code, stderr)
+	}
+}
+
 // tinyPolicy writes a from-scratch tiny model with a character tokenizer (what `polo train`
 // checkpoints hold) into dir; its context is the preset's 2048 positions.
 func tinyPolicy(t testing.TB, dir string) string {
