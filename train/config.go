@@ -214,6 +214,11 @@ func LoadConfig(path string, overrides []string) (Config, error) {
 		if err := checkDuplicateKeys(&user, ""); err != nil {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
+		// Decode the file alone first, so that type errors and unknown fields are reported at the
+		// file's own line numbers, not those of the merge with the defaults.
+		if err := strictDecode(data, &Config{}); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
 		if len(user.Content) > 0 {
 			if err := mergeNode(doc.Content[0], user.Content[0], ""); err != nil {
 				return Config{}, fmt.Errorf("config %s: %w", path, err)

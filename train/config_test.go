@@ -41,6 +41,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		want       string
 	}{
 		{"unknown field", "sampling:\n  groupsize: 4\n", nil, "groupsize"},
+		// Line numbers are the user's file's, not those of the merge with the defaults.
+		{"line of an unknown field", "seed: 2\nrl:\n  steps: 10\n  stepz: 5\n", nil, "line 4: field stepz not found"},
+		{"line of a type error", "seed: 2\nrl:\n  steps: abc\n", nil, "line 3: cannot unmarshal"},
 		{"unknown section", "optimiser:\n  lr: 1\n", nil, "optimiser"},
 		{"bad type", "sampling:\n  group_size: many\n", nil, "many"},
 		{"bad range", "", []string{"sampling.group_size=0"}, "sampling.group_size"},
