@@ -7,23 +7,27 @@ import "fmt"
 // layer k), then on the full model. The loss is the host's; the model side supplies the layer's
 // log-probs in LogP and OldLogP as PolicyLayer says.
 func init() {
-	surrogatePreset("bupo", "BuPO: GRPO on an internal layer's policy for the first iterative_steps steps (model fills logp from PolicyLayer)",
-		defaults(join(policyParams, groupAdvParams), Params{"dual_clip": "10", "layer": "5", "iterative_steps": "30", "apply_final_norm": "false"}),
+	registerSurrogate("bupo", "BuPO: GRPO on an internal layer's policy for the first iterative_steps steps (model fills logp from PolicyLayer)",
+		BuPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.DualClip = 10 }), Layer: 5, IterativeSteps: 30},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		},
+		func(c *BuPOParams, s *Surrogate) (Objective, error) {
+			b := &BuPO{Surrogate: s, Layer: c.Layer, Steps: c.IterativeSteps, FinalNorm: c.ApplyFinalNorm}
+			if b.Layer < 0 || b.Steps < 0 {
+				return nil, fmt.Errorf("layer=%d, iterative_steps=%d: want >= 0", b.Layer, b.Steps)
+			}
+			s.declare = needLayer // the trainer must fill logp/old_logp from PolicyLayer
+			return b, nil
 		})
-	hooks["bupo"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		b := &BuPO{Surrogate: s, Layer: r.int("layer"), Steps: r.int("iterative_steps"), FinalNorm: r.bool("apply_final_norm")}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if b.Layer < 0 || b.Steps < 0 {
-			return nil, fmt.Errorf("layer=%d, iterative_steps=%d: want >= 0", b.Layer, b.Steps)
-		}
-		s.declare = needLayer // the trainer must fill logp/old_logp from PolicyLayer
-		return b, nil
-	}
+}
+
+// BuPOParams configure bupo.
+type BuPOParams struct {
+	SurrogateParams
+	Layer          int  `param:"layer"`
+	IterativeSteps int  `param:"iterative_steps"`
+	ApplyFinalNorm bool `param:"apply_final_norm"`
 }
 
 // LayerSelector is implemented by objectives trained on an internal layer's policy (bupo).

@@ -8,17 +8,24 @@ import "math"
 // residual (fibre); a token's gradient is censored when |u_i| > delta_b or |e| > delta_f (with
 // sign_aware, only when the update would move further out of the region).
 func init() {
-	surrogatePreset("fiberpo", "FiberPO (provisional): base gate on the trajectory log-ratio × fibre gate on token residuals, SMTM",
-		defaults(join(policyParams, groupAdvParams), Params{"agg": AggSeqMeanTokenMean, "delta_b": "0.2", "delta_f": "0.2", "sign_aware": "false"}),
+	registerSurrogate("fiberpo", "FiberPO (provisional): base gate on the trajectory log-ratio × fibre gate on token residuals, SMTM",
+		FiberPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.Agg = AggSeqMeanTokenMean }), DeltaB: 0.2, DeltaF: 0.2},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateRatio}
+		},
+		func(c *FiberPOParams, s *Surrogate) (Objective, error) {
+			f := fiber{db: c.DeltaB, df: c.DeltaF, sign: c.SignAware}
+			s.prepare = f.prepare
+			return nil, nil
 		})
-	hooks["fiberpo"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		f := fiber{db: r.float("delta_b"), df: r.float("delta_f"), sign: r.bool("sign_aware")}
-		s.prepare = f.prepare
-		return nil, r.err
-	}
+}
+
+// FiberPOParams configure fiberpo.
+type FiberPOParams struct {
+	SurrogateParams
+	DeltaB    float64 `param:"delta_b"`
+	DeltaF    float64 `param:"delta_f"`
+	SignAware bool    `param:"sign_aware"`
 }
 
 type fiber struct {

@@ -9,23 +9,25 @@ import (
 // bounded target tr_i = 1 - eps_low + (eps_low + eps_high)·σ(Ã_i/t_g) set by the median-centred
 // advantage; no clipping.
 func init() {
-	surrogatePreset("gbpo", "GBPO: advantage-weighted L1 pull of the ratio toward a bounded, median-signed target (no clipping)",
-		defaults(join(policyParams, groupAdvParams), Params{"t_g": "1e-4"}),
+	registerSurrogate("gbpo", "GBPO: advantage-weighted L1 pull of the ratio toward a bounded, median-signed target (no clipping)",
+		GBPOParams{SurrogateParams: DefaultSurrogateParams(), TG: 1e-4},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		},
+		func(c *GBPOParams, s *Surrogate) (Objective, error) {
+			g := &GBPO{Surrogate: s, tg: c.TG}
+			if g.tg <= 0 {
+				return nil, fmt.Errorf("t_g=%v: want > 0", g.tg)
+			}
+			s.prepare = g.prepare
+			return g, nil
 		})
-	hooks["gbpo"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		g := &GBPO{Surrogate: s, tg: r.float("t_g")}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if g.tg <= 0 {
-			return nil, fmt.Errorf("t_g=%v: want > 0", g.tg)
-		}
-		s.prepare = g.prepare
-		return g, nil
-	}
+}
+
+// GBPOParams configure gbpo: t_g bounds the ratio target.
+type GBPOParams struct {
+	SurrogateParams
+	TG float64 `param:"t_g"`
 }
 
 // BoundTargeter is implemented by objectives that need a second per-token array computed once on the

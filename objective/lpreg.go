@@ -10,24 +10,27 @@ import (
 // min-p proxy of the old policy rates higher than the policy does are taken out of clipping and pulled
 // toward the proxy with a k3 penalty. Input: Batch.ProxyLogP (see MinPProxyLogP).
 func init() {
-	surrogatePreset("lp_reg", "Lp-Reg: k3 pull of low-probability negative tokens toward a min-p proxy of the old policy (input proxy_logp)",
-		defaults(join(policyParams, groupAdvParams), Params{"eps_low": "1", "eps_high": "9", "dual_clip": "10",
-			"proxy_beta": "1", "rho_neg": "0.01", "rho_pos": "0"}),
+	registerSurrogate("lp_reg", "Lp-Reg: k3 pull of low-probability negative tokens toward a min-p proxy of the old policy (input proxy_logp)",
+		LpRegParams{SurrogateParams: group(func(p *SurrogateParams) { p.EpsLow, p.EpsHigh, p.DualClip = 1, 9, 10 }), ProxyBeta: 1, RhoNeg: 0.01},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip, lossNeed: needProxy}
+		},
+		func(c *LpRegParams, s *Surrogate) (Objective, error) {
+			l := lpReg{beta: c.ProxyBeta, neg: c.RhoNeg, pos: c.RhoPos}
+			if l.neg < 0 || l.neg > 1 || l.pos < 0 || l.pos > 1 {
+				return nil, fmt.Errorf("rho_neg=%v, rho_pos=%v: want fractions in [0, 1]", l.neg, l.pos)
+			}
+			s.prepare = l.prepare
+			return nil, nil
 		})
-	hooks["lp_reg"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		l := lpReg{beta: r.float("proxy_beta"), neg: r.float("rho_neg"), pos: r.float("rho_pos")}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if l.neg < 0 || l.neg > 1 || l.pos < 0 || l.pos > 1 {
-			return nil, fmt.Errorf("rho_neg=%v, rho_pos=%v: want fractions in [0, 1]", l.neg, l.pos)
-		}
-		s.prepare = l.prepare
-		return nil, nil
-	}
+}
+
+// LpRegParams configure lp_reg.
+type LpRegParams struct {
+	SurrogateParams
+	ProxyBeta float64 `param:"proxy_beta"`
+	RhoNeg    float64 `param:"rho_neg"`
+	RhoPos    float64 `param:"rho_pos"`
 }
 
 type lpReg struct{ beta, neg, pos float64 }

@@ -10,21 +10,26 @@ import (
 // derivation (docs/objectives.md marks both unverified). Input: Batch.GradWeight (w_i ≈ ‖∇log π(o_i)‖²,
 // e.g. the sum over tokens of GradNormProxy).
 func init() {
-	surrogatePreset("oblr", "OBLR-PO (provisional): gradient-norm-weighted group baseline (input grad_weight), PPO clip",
-		defaults(policyParams, Params{"loo": "false"}),
-		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} })
-	hooks["oblr"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		loo := r.bool("loo")
-		s.advNeed = needRewards | needGroup | needGradWeight
-		s.advFn = func(b *Batch) ([][]float64, error) {
-			if err := check(b, needRewards|needGroup|needGradWeight); err != nil {
-				return nil, err
+	registerSurrogate("oblr", "OBLR-PO (provisional): gradient-norm-weighted group baseline (input grad_weight), PPO clip",
+		OBLRParams{PolicyParams: DefaultPolicyParams()},
+		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} },
+		func(c *OBLRParams, s *Surrogate) (Objective, error) {
+			loo := c.LOO
+			s.advNeed = needRewards | needGroup | needGradWeight
+			s.advFn = func(b *Batch) ([][]float64, error) {
+				if err := check(b, needRewards|needGroup|needGradWeight); err != nil {
+					return nil, err
+				}
+				return broadcast(WeightedBaselineAdvantages(s.adv.outcome(b), b.GradWeight, b.Group, b.Mask, loo), b.Mask), nil
 			}
-			return broadcast(WeightedBaselineAdvantages(s.adv.outcome(b), b.GradWeight, b.Group, b.Mask, loo), b.Mask), nil
-		}
-		return nil, r.err
-	}
+			return nil, nil
+		})
+}
+
+// OBLRParams configure oblr: loo leaves each response out of its own baseline.
+type OBLRParams struct {
+	PolicyParams
+	LOO bool `param:"loo"`
 }
 
 // WeightedBaselineAdvantages returns r_i - b_g with b_g = Σ w_j r_j / Σ w_j over the group (with loo,

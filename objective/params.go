@@ -2,6 +2,7 @@ package objective
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -56,7 +57,7 @@ func encodeParams(c any) Params {
 	paramFields(reflect.ValueOf(&c).Elem().Elem(), func(name, _ string, f reflect.Value) {
 		switch f.Kind() {
 		case reflect.Float64:
-			p[name] = strconv.FormatFloat(f.Float(), 'g', -1, 64)
+			p[name] = formatFloat(f.Float())
 		case reflect.Int:
 			p[name] = strconv.Itoa(int(f.Int()))
 		case reflect.Uint64:
@@ -98,4 +99,19 @@ func decodeParams(dst any, p Params) error {
 		}
 	})
 	return r.err
+}
+
+// formatFloat writes x as a parameter value: shortest decimal, except that small magnitudes (< 0.01)
+// and those Go would write with an exponent use a compact exponent (1e-6, 3e-4, 1e7).
+func formatFloat(x float64) string {
+	s := strconv.FormatFloat(x, 'g', -1, 64)
+	if a := math.Abs(x); (a == 0 || a >= 0.01) && !strings.ContainsAny(s, "eE") || math.IsInf(x, 0) || math.IsNaN(x) {
+		return s
+	}
+	m, e, _ := strings.Cut(strconv.FormatFloat(x, 'e', -1, 64), "e")
+	sign := ""
+	if e[0] == '-' {
+		sign = "-"
+	}
+	return m + "e" + sign + strings.TrimLeft(e[1:], "0")
 }

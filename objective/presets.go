@@ -166,83 +166,154 @@ func surrogatePreset(name, summary string, params Params, base func() *Surrogate
 // file). A hook may return an Objective wrapping s (methods with extra interfaces); nil means s.
 var hooks = map[string]func(Params, *Surrogate) (Objective, error){}
 
+// PPOParams configure ppo: the policy loss plus GAE.
+type PPOParams struct {
+	PolicyParams
+	Gamma  float64 `param:"gamma"`
+	Lambda float64 `param:"lambda"`
+	Whiten bool    `param:"whiten"` // whiten advantages over the batch
+}
+
+// ReinforceParams configure reinforce: form=ratio (-ρ·A) or form=logp (-A·logp).
+type ReinforceParams struct {
+	SurrogateParams
+	Form string `param:"form" choices:"ratio|logp"`
+}
+
+// ReinforcePPParams configure reinforce_pp: the discount of its returns-to-go.
+type ReinforcePPParams struct {
+	PolicyParams
+	Gamma float64 `param:"gamma"`
+}
+
+// DAPOParams configure dapo: soft overlong punishment of the reward.
+type DAPOParams struct {
+	SurrogateParams
+	OverlongBuffer int     `param:"overlong_buffer"` // 0: off
+	OverlongMaxLen int     `param:"overlong_max_len"`
+	OverlongFactor float64 `param:"overlong_factor"`
+}
+
+// SAPOParams configure sapo: the soft gate's temperatures for positive and negative advantages.
+type SAPOParams struct {
+	SurrogateParams
+	TauPos float64 `param:"tau_pos"`
+	TauNeg float64 `param:"tau_neg"`
+}
+
+// group returns the shared group-advantage defaults changed by edit.
+func group(edit func(*SurrogateParams)) SurrogateParams {
+	p := DefaultSurrogateParams()
+	if edit != nil {
+		edit(&p)
+	}
+	return p
+}
+
+// policy returns the shared policy defaults changed by edit.
+func policy(edit func(*PolicyParams)) PolicyParams {
+	p := DefaultPolicyParams()
+	if edit != nil {
+		edit(&p)
+	}
+	return p
+}
+
 func init() {
-	grp := join(policyParams, groupAdvParams)
+	registerSurrogate("ppo", "PPO: GAE over critic values (input values), token ratio, clip and dual-clip, KL in reward",
+		PPOParams{PolicyParams: policy(func(p *PolicyParams) { p.DualClip, p.KLIn, p.KLEstimator = 3, "reward", KLk1 }), Gamma: 1, Lambda: 1, Whiten: true},
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGAE}, Ratio: RatioToken, Gate: GateClip} },
+		func(c *PPOParams, s *Surrogate) (Objective, error) {
+			s.adv.gamma, s.adv.lambda, s.adv.whiten = c.Gamma, c.Lambda, c.Whiten
+			return nil, nil
+		})
 
-	surrogatePreset("ppo", "PPO: GAE over critic values (input values), token ratio, clip and dual-clip, KL in reward",
-		defaults(policyParams, Params{"dual_clip": "3", "kl_in": "reward", "kl_estimator": "k1", "gamma": "1", "lambda": "1", "whiten": "true"}),
-		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGAE}, Ratio: RatioToken, Gate: GateClip} })
+	registerSurrogate("reinforce", "REINFORCE with group-mean baseline, unclipped ratio (form=ratio) or logp (form=logp)",
+		ReinforceParams{SurrogateParams: group(func(p *SurrogateParams) { p.AdvStd, p.Agg = "none", AggSeqMeanTokenSum }), Form: "ratio"},
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken} },
+		func(c *ReinforceParams, s *Surrogate) (Objective, error) {
+			s.Gate = map[string]string{"ratio": GateRatio, "logp": GateLogP}[c.Form]
+			return nil, nil
+		})
 
-	surrogatePreset("reinforce", "REINFORCE with group-mean baseline, unclipped ratio (form=ratio) or logp (form=logp)",
-		defaults(grp, Params{"adv_std": "none", "agg": AggSeqMeanTokenSum, "form": "ratio"}),
-		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken} })
+	registerSurrogate("rloo", "RLOO: leave-one-out group baseline, PPO clip",
+		policy(nil),
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advRLOO}, Ratio: RatioToken, Gate: GateClip} }, nil)
 
-	surrogatePreset("rloo", "RLOO: leave-one-out group baseline, PPO clip",
-		defaults(policyParams, nil),
-		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advRLOO}, Ratio: RatioToken, Gate: GateClip} })
+	registerSurrogate("reinforce_pp", "REINFORCE++: returns-to-go with per-token KL in reward, batch whitening, PPO clip",
+		ReinforcePPParams{PolicyParams: policy(func(p *PolicyParams) { p.Beta, p.KLIn, p.KLEstimator = 0.01, "reward", KLk1 }), Gamma: 1},
+		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advRPP}, Ratio: RatioToken, Gate: GateClip} },
+		func(c *ReinforcePPParams, s *Surrogate) (Objective, error) {
+			s.adv.gamma = c.Gamma
+			return nil, nil
+		})
 
-	surrogatePreset("reinforce_pp", "REINFORCE++: returns-to-go with per-token KL in reward, batch whitening, PPO clip",
-		defaults(policyParams, Params{"beta": "0.01", "kl_in": "reward", "kl_estimator": "k1", "gamma": "1"}),
-		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advRPP}, Ratio: RatioToken, Gate: GateClip} })
-
-	surrogatePreset("reinforce_pp_baseline", "REINFORCE++-baseline: group mean removed, then batch whitening, PPO clip",
-		defaults(policyParams, Params{"beta": "0.01", "kl_in": "reward", "kl_estimator": "k1"}),
+	registerSurrogate("reinforce_pp_baseline", "REINFORCE++-baseline: group mean removed, then batch whitening, PPO clip",
+		policy(func(p *PolicyParams) { p.Beta, p.KLIn, p.KLEstimator = 0.01, "reward", KLk1 }),
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advRPPBaseline}, Ratio: RatioToken, Gate: GateClip}
+		}, nil)
+
+	groupClip := func() *Surrogate {
+		return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+	}
+
+	registerSurrogate("grpo", "GRPO: group z-score, token ratio, PPO clip, k3 KL in the loss, seq-mean-token-mean",
+		group(func(p *SurrogateParams) { p.Beta, p.Agg = 0.04, AggSeqMeanTokenMean }), groupClip, nil)
+
+	registerSurrogate("dr_grpo", "Dr. GRPO: group mean only (no std), PPO clip, per-row sum over a constant max_len",
+		group(func(p *SurrogateParams) { p.AdvStd, p.Agg, p.MaxLen = "none", AggSeqSumConst, 3000 }), groupClip, nil)
+
+	registerSurrogate("dapo", "DAPO: GRPO advantages, clip-higher, token-mean, dynamic sampling, soft overlong punishment",
+		DAPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.EpsHigh, p.DynamicSampling = 0.28, true }),
+			OverlongBuffer: 4096, OverlongMaxLen: 20480, OverlongFactor: 1},
+		groupClip,
+		func(c *DAPOParams, s *Surrogate) (Objective, error) {
+			if c.OverlongBuffer < 0 || (c.OverlongBuffer > 0 && c.OverlongBuffer > c.OverlongMaxLen) {
+				return nil, fmt.Errorf("overlong_buffer=%d: want 0 (off) or in (0, overlong_max_len=%d]", c.OverlongBuffer, c.OverlongMaxLen)
+			}
+			s.adv.overlongBuf, s.adv.overlongMax, s.adv.overlongFactor = c.OverlongBuffer, c.OverlongMaxLen, c.OverlongFactor
+			return nil, nil
 		})
 
-	surrogatePreset("grpo", "GRPO: group z-score, token ratio, PPO clip, k3 KL in the loss, seq-mean-token-mean",
-		defaults(grp, Params{"beta": "0.04", "agg": AggSeqMeanTokenMean}),
-		func() *Surrogate {
-			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
-		})
+	registerSurrogate("lite_ppo", "Lite PPO: group mean, batch std of raw rewards, PPO clip, token-mean",
+		group(func(p *SurrogateParams) { p.AdvStd = "batch" }), groupClip, nil)
 
-	surrogatePreset("dr_grpo", "Dr. GRPO: group mean only (no std), PPO clip, per-row sum over a constant max_len",
-		defaults(grp, Params{"adv_std": "none", "agg": AggSeqSumConst, "max_len": "3000"}),
-		func() *Surrogate {
-			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
-		})
-
-	surrogatePreset("dapo", "DAPO: GRPO advantages, clip-higher, token-mean, dynamic sampling, soft overlong punishment",
-		defaults(grp, Params{"eps_high": "0.28", "dynamic_sampling": "true", "overlong_buffer": "4096", "overlong_max_len": "20480", "overlong_factor": "1"}),
-		func() *Surrogate {
-			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
-		})
-
-	surrogatePreset("lite_ppo", "Lite PPO: group mean, batch std of raw rewards, PPO clip, token-mean",
-		defaults(grp, Params{"adv_std": "batch"}),
-		func() *Surrogate {
-			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
-		})
-
-	gspo := Params{"eps_low": "3e-4", "eps_high": "4e-4", "agg": AggSeqMeanTokenMean}
-	surrogatePreset("gspo", "GSPO: length-normalised sequence ratio, sequence clipping, one weight per response",
-		defaults(grp, gspo),
-		func() *Surrogate {
-			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioSequence, Gate: GateClip}
-		})
-
-	surrogatePreset("gspo_token", "GSPO-token: sequence ratio sg[s]·π/sg[π] with per-token advantages",
-		defaults(grp, gspo),
+	gspo := group(func(p *SurrogateParams) { p.EpsLow, p.EpsHigh, p.Agg = 3e-4, 4e-4, AggSeqMeanTokenMean })
+	registerSurrogate("gspo", "GSPO: length-normalised sequence ratio, sequence clipping, one weight per response",
+		gspo,
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioSequence, Gate: GateClip}
-		})
+		}, nil)
 
-	surrogatePreset("bn_gspo", "BN-GSPO: group z-score then batch z-score (population std), GSPO loss",
-		defaults(grp, gspo),
+	registerSurrogate("gspo_token", "GSPO-token: sequence ratio sg[s]·π/sg[π] with per-token advantages",
+		gspo,
+		func() *Surrogate {
+			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioSequence, Gate: GateClip}
+		}, nil)
+
+	registerSurrogate("bn_gspo", "BN-GSPO: group z-score then batch z-score (population std), GSPO loss",
+		gspo,
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advBN}, Ratio: RatioSequence, Gate: GateClip}
-		})
+		}, nil)
 
-	surrogatePreset("sapo", "SAPO: soft sigmoid gate (tau_pos, tau_neg) instead of hard clipping, seq-mean-token-mean",
-		defaults(grp, Params{"tau_pos": "1", "tau_neg": "1.05", "agg": AggSeqMeanTokenMean}),
+	registerSurrogate("sapo", "SAPO: soft sigmoid gate (tau_pos, tau_neg) instead of hard clipping, seq-mean-token-mean",
+		SAPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.Agg = AggSeqMeanTokenMean }), TauPos: 1, TauNeg: 1.05},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateSAPO}
+		},
+		func(c *SAPOParams, s *Surrogate) (Objective, error) {
+			if c.TauPos <= 0 || c.TauNeg <= 0 {
+				return nil, fmt.Errorf("tau_pos=%v, tau_neg=%v: want > 0", c.TauPos, c.TauNeg)
+			}
+			s.TauPos, s.TauNeg = c.TauPos, c.TauNeg
+			return nil, nil
 		})
 
-	surrogatePreset("cispo", "CISPO: clipped, stop-gradient IS weight times A·logp; no token loses its gradient",
-		defaults(grp, Params{"eps_low": "1", "eps_high": "0.28"}),
+	registerSurrogate("cispo", "CISPO: clipped, stop-gradient IS weight times A·logp; no token loses its gradient",
+		group(func(p *SurrogateParams) { p.EpsLow, p.EpsHigh = 1, 0.28 }),
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateCISPO}
-		})
+		}, nil)
 }
