@@ -186,12 +186,29 @@ type ReinforcePPParams struct {
 	Gamma float64 `param:"gamma"`
 }
 
-// DAPOParams configure dapo: soft overlong punishment of the reward.
-type DAPOParams struct {
-	SurrogateParams
+// OverlongParams are the soft overlong punishment of the reward (dapo, hapo).
+type OverlongParams struct {
 	OverlongBuffer int     `param:"overlong_buffer"` // 0: off
 	OverlongMaxLen int     `param:"overlong_max_len"`
 	OverlongFactor float64 `param:"overlong_factor"`
+}
+
+// apply checks the values and sets s's overlong punishment.
+func (o *OverlongParams) apply(s *Surrogate) error {
+	if o.OverlongBuffer < 0 || (o.OverlongBuffer > 0 && o.OverlongBuffer > o.OverlongMaxLen) {
+		return fmt.Errorf("overlong_buffer=%d: want 0 (off) or in (0, overlong_max_len=%d]", o.OverlongBuffer, o.OverlongMaxLen)
+	}
+	s.adv.overlongBuf, s.adv.overlongMax, s.adv.overlongFactor = o.OverlongBuffer, o.OverlongMaxLen, o.OverlongFactor
+	return nil
+}
+
+// dapoOverlong are the overlong defaults of dapo and hapo.
+var dapoOverlong = OverlongParams{OverlongBuffer: 4096, OverlongMaxLen: 20480, OverlongFactor: 1}
+
+// DAPOParams configure dapo: soft overlong punishment of the reward.
+type DAPOParams struct {
+	SurrogateParams
+	OverlongParams
 }
 
 // SAPOParams configure sapo: the soft gate's temperatures for positive and negative advantages.
@@ -266,14 +283,10 @@ func init() {
 
 	registerSurrogate("dapo", "DAPO: GRPO advantages, clip-higher, token-mean, dynamic sampling, soft overlong punishment",
 		DAPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.EpsHigh, p.DynamicSampling = 0.28, true }),
-			OverlongBuffer: 4096, OverlongMaxLen: 20480, OverlongFactor: 1},
+			OverlongParams: dapoOverlong},
 		groupClip,
 		func(c *DAPOParams, s *Surrogate) (Objective, error) {
-			if c.OverlongBuffer < 0 || (c.OverlongBuffer > 0 && c.OverlongBuffer > c.OverlongMaxLen) {
-				return nil, fmt.Errorf("overlong_buffer=%d: want 0 (off) or in (0, overlong_max_len=%d]", c.OverlongBuffer, c.OverlongMaxLen)
-			}
-			s.adv.overlongBuf, s.adv.overlongMax, s.adv.overlongFactor = c.OverlongBuffer, c.OverlongMaxLen, c.OverlongFactor
-			return nil, nil
+			return nil, c.OverlongParams.apply(s)
 		})
 
 	registerSurrogate("lite_ppo", "Lite PPO: group mean, batch std of raw rewards, PPO clip, token-mean",
