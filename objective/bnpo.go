@@ -8,19 +8,30 @@ import (
 // BNPO (Xiao et al., arXiv 2506.02864): advantages normalised by a Beta density fitted to the
 // per-prompt success rates, optionally computed per reward component and averaged.
 func init() {
-	surrogatePreset("bnpo", "BNPO: Beta-normalised advantages (x - p_g)/f_Beta(p_g), optional per-component decomposition",
-		defaults(policyParams, Params{"eps_high": "0.28", "dual_clip": "10", "agg": AggSeqMeanTokenSum,
-			"r_min": "0", "r_max": "1", "decompose": "false"}),
-		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} })
+	registerSurrogate("bnpo", "BNPO: Beta-normalised advantages (x - p_g)/f_Beta(p_g), optional per-component decomposition",
+		BNPOParams{PolicyParams: policy(func(p *PolicyParams) { p.EpsHigh, p.DualClip, p.Agg = 0.28, 10, AggSeqMeanTokenSum }), RMax: 1},
+		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} },
+		func(c *BNPOParams, s *Surrogate) (Objective, error) {
+			est, err := bnpoEstimator(c.RMin, c.RMax, c.Decompose)
+			s.advFn, s.advNeed = est, needRewards|needGroup
+			if c.Decompose {
+				s.advNeed = needComponents | needGroup
+			}
+			return nil, err
+		})
 }
 
-// bnpoAdvantages builds the estimator from the preset's parameters (called by configure's hook).
-func bnpoEstimator(p Params) (func(*Batch) ([][]float64, error), error) {
-	r := &reader{p: p}
-	lo, hi, dec := r.float("r_min"), r.float("r_max"), r.bool("decompose")
-	if r.err != nil {
-		return nil, r.err
-	}
+// BNPOParams configure bnpo: the reward range [r_min, r_max] mapped to [0, 1], and whether advantages
+// are computed per reward component and averaged.
+type BNPOParams struct {
+	PolicyParams
+	RMin      float64 `param:"r_min"`
+	RMax      float64 `param:"r_max"`
+	Decompose bool    `param:"decompose"`
+}
+
+// bnpoEstimator builds the advantage estimator from the preset's parameters.
+func bnpoEstimator(lo, hi float64, dec bool) (func(*Batch) ([][]float64, error), error) {
 	if hi <= lo {
 		return nil, fmt.Errorf("r_max=%v must be > r_min=%v", hi, lo)
 	}
@@ -110,15 +121,4 @@ func BetaPDF(p, alpha, beta float64) float64 {
 		return c * math.Log(y)
 	}
 	return math.Exp(xlogy(alpha-1, p) + xlogy(beta-1, 1-p) + lg(alpha+beta) - lg(alpha) - lg(beta))
-}
-
-func init() {
-	hooks["bnpo"] = func(p Params, s *Surrogate) (Objective, error) {
-		est, err := bnpoEstimator(p)
-		s.advFn, s.advNeed = est, needRewards|needGroup
-		if r := (&reader{p: p}); r.bool("decompose") {
-			s.advNeed = needComponents | needGroup
-		}
-		return nil, err
-	}
 }

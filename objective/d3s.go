@@ -11,24 +11,29 @@ import (
 // selection of the largest |A|·H, and a linear or cosine ramp of both keep ratios to 1 over
 // ramp_steps (Batch.Step). Host: GRPO advantages and PPO clip, token-mean.
 func init() {
-	surrogatePreset("d3s", "D³S (provisional): max-advantage-variance rollout subset and top |A|·H tokens, keep ratios ramped to 1",
-		defaults(join(policyParams, groupAdvParams), Params{"smp_keep0": "0.5", "tok_keep0": "0.5", "ramp_steps": "100", "schedule": "linear"}),
+	registerSurrogate("d3s", "D³S (provisional): max-advantage-variance rollout subset and top |A|·H tokens, keep ratios ramped to 1",
+		D3SParams{SurrogateParams: DefaultSurrogateParams(), SmpKeep0: 0.5, TokKeep0: 0.5, RampSteps: 100, Schedule: "linear"},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		},
+		func(c *D3SParams, s *Surrogate) (Objective, error) {
+			d := D3S{Smp0: c.SmpKeep0, Tok0: c.TokKeep0, Ramp: c.RampSteps, Schedule: c.Schedule}
+			if d.Smp0 <= 0 || d.Smp0 > 1 || d.Tok0 <= 0 || d.Tok0 > 1 || d.Ramp < 0 {
+				return nil, fmt.Errorf("smp_keep0=%v, tok_keep0=%v: want in (0, 1]; ramp_steps=%d: want >= 0", d.Smp0, d.Tok0, d.Ramp)
+			}
+			s.selectFn, s.selectNeed = d.Select, needEntropy
+			s.declare = needStep // the keep-ratio schedule
+			return nil, nil
 		})
-	hooks["d3s"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		d := D3S{Smp0: r.float("smp_keep0"), Tok0: r.float("tok_keep0"), Ramp: r.int("ramp_steps"), Schedule: r.oneOf("schedule", "linear", "cosine")}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if d.Smp0 <= 0 || d.Smp0 > 1 || d.Tok0 <= 0 || d.Tok0 > 1 || d.Ramp < 0 {
-			return nil, fmt.Errorf("smp_keep0=%v, tok_keep0=%v: want in (0, 1]; ramp_steps=%d: want >= 0", d.Smp0, d.Tok0, d.Ramp)
-		}
-		s.selectFn, s.selectNeed = d.Select, needEntropy
-		s.declare = needStep // the keep-ratio schedule
-		return nil, nil
-	}
+}
+
+// D3SParams configure d3s: the keep ratios at step 1 and their ramp to 1.
+type D3SParams struct {
+	SurrogateParams
+	SmpKeep0  float64 `param:"smp_keep0"`
+	TokKeep0  float64 `param:"tok_keep0"`
+	RampSteps int     `param:"ramp_steps"`
+	Schedule  string  `param:"schedule" choices:"linear|cosine"`
 }
 
 // D3S holds the down-sampling schedule.

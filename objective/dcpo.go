@@ -9,25 +9,31 @@ import (
 // old policy at another temperature, A' = (1-α)A + α·1[correct]·q. Inputs: Batch.MeanEntropy and
 // Batch.TargetRatio (q, from the old policy's logits at TargetTemperature).
 func init() {
-	surrogatePreset("dcpo", "DCPO: advantage mixed with a temperature-shifted old-policy ratio steered by entropy (inputs mean_entropy, target_ratio)",
-		defaults(join(policyParams, groupAdvParams), Params{"dual_clip": "3", "entropy_base": "0.5", "t_high": "1.2", "t_low": "0.8",
-			"alpha_cap": "0.1", "correct_threshold": "0.05"}),
+	registerSurrogate("dcpo", "DCPO: advantage mixed with a temperature-shifted old-policy ratio steered by entropy (inputs mean_entropy, target_ratio)",
+		DCPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.DualClip = 3 }),
+			EntropyBase: 0.5, THigh: 1.2, TLow: 0.8, AlphaCap: 0.1, CorrectThreshold: 0.05},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip}
+		},
+		func(c *DCPOParams, s *Surrogate) (Objective, error) {
+			d := &DCPO{base: s.adv, H0: c.EntropyBase, THigh: c.THigh, TLow: c.TLow, cap: c.AlphaCap, thr: c.CorrectThreshold}
+			if d.THigh <= 0 || d.TLow <= 0 {
+				return nil, fmt.Errorf("t_high=%v, t_low=%v: want > 0", d.THigh, d.TLow)
+			}
+			s.advFn, s.advNeed = d.advantages, s.adv.need()|needTarget|needMeanEntropy
+			return nil, nil
 		})
-	hooks["dcpo"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		d := &DCPO{base: s.adv, H0: r.float("entropy_base"), THigh: r.float("t_high"), TLow: r.float("t_low"),
-			cap: r.float("alpha_cap"), thr: r.float("correct_threshold")}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if d.THigh <= 0 || d.TLow <= 0 {
-			return nil, fmt.Errorf("t_high=%v, t_low=%v: want > 0", d.THigh, d.TLow)
-		}
-		s.advFn, s.advNeed = d.advantages, s.adv.need()|needTarget|needMeanEntropy
-		return nil, nil
-	}
+}
+
+// DCPOParams configure dcpo: the entropy pivot, the two target temperatures, the cap of the mixing
+// weight and the reward above which a response counts as correct.
+type DCPOParams struct {
+	SurrogateParams
+	EntropyBase      float64 `param:"entropy_base"`
+	THigh            float64 `param:"t_high"`
+	TLow             float64 `param:"t_low"`
+	AlphaCap         float64 `param:"alpha_cap"`
+	CorrectThreshold float64 `param:"correct_threshold"`
 }
 
 // DCPO holds the distribution-level regulariser's settings.

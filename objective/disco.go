@@ -10,15 +10,10 @@ import (
 // squared-hinge KL constraint. Binary rewards; Loss reads Rewards and Group, so a mini-batch must hold
 // whole groups, and the constraint is not additive: call Loss on the whole mini-batch.
 func init() {
-	Register("disco", "DisCO: discriminative score objective per question (logL or Lratio; dro or basic), squared-hinge KL constraint",
-		Params{"score": "logL", "objective": "dro", "tau": "0", "delta": "1e-4", "beta": "1e3", "kl_type": "kl"},
-		func(p Params) (Objective, error) {
-			r := &reader{p: p}
-			d := &DisCO{Score: r.oneOf("score", "logL", "Lratio"), DRO: r.oneOf("objective", "dro", "basic") == "dro",
-				Tau: r.float("tau"), Delta: r.float("delta"), Beta: r.float("beta"), KLType: r.oneOf("kl_type", "kl", "low_var_kl")}
-			if r.err != nil {
-				return nil, r.err
-			}
+	RegisterTyped("disco", "DisCO: discriminative score objective per question (logL or Lratio; dro or basic), squared-hinge KL constraint",
+		DisCOParams{Score: "logL", Objective: "dro", Delta: 1e-4, Beta: 1e3, KLType: "kl"},
+		func(c DisCOParams) (Objective, error) {
+			d := &DisCO{Score: c.Score, DRO: c.Objective == "dro", Tau: c.Tau, Delta: c.Delta, Beta: c.Beta, KLType: c.KLType}
 			if d.Tau == 0 { // the reference scripts' defaults
 				d.Tau = map[string]float64{"logL": 10, "Lratio": 1}[d.Score]
 			}
@@ -27,6 +22,17 @@ func init() {
 			}
 			return d, nil
 		})
+}
+
+// DisCOParams configure disco: the score, the objective form, the DRO temperature (0: the reference
+// default of the score), the KL budget and hinge penalty, and the KL estimate.
+type DisCOParams struct {
+	Score     string  `param:"score" choices:"logL|Lratio"`
+	Objective string  `param:"objective" choices:"dro|basic"`
+	Tau       float64 `param:"tau"`
+	Delta     float64 `param:"delta"`
+	Beta      float64 `param:"beta" format:"exp"`
+	KLType    string  `param:"kl_type" choices:"kl|low_var_kl"`
 }
 
 // DisCO is the disco objective.

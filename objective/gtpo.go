@@ -5,19 +5,30 @@ import "math"
 // GTPO (Simoni et al., arXiv 2508.03772): entropy-gated, entropy-shaped GRPO advantage and
 // conflict-token weights λ, folded into per-token advantages; unclipped on-policy ratio; SMTM.
 func init() {
-	surrogatePreset("gtpo", "GTPO: entropy-shaped advantage, conflict-token weights (protect shared prefixes/suffixes), no clipping",
-		defaults(join(policyParams, groupAdvParams), Params{"agg": AggSeqMeanTokenMean,
-			"ent_threshold": "0.7", "ent_scale": "0.1", "w_raw": "2", "h_ini": "0", "conflict": "prefix", "repo_norm": "false"}),
+	registerSurrogate("gtpo", "GTPO: entropy-shaped advantage, conflict-token weights (protect shared prefixes/suffixes), no clipping",
+		GTPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.Agg = AggSeqMeanTokenMean }),
+			EntThreshold: 0.7, EntScale: 0.1, WRaw: 2, Conflict: "prefix"},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateRatio}
+		},
+		func(c *GTPOParams, s *Surrogate) (Objective, error) {
+			g := gtpo{thr: c.EntThreshold, scale: c.EntScale, w: c.WRaw, hIni: c.HIni,
+				all: c.Conflict == "all", repoNorm: c.RepoNorm, base: s.adv}
+			s.advFn, s.advNeed = g.advantages, needRewards|needGroup|needEntropy|needTokenIDs
+			return nil, nil
 		})
-	hooks["gtpo"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		g := gtpo{thr: r.float("ent_threshold"), scale: r.float("ent_scale"), w: r.float("w_raw"), hIni: r.float("h_ini"),
-			all: r.oneOf("conflict", "prefix", "all") == "all", repoNorm: r.bool("repo_norm"), base: s.adv}
-		s.advFn, s.advNeed = g.advantages, needRewards|needGroup|needEntropy|needTokenIDs
-		return nil, r.err
-	}
+}
+
+// GTPOParams configure gtpo: the entropy gate and shaping, the conflict-token weight and which
+// shared tokens count as conflicts.
+type GTPOParams struct {
+	SurrogateParams
+	EntThreshold float64 `param:"ent_threshold"`
+	EntScale     float64 `param:"ent_scale"`
+	WRaw         float64 `param:"w_raw"`
+	HIni         float64 `param:"h_ini"`
+	Conflict     string  `param:"conflict" choices:"prefix|all"`
+	RepoNorm     bool    `param:"repo_norm"`
 }
 
 type gtpo struct {

@@ -11,32 +11,44 @@ import (
 // statistics); B: token-level group average advantage; C: differential advantage redistribution;
 // D: asymmetric adaptive clipping.
 func init() {
-	surrogatePreset("hapo", "HAPO: token-pooled group advantage, entropy-aware advantage redistribution and asymmetric adaptive clipping",
-		defaults(join(policyParams, groupAdvParams), Params{"dual_clip": "10", "dynamic_sampling": "true",
-			"overlong_buffer": "4096", "overlong_max_len": "20480", "overlong_factor": "1",
-			"entropy_pivot": "0.8", "alpha_clip": "1", "beta_adv": "1", "tau_t": "0.05", "token_adv": "true", "repo_sign_bug": "false"}),
+	registerSurrogate("hapo", "HAPO: token-pooled group advantage, entropy-aware advantage redistribution and asymmetric adaptive clipping",
+		HAPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.DualClip, p.DynamicSampling = 10, true }),
+			OverlongParams: dapoOverlong, EntropyPivot: 0.8, AlphaClip: 1, BetaAdv: 1, TauT: 0.05, TokenAdv: true},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip, lossNeed: needEntropy}
+		},
+		func(c *HAPOParams, s *Surrogate) (Objective, error) {
+			if err := c.OverlongParams.apply(s); err != nil {
+				return nil, err
+			}
+			h := &HAPO{Surrogate: s, pivot: c.EntropyPivot, alpha: c.AlphaClip, beta: c.BetaAdv,
+				tauT: c.TauT, repoSign: c.RepoSignBug, tokenAdv: c.TokenAdv}
+			if h.pivot < 0 || h.pivot > 1 {
+				return nil, fmt.Errorf("entropy_pivot=%v: want a quantile in [0, 1]", h.pivot)
+			}
+			if h.tauT < 0 || h.tauT >= 1 {
+				return nil, fmt.Errorf("tau_t=%v: want in [0, 1) (temperatures T·(1 ± tau_t) stay positive)", h.tauT)
+			}
+			if h.tokenAdv {
+				s.advFn, s.advNeed = h.advantages, s.adv.need()
+			}
+			s.prepare = h.prepare
+			return h, nil
 		})
-	hooks["hapo"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		h := &HAPO{Surrogate: s, pivot: r.float("entropy_pivot"), alpha: r.float("alpha_clip"), beta: r.float("beta_adv"),
-			tauT: r.float("tau_t"), repoSign: r.bool("repo_sign_bug"), tokenAdv: r.bool("token_adv")}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if h.pivot < 0 || h.pivot > 1 {
-			return nil, fmt.Errorf("entropy_pivot=%v: want a quantile in [0, 1]", h.pivot)
-		}
-		if h.tauT < 0 || h.tauT >= 1 {
-			return nil, fmt.Errorf("tau_t=%v: want in [0, 1) (temperatures T·(1 ± tau_t) stay positive)", h.tauT)
-		}
-		if h.tokenAdv {
-			s.advFn, s.advNeed = h.advantages, s.adv.need()
-		}
-		s.prepare = h.prepare
-		return h, nil
-	}
+}
+
+// HAPOParams configure hapo: DAPO's overlong punishment plus the entropy pivot (a quantile), the
+// clip and advantage-redistribution strengths, the temperature swing tau_t and the token-level
+// advantage switch.
+type HAPOParams struct {
+	SurrogateParams
+	OverlongParams
+	EntropyPivot float64 `param:"entropy_pivot"`
+	AlphaClip    float64 `param:"alpha_clip"`
+	BetaAdv      float64 `param:"beta_adv"`
+	TauT         float64 `param:"tau_t"`
+	TokenAdv     bool    `param:"token_adv"`
+	RepoSignBug  bool    `param:"repo_sign_bug"`
 }
 
 // HAPO is the hapo objective: a Surrogate with its entropy-aware stages, plus the entropy statistics

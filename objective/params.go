@@ -9,7 +9,8 @@ import (
 )
 
 // Typed parameters: a preset's configuration is a struct whose fields carry `param:"name"` tags (and
-// `choices:"a|b"` for a closed set of strings); its value at registration holds the defaults. Text
+// `choices:"a|b"` for a closed set of strings; `format:"exp"` writes a float's default with a compact
+// exponent, 1e3); its value at registration holds the defaults. Text
 // values (--set k=v, algo.set) decode into a copy of it with the same errors as every preset.
 
 // RegisterTyped adds a named preset whose parameters are the tagged fields of C, with the defaults in
@@ -36,7 +37,7 @@ func RegisterPairTyped[C any](name, summary string, defaults C, build func(C) (P
 }
 
 // paramFields visits the tagged fields of the struct v points to (embedded structs included).
-func paramFields(v reflect.Value, visit func(name, choices string, f reflect.Value)) {
+func paramFields(v reflect.Value, visit func(name string, tag reflect.StructTag, f reflect.Value)) {
 	t := v.Type()
 	for i := range t.NumField() {
 		sf, f := t.Field(i), v.Field(i)
@@ -46,7 +47,7 @@ func paramFields(v reflect.Value, visit func(name, choices string, f reflect.Val
 			continue
 		}
 		if name != "" {
-			visit(name, sf.Tag.Get("choices"), f)
+			visit(name, sf.Tag, f)
 		}
 	}
 }
@@ -54,10 +55,14 @@ func paramFields(v reflect.Value, visit func(name, choices string, f reflect.Val
 // encodeParams renders every tagged field as text: the preset's defaults for --list and the registry.
 func encodeParams(c any) Params {
 	p := Params{}
-	paramFields(reflect.ValueOf(&c).Elem().Elem(), func(name, _ string, f reflect.Value) {
+	paramFields(reflect.ValueOf(&c).Elem().Elem(), func(name string, tag reflect.StructTag, f reflect.Value) {
 		switch f.Kind() {
 		case reflect.Float64:
-			p[name] = formatFloat(f.Float())
+			if tag.Get("format") == "exp" {
+				p[name] = formatExp(f.Float())
+			} else {
+				p[name] = formatFloat(f.Float())
+			}
 		case reflect.Int:
 			p[name] = strconv.Itoa(int(f.Int()))
 		case reflect.Uint64:
@@ -77,7 +82,8 @@ func encodeParams(c any) Params {
 // the text reader: "parameter eps_low="abc": want a number".
 func decodeParams(dst any, p Params) error {
 	r := &reader{p: p}
-	paramFields(reflect.ValueOf(dst).Elem(), func(name, choices string, f reflect.Value) {
+	paramFields(reflect.ValueOf(dst).Elem(), func(name string, tag reflect.StructTag, f reflect.Value) {
+		choices := tag.Get("choices")
 		if _, ok := p[name]; !ok {
 			return
 		}
@@ -108,10 +114,20 @@ func formatFloat(x float64) string {
 	if a := math.Abs(x); (a == 0 || a >= 0.01) && !strings.ContainsAny(s, "eE") || math.IsInf(x, 0) || math.IsNaN(x) {
 		return s
 	}
+	return formatExp(x)
+}
+
+// formatExp writes x with a compact exponent (1e3, 2.5e-4); values with exponent 0, zero and
+// non-finite values as formatFloat would.
+func formatExp(x float64) string {
 	m, e, _ := strings.Cut(strconv.FormatFloat(x, 'e', -1, 64), "e")
+	digits := strings.TrimLeft(e[1:], "0")
+	if digits == "" || math.IsInf(x, 0) || math.IsNaN(x) {
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
 	sign := ""
 	if e[0] == '-' {
 		sign = "-"
 	}
-	return m + "e" + sign + strings.TrimLeft(e[1:], "0")
+	return m + "e" + sign + digits
 }

@@ -46,3 +46,22 @@ func TestTypedParameters(t *testing.T) {
 		t.Errorf("resolved dpo %v (%v)", p, err)
 	}
 }
+
+// The text of a default: shortest decimal, a compact exponent for small magnitudes, and always one
+// for fields tagged format:"exp" (disco's beta=1e3).
+func TestFormatFloat(t *testing.T) {
+	for _, c := range []struct {
+		x        float64
+		plain, e string
+	}{{0, "0", "0"}, {1, "1", "1"}, {1000, "1000", "1e3"}, {3000, "3000", "3e3"}, {1e-6, "1e-6", "1e-6"}, {3e-4, "3e-4", "3e-4"}, {0.05, "0.05", "5e-2"}, {1e21, "1e21", "1e21"}} {
+		if got := formatFloat(c.x); got != c.plain {
+			t.Errorf("formatFloat(%v) = %q, want %q", c.x, got, c.plain)
+		}
+		if got := formatExp(c.x); got != c.e {
+			t.Errorf("formatExp(%v) = %q, want %q", c.x, got, c.e)
+		}
+	}
+	if _, p, _ := Describe("disco"); p["beta"] != "1e3" || p["delta"] != "1e-4" {
+		t.Errorf("disco defaults %v, want beta=1e3 delta=1e-4", p)
+	}
+}

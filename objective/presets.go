@@ -2,170 +2,6 @@ package objective
 
 import "fmt"
 
-// common holds the default values of the parameters shared by the Surrogate presets; a preset lists
-// the ones that apply to it (plus its own) so that --set of an unrelated name is an error.
-var common = Params{
-	"eps_low":          "0.2",
-	"eps_high":         "0.2",
-	"dual_clip":        "0",
-	"beta":             "0",
-	"kl_estimator":     "k3",
-	"kl_in":            "loss",
-	"agg":              AggTokenMean,
-	"max_len":          "1024",
-	"adv_std":          "group",
-	"eps_adv":          "1e-6",
-	"singleton":        SingletonVerl,
-	"entropy_coef":     "0",
-	"dynamic_sampling": "false",
-	"overlong_filter":  "false",
-}
-
-// policyParams are the common names every Surrogate preset accepts.
-var policyParams = []string{"eps_low", "eps_high", "dual_clip", "beta", "kl_estimator", "kl_in", "agg", "max_len", "entropy_coef", "dynamic_sampling", "overlong_filter"}
-
-// groupAdvParams are the names of the group advantage stage.
-var groupAdvParams = []string{"adv_std", "eps_adv", "singleton"}
-
-// defaults builds a preset's default Params: the common values for names, then own.
-func defaults(names []string, own Params) Params {
-	p := Params{}
-	for _, n := range names {
-		v, ok := common[n]
-		if !ok {
-			panic("objective: no common default for " + n)
-		}
-		p[n] = v
-	}
-	for k, v := range own {
-		p[k] = v
-	}
-	return p
-}
-
-func join(lists ...[]string) []string {
-	var out []string
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	return out
-}
-
-// configure reads the common parameters present in p into s and validates them.
-func configure(p Params, s *Surrogate) error {
-	r := &reader{p: p}
-	has := func(k string) bool { _, ok := p[k]; return ok }
-	if has("eps_low") {
-		s.EpsLow = r.float("eps_low")
-	}
-	if has("eps_high") {
-		s.EpsHigh = r.float("eps_high")
-	}
-	if has("dual_clip") {
-		s.DualClip = r.float("dual_clip")
-	}
-	if has("tau_pos") {
-		s.TauPos = r.float("tau_pos")
-	}
-	if has("tau_neg") {
-		s.TauNeg = r.float("tau_neg")
-	}
-	if has("beta") {
-		s.Beta = r.float("beta")
-		s.adv.beta = s.Beta
-	}
-	if has("kl_estimator") {
-		s.KLEstimator = r.oneOf("kl_estimator", klEstimators...)
-		s.adv.klEst = s.KLEstimator
-	}
-	if has("kl_in") {
-		s.KLIn = r.oneOf("kl_in", "loss", "reward")
-		s.adv.klIn = s.KLIn
-	}
-	if has("agg") {
-		s.Agg = r.oneOf("agg", aggModes...)
-	}
-	if has("max_len") {
-		s.MaxLen = r.float("max_len")
-	}
-	if has("entropy_coef") {
-		s.EntropyCoef = r.float("entropy_coef")
-	}
-	if has("dynamic_sampling") {
-		s.DynamicSampling = r.bool("dynamic_sampling")
-	}
-	if has("overlong_filter") {
-		s.OverlongFilter = r.bool("overlong_filter")
-	}
-	if has("adv_std") {
-		s.adv.std = r.oneOf("adv_std", "group", "batch", "none")
-	}
-	if has("eps_adv") {
-		s.adv.eps = r.float("eps_adv")
-	}
-	if has("singleton") {
-		s.adv.singleton = r.oneOf("singleton", SingletonVerl, SingletonZero)
-	}
-	if has("gamma") {
-		s.adv.gamma = r.float("gamma")
-	}
-	if has("lambda") {
-		s.adv.lambda = r.float("lambda")
-	}
-	if has("whiten") {
-		s.adv.whiten = r.bool("whiten")
-	}
-	if has("form") {
-		s.Gate = map[string]string{"ratio": GateRatio, "logp": GateLogP}[r.oneOf("form", "ratio", "logp")]
-	}
-	if has("overlong_buffer") {
-		s.adv.overlongBuf = r.int("overlong_buffer")
-		s.adv.overlongMax = r.int("overlong_max_len")
-		s.adv.overlongFactor = r.float("overlong_factor")
-	}
-	if r.err != nil {
-		return r.err
-	}
-	switch {
-	case s.EpsLow < 0 || s.EpsHigh < 0:
-		return fmt.Errorf("eps_low=%v, eps_high=%v: want >= 0", s.EpsLow, s.EpsHigh)
-	case s.DualClip != 0 && s.DualClip <= 1:
-		return fmt.Errorf("dual_clip=%v: want 0 (off) or > 1", s.DualClip)
-	case s.Beta < 0:
-		return fmt.Errorf("beta=%v: want >= 0", s.Beta)
-	case s.Agg == AggSeqSumConst && s.MaxLen <= 0:
-		return fmt.Errorf("agg=seq-sum-const needs max_len > 0")
-	case s.adv.eps < 0:
-		return fmt.Errorf("eps_adv=%v: want >= 0", s.adv.eps)
-	case has("tau_pos") && (s.TauPos <= 0 || s.TauNeg <= 0):
-		return fmt.Errorf("tau_pos=%v, tau_neg=%v: want > 0", s.TauPos, s.TauNeg)
-	case s.adv.overlongBuf < 0 || (s.adv.overlongBuf > 0 && s.adv.overlongBuf > s.adv.overlongMax):
-		return fmt.Errorf("overlong_buffer=%d: want 0 (off) or in (0, overlong_max_len=%d]", s.adv.overlongBuf, s.adv.overlongMax)
-	}
-	return nil
-}
-
-// surrogatePreset registers a preset that is a configured Surrogate.
-func surrogatePreset(name, summary string, params Params, base func() *Surrogate) {
-	Register(name, summary, params, func(p Params) (Objective, error) {
-		s := base()
-		if err := configure(p, s); err != nil {
-			return nil, err
-		}
-		if hook, ok := hooks[name]; ok {
-			o, err := hook(p, s)
-			if err != nil || o != nil {
-				return o, err
-			}
-		}
-		return s, nil
-	})
-}
-
-// hooks finish building the presets whose stages are method-specific (they live in the method's
-// file). A hook may return an Objective wrapping s (methods with extra interfaces); nil means s.
-var hooks = map[string]func(Params, *Surrogate) (Objective, error){}
-
 // PPOParams configure ppo: the policy loss plus GAE.
 type PPOParams struct {
 	PolicyParams
@@ -186,12 +22,29 @@ type ReinforcePPParams struct {
 	Gamma float64 `param:"gamma"`
 }
 
-// DAPOParams configure dapo: soft overlong punishment of the reward.
-type DAPOParams struct {
-	SurrogateParams
+// OverlongParams are the soft overlong punishment of the reward (dapo, hapo).
+type OverlongParams struct {
 	OverlongBuffer int     `param:"overlong_buffer"` // 0: off
 	OverlongMaxLen int     `param:"overlong_max_len"`
 	OverlongFactor float64 `param:"overlong_factor"`
+}
+
+// apply checks the values and sets s's overlong punishment.
+func (o *OverlongParams) apply(s *Surrogate) error {
+	if o.OverlongBuffer < 0 || (o.OverlongBuffer > 0 && o.OverlongBuffer > o.OverlongMaxLen) {
+		return fmt.Errorf("overlong_buffer=%d: want 0 (off) or in (0, overlong_max_len=%d]", o.OverlongBuffer, o.OverlongMaxLen)
+	}
+	s.adv.overlongBuf, s.adv.overlongMax, s.adv.overlongFactor = o.OverlongBuffer, o.OverlongMaxLen, o.OverlongFactor
+	return nil
+}
+
+// dapoOverlong are the overlong defaults of dapo and hapo.
+var dapoOverlong = OverlongParams{OverlongBuffer: 4096, OverlongMaxLen: 20480, OverlongFactor: 1}
+
+// DAPOParams configure dapo: soft overlong punishment of the reward.
+type DAPOParams struct {
+	SurrogateParams
+	OverlongParams
 }
 
 // SAPOParams configure sapo: the soft gate's temperatures for positive and negative advantages.
@@ -266,14 +119,10 @@ func init() {
 
 	registerSurrogate("dapo", "DAPO: GRPO advantages, clip-higher, token-mean, dynamic sampling, soft overlong punishment",
 		DAPOParams{SurrogateParams: group(func(p *SurrogateParams) { p.EpsHigh, p.DynamicSampling = 0.28, true }),
-			OverlongBuffer: 4096, OverlongMaxLen: 20480, OverlongFactor: 1},
+			OverlongParams: dapoOverlong},
 		groupClip,
 		func(c *DAPOParams, s *Surrogate) (Objective, error) {
-			if c.OverlongBuffer < 0 || (c.OverlongBuffer > 0 && c.OverlongBuffer > c.OverlongMaxLen) {
-				return nil, fmt.Errorf("overlong_buffer=%d: want 0 (off) or in (0, overlong_max_len=%d]", c.OverlongBuffer, c.OverlongMaxLen)
-			}
-			s.adv.overlongBuf, s.adv.overlongMax, s.adv.overlongFactor = c.OverlongBuffer, c.OverlongMaxLen, c.OverlongFactor
-			return nil, nil
+			return nil, c.OverlongParams.apply(s)
 		})
 
 	registerSurrogate("lite_ppo", "Lite PPO: group mean, batch std of raw rewards, PPO clip, token-mean",

@@ -10,60 +10,63 @@ import (
 // Monte-Carlo values at probability-guided cutpoints (input segments), trained only on tokens the
 // behaviour policy found uncertain (p_old ≤ prob_threshold).
 func init() {
-	surrogatePreset("segment_spo", "Segment PO (chain): segment advantages V(end) - V(start) from MC values at cutpoints (input segments), low-probability token mask",
-		defaults(policyParams, Params{"prob_threshold": "0.9", "cutpoint_interval": "5"}),
-		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} })
-	hooks["segment_spo"] = func(p Params, s *Surrogate) (Objective, error) {
-		r := &reader{p: p}
-		thr := r.float("prob_threshold")
-		r.int("cutpoint_interval") // used by the sampler through Cutpoints
-		if r.err != nil {
-			return nil, r.err
-		}
-		if thr <= 0 || thr > 1 {
-			return nil, fmt.Errorf("prob_threshold=%v: want in (0, 1]", thr)
-		}
-		s.advNeed = needRewards | needSegments | needOld
-		s.advFn = func(b *Batch) ([][]float64, error) {
-			if err := check(b, needRewards|needSegments|needOld); err != nil {
-				return nil, err
+	registerSurrogate("segment_spo", "Segment PO (chain): segment advantages V(end) - V(start) from MC values at cutpoints (input segments), low-probability token mask",
+		SegmentSPOParams{PolicyParams: DefaultPolicyParams(), ProbThreshold: 0.9, CutpointInterval: 5},
+		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} },
+		func(c *SegmentSPOParams, s *Surrogate) (Objective, error) {
+			thr := c.ProbThreshold // cutpoint_interval is used by the sampler through Cutpoints
+			if thr <= 0 || thr > 1 {
+				return nil, fmt.Errorf("prob_threshold=%v: want in (0, 1]", thr)
 			}
-			a := newLike(b.Mask)
-			for i, row := range b.Mask {
-				adv, err := SegmentAdvantages(b.Segments[i], row, b.Rewards[i])
-				if err != nil {
-					return nil, fmt.Errorf("%w: segments[%d]: %v", ErrBadInput, i, err)
+			s.advNeed = needRewards | needSegments | needOld
+			s.advFn = func(b *Batch) ([][]float64, error) {
+				if err := check(b, needRewards|needSegments|needOld); err != nil {
+					return nil, err
 				}
-				for t := range row {
-					if math.Exp(b.OldLogP[i][t]) <= thr {
-						a[i][t] = adv[t]
+				a := newLike(b.Mask)
+				for i, row := range b.Mask {
+					adv, err := SegmentAdvantages(b.Segments[i], row, b.Rewards[i])
+					if err != nil {
+						return nil, fmt.Errorf("%w: segments[%d]: %v", ErrBadInput, i, err)
 					}
-				}
-			}
-			return a, nil
-		}
-		s.selectFn = func(b *Batch, _ [][]float64) (Selection, error) {
-			sel := Selection{Keep: make([]bool, len(b.Mask)), Mask: newLike(b.Mask), Stats: map[string]float64{}}
-			var kept, all float64
-			for i, row := range b.Mask {
-				sel.Keep[i] = true
-				for t, m := range row {
-					if m != 0 {
-						all++
+					for t := range row {
 						if math.Exp(b.OldLogP[i][t]) <= thr {
-							sel.Mask[i][t] = 1
-							kept++
+							a[i][t] = adv[t]
 						}
 					}
 				}
+				return a, nil
 			}
-			if all > 0 {
-				sel.Stats["segment_token_keep_frac"] = kept / all
+			s.selectFn = func(b *Batch, _ [][]float64) (Selection, error) {
+				sel := Selection{Keep: make([]bool, len(b.Mask)), Mask: newLike(b.Mask), Stats: map[string]float64{}}
+				var kept, all float64
+				for i, row := range b.Mask {
+					sel.Keep[i] = true
+					for t, m := range row {
+						if m != 0 {
+							all++
+							if math.Exp(b.OldLogP[i][t]) <= thr {
+								sel.Mask[i][t] = 1
+								kept++
+							}
+						}
+					}
+				}
+				if all > 0 {
+					sel.Stats["segment_token_keep_frac"] = kept / all
+				}
+				return sel, nil
 			}
-			return sel, nil
-		}
-		return nil, nil
-	}
+			return nil, nil
+		})
+}
+
+// SegmentSPOParams configure segment_spo: the old-policy probability at or below which a token is
+// trained, and the cutpoint spacing the sampler uses (Cutpoints).
+type SegmentSPOParams struct {
+	PolicyParams
+	ProbThreshold    float64 `param:"prob_threshold"`
+	CutpointInterval int     `param:"cutpoint_interval"`
 }
 
 // Cutpoints returns the chain cutpoints of one response: candidates are tokens j with p_old < thr;

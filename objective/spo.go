@@ -12,19 +12,12 @@ import (
 // persistent per-prompt Beta tracker replaces the group baseline, advantages are normalised over the
 // batch, and prompts are sampled with priority sqrt(p̂(1-p̂)) + eps_explore.
 func init() {
-	Register("spo", "SPO (single-stream): persistent per-prompt Beta value tracker as baseline (input prompt_id), batch normalisation, prioritised prompts",
-		defaults(policyParams, Params{"eps_high": "0.28", "d_half": "0.06", "rho_min": "0.875", "rho_max": "0.96", "eps_explore": "0.05"}),
-		func(p Params) (Objective, error) {
-			s := &Surrogate{Ratio: RatioToken, Gate: GateClip}
-			if err := configure(p, s); err != nil {
-				return nil, err
-			}
-			r := &reader{p: p}
-			o := &SPO{Surrogate: s, DHalf: r.float("d_half"), RhoMin: r.float("rho_min"), RhoMax: r.float("rho_max"),
-				EpsExplore: r.float("eps_explore"), tracker: map[string]*BetaTracker{}}
-			if r.err != nil {
-				return nil, r.err
-			}
+	registerSurrogate("spo", "SPO (single-stream): persistent per-prompt Beta value tracker as baseline (input prompt_id), batch normalisation, prioritised prompts",
+		SPOParams{PolicyParams: policy(func(p *PolicyParams) { p.EpsHigh = 0.28 }), DHalf: 0.06, RhoMin: 0.875, RhoMax: 0.96, EpsExplore: 0.05},
+		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} },
+		func(c *SPOParams, s *Surrogate) (Objective, error) {
+			o := &SPO{Surrogate: s, DHalf: c.DHalf, RhoMin: c.RhoMin, RhoMax: c.RhoMax, EpsExplore: c.EpsExplore,
+				tracker: map[string]*BetaTracker{}}
 			if !(0 < o.RhoMin && o.RhoMin <= o.RhoMax && o.RhoMax <= 1) || o.DHalf <= 0 {
 				return nil, fmt.Errorf("want 0 < rho_min <= rho_max <= 1 and d_half > 0 (got %v, %v, %v)", o.RhoMin, o.RhoMax, o.DHalf)
 			}
@@ -32,6 +25,16 @@ func init() {
 			s.declare = needDrift // the tracker's forgetting factor after each step
 			return o, nil
 		})
+}
+
+// SPOParams configure spo: the tracker's half-life d_half and forgetting-factor bounds, and the
+// exploration bonus of the prompt priorities.
+type SPOParams struct {
+	PolicyParams
+	DHalf      float64 `param:"d_half"`
+	RhoMin     float64 `param:"rho_min"`
+	RhoMax     float64 `param:"rho_max"`
+	EpsExplore float64 `param:"eps_explore"`
 }
 
 // BetaTracker is one prompt's Beta posterior pseudo-counts.
