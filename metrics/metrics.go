@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"time"
 )
 
 // Record is one line of metrics.jsonl: the step, the phase it belongs to and named values.
@@ -16,12 +17,14 @@ type Record struct {
 	Step   int                `json:"step"`
 	Phase  string             `json:"phase"`
 	Values map[string]float64 `json:"values"`
+	Time   float64            `json:"time,omitempty"` // Unix seconds when written (the dashboard's wall-time axis)
 }
 
 // Log appends records to a JSONL file, one line per record, flushed at every write so a killed run
 // keeps every completed step.
 type Log struct {
-	f *os.File
+	f  *os.File
+	tb *EventWriter
 }
 
 // Open opens (or creates) path for appending.
@@ -49,6 +52,9 @@ func (l *Log) Write(r Record) error {
 		clean["nonfinite_values"] = float64(dropped)
 	}
 	r.Values = clean
+	if r.Time == 0 {
+		r.Time = unixSeconds(time.Now())
+	}
 	line, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -56,11 +62,37 @@ func (l *Log) Write(r Record) error {
 	if _, err := l.f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
+	if l.tb != nil {
+		tagged := make(map[string]float64, len(clean))
+		for k, v := range clean {
+			tagged[r.Phase+"/"+k] = v
+		}
+		return l.tb.WriteScalars(int64(r.Step), r.Time, tagged)
+	}
 	return nil
 }
 
-// Close closes the file.
-func (l *Log) Close() error { return l.f.Close() }
+// TensorBoard also writes every record to a new event file in dir, each value tagged
+// "phase/name" (e.g. rl/reward_mean).
+func (l *Log) TensorBoard(dir string) error {
+	w, err := NewEventWriter(dir)
+	if err != nil {
+		return err
+	}
+	l.tb = w
+	return nil
+}
+
+// Close closes the file (and the event file).
+func (l *Log) Close() error {
+	err := l.f.Close()
+	if l.tb != nil {
+		if e := l.tb.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
 
 // Read returns every record of a metrics file. A torn last line (a run killed mid-write) is ignored.
 func Read(path string) ([]Record, error) {
