@@ -178,6 +178,11 @@ type CheckpointCfg struct {
 type LogConfig struct {
 	Progress bool `yaml:"progress"` // progress bar on stderr
 	Plots    bool `yaml:"plots"`    // PNG plots at the end
+
+	// Dashboard logs (polo dash, TensorBoard; docs/dashboard.md).
+	TensorBoard  bool `yaml:"tensorboard"`   // RUN_DIR/tb/ event files with every metric
+	Samples      int  `yaml:"samples"`       // rollouts per RL step, and held-out answers per evaluation, kept in RUN_DIR/samples/ (0 = none)
+	SampleTokens bool `yaml:"sample_tokens"` // … with per-token text, log-prob, entropy and advantage
 }
 
 //go:embed demo.yaml
@@ -387,6 +392,7 @@ func (c *Config) Validate() error {
 		{c.Eval.Every < 0, "eval.every", ">= 0"},
 		{c.Ckpt.Every < 0, "checkpoint.every", ">= 0"},
 		{c.Ckpt.Keep < 1, "checkpoint.keep", ">= 1"},
+		{c.Log.Samples < 0, "log.samples", ">= 0 (0 = no samples log)"},
 		{c.Reward.Timeout <= 0, "reward.timeout", "> 0 seconds"},
 		{c.RunDir == "", "run_dir", "a directory"},
 		{c.Preference.BatchSize < 1, "preference.batch_size", ">= 1"},

@@ -302,6 +302,9 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	for k, v := range obsVals {
 		vals[k] = v
 	}
+	if err := r.logRollouts(step, batch, ob); err != nil {
+		return nil, err
+	}
 	temperatureStats(batch, vals)
 	tokens := 0
 	for _, resp := range batch.resps {

@@ -74,6 +74,7 @@ type runner struct {
 	ref      *model.Model
 	trainer  *model.Trainer
 	log      *metrics.Log
+	samples  *metrics.SamplesLog // log.samples (samples.go)
 	state    runState
 	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
 	bar      *progress
@@ -100,6 +101,7 @@ func Run(cfg Config, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	defer r.log.Close()
+	defer r.closeDashLogs()
 	if err := r.sft(); err != nil {
 		return Summary{}, err
 	}
@@ -196,6 +198,9 @@ func (r *runner) setup() error {
 		}
 	}
 	if r.log, err = metrics.Open(metricsPath); err != nil {
+		return err
+	}
+	if err := r.openDashLogs(); err != nil {
 		return err
 	}
 	bar := r.opts.Progress
@@ -531,11 +536,11 @@ func (r *runner) evaluate(phase string, step int) (float64, error) {
 	s := r.cfg.Sampling
 	greedy := rollout.Config{Temperature: 0, TopP: 1, MaxNewTokens: s.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
 	sampled := rollout.Config{Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP, MaxNewTokens: s.MaxNewTokens, StopTokens: []int32{r.codec.eos}}
-	acc, meanLen, err := r.heldOut(greedy, 0)
+	acc, meanLen, err := r.heldOut(greedy, 0, phase, step, "eval-greedy")
 	if err != nil {
 		return 0, err
 	}
-	pass1, _, err := r.heldOut(sampled, seedFor(r.cfg.Seed, "eval-"+phase, step))
+	pass1, _, err := r.heldOut(sampled, seedFor(r.cfg.Seed, "eval-"+phase, step), phase, step, "eval-sampled")
 	if err != nil {
 		return 0, err
 	}
@@ -544,8 +549,8 @@ func (r *runner) evaluate(phase string, step int) (float64, error) {
 }
 
 // heldOut samples one response per held-out prompt and returns the fraction correct and the mean
-// response length.
-func (r *runner) heldOut(scfg rollout.Config, seed uint64) (acc, meanLen float64, err error) {
+// response length; the first answers go to the samples log under phase, step and kind.
+func (r *runner) heldOut(scfg rollout.Config, seed uint64, phase string, step int, kind string) (acc, meanLen float64, err error) {
 	test := r.prompts.test
 	batch := r.cfg.Sampling.PromptsPerStep * r.cfg.Sampling.GroupSize
 	correct, tokens := 0, 0
@@ -561,10 +566,16 @@ func (r *runner) heldOut(scfg rollout.Config, seed uint64) (acc, meanLen float64
 		if err != nil {
 			return 0, 0, err
 		}
+		scores := make([]reward.Score, len(comps))
 		for i, c := range comps {
 			tokens += len(c.Tokens)
-			if r.score(r.codec.text(c.Tokens), exs[i]).Correct {
+			if scores[i] = r.score(r.codec.text(c.Tokens), exs[i]); scores[i].Correct {
 				correct++
+			}
+		}
+		if lo == 0 {
+			if err := r.logHeldOut(phase, step, kind, prompts, comps, scores); err != nil {
+				return 0, 0, err
 			}
 		}
 	}
