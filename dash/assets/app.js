@@ -14,6 +14,8 @@ const state = {
   selectedSample: null,
 };
 window.__dashLoadedAt = Date.now(); // the browser test checks that updates come without a reload
+window.addEventListener("error", (e) => { document.getElementById("status").textContent = "⚠ " + e.message; });
+window.addEventListener("unhandledrejection", (e) => { document.getElementById("status").textContent = "⚠ " + e.reason; });
 
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs, ...kids) {
@@ -200,12 +202,19 @@ function bandsOf(list) {
   });
 }
 
+// niceTicks widens a flat range (a constant metric, or one that varies only in its last bits) and
+// returns about n round tick values.
 function niceTicks(lo, hi, n) {
-  if (!(hi > lo)) { const d = Math.abs(lo) * 0.1 || 1; lo -= d; hi += d; }
+  if (!(hi - lo > 1e-9 * Math.max(Math.abs(lo), Math.abs(hi)))) { const d = Math.abs(lo) * 0.1 || 1; lo -= d; hi += d; }
   const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
   const ticks = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(+t.toPrecision(12));
+  const first = Math.ceil(lo / step);
+  for (let i = 0; i <= n + 1; i++) {
+    const t = (first + i) * step;
+    if (t > hi + step * 1e-9) break;
+    ticks.push(+t.toPrecision(12));
+  }
   return { lo, hi, ticks };
 }
 
