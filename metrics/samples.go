@@ -210,3 +210,36 @@ func finite(v float64) float64 {
 	}
 	return v
 }
+
+// KeepSamples rewrites dir's sample files with only the samples keep accepts (atomically per
+// file); a resumed run drops the samples of the steps it will redo, as it does with metrics.
+func KeepSamples(dir string, keep func(Sample) bool) error {
+	files, err := SampleFiles(dir)
+	if err != nil {
+		return err
+	}
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("samples: %w", err)
+		}
+		var out []byte
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			var s Sample
+			if !strings.HasSuffix(line, "\n") || json.Unmarshal([]byte(line), &s) != nil || !keep(s) {
+				continue
+			}
+			out = append(out, line...)
+		}
+		if len(out) == len(data) {
+			continue
+		}
+		if err := os.WriteFile(path+".tmp", out, 0o644); err != nil {
+			return fmt.Errorf("samples: %w", err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return fmt.Errorf("samples: %w", err)
+		}
+	}
+	return nil
+}

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -365,3 +366,48 @@ func tensorScalar(b []byte) (float64, bool, error) {
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// KeepEvents rewrites every event file in dir with only the scalars keep accepts (by the phase
+// of their "phase/name" tag and their step); events left empty are dropped. A resumed run calls
+// it so that TensorBoard does not show the redone steps twice.
+func KeepEvents(dir string, keep func(phase string, step int64) bool) error {
+	paths, err := filepath.Glob(filepath.Join(dir, "events.out.tfevents.*"))
+	if err != nil {
+		return err
+	}
+	for _, path := range paths {
+		evs, err := ReadEventFile(path)
+		if err != nil {
+			return fmt.Errorf("tensorboard: %w", err)
+		}
+		var out []byte
+		dropped := false
+		for _, ev := range evs {
+			vals := ev.Values[:0:0]
+			for _, v := range ev.Values {
+				phase, _, _ := strings.Cut(v.Tag, "/")
+				if keep(phase, ev.Step) {
+					vals = append(vals, v)
+				}
+			}
+			if len(vals) != len(ev.Values) {
+				dropped = true
+				if len(vals) == 0 {
+					continue
+				}
+			}
+			ev.Values = vals
+			out = append(out, frameRecord(encodeEvent(ev))...)
+		}
+		if !dropped {
+			continue
+		}
+		if err := os.WriteFile(path+".tmp", out, 0o644); err != nil {
+			return fmt.Errorf("tensorboard: %w", err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return fmt.Errorf("tensorboard: %w", err)
+		}
+	}
+	return nil
+}

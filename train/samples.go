@@ -10,8 +10,18 @@ import (
 	"github.com/polo-rl/polo/rollout"
 )
 
-// openDashLogs starts the logs polo dash and TensorBoard read (log.tensorboard, log.samples).
+// openDashLogs starts the logs polo dash and TensorBoard read (log.tensorboard, log.samples). A
+// resumed run first drops what the steps it will redo had written, as restore does for metrics.
 func (r *runner) openDashLogs() error {
+	if r.opts.Resume {
+		covered := func(phase string, step int) bool { return r.covered(metrics.Record{Phase: phase, Step: step}) }
+		if err := metrics.KeepEvents(filepath.Join(r.dir, "tb"), func(phase string, step int64) bool { return covered(phase, int(step)) }); err != nil {
+			return err
+		}
+		if err := metrics.KeepSamples(filepath.Join(r.dir, "samples"), func(s metrics.Sample) bool { return covered(s.Phase, s.Step) }); err != nil {
+			return err
+		}
+	}
 	if r.cfg.Log.TensorBoard {
 		if err := r.log.TensorBoard(filepath.Join(r.dir, "tb")); err != nil {
 			return err

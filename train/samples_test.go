@@ -1,9 +1,12 @@
 package train
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/polo-rl/polo/metrics"
 )
@@ -111,5 +114,63 @@ func TestDashLogs(t *testing.T) {
 				t.Fatalf("event %d %s = %v, want %v", i+1, v.Tag, v.Value, want)
 			}
 		}
+	}
+}
+
+// A resumed run drops the samples and TensorBoard events of the steps it redoes: afterwards every
+// RL step has one set of samples and one event per tag, across the two event files.
+func TestDashLogsResume(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallRun(t, dir, "rl.steps=5", "sft.steps=2", "eval.every=0", "task.test_size=8", "checkpoint.every=2",
+		"sampling.prompts_per_step=2", "sampling.group_size=2", "log.samples=3")
+	if _, err := Run(cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// Lose the last checkpoint: the resume restarts from rl step 4 and redoes step 5.
+	ck := filepath.Join(dir, "checkpoints")
+	if err := os.RemoveAll(filepath.Join(ck, "rl-000005")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(ck, "latest"), []byte("rl-000004\n"), 0o644)
+	time.Sleep(1100 * time.Millisecond) // the second event file's name has the next second in it
+	if _, err := Resume(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	samples, err := metrics.ReadSamples(filepath.Join(dir, "samples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perStep := map[int]int{}
+	for _, s := range samples {
+		if s.Kind == "rollout" {
+			perStep[s.Step]++
+		}
+	}
+	if fmt.Sprint(perStep) != "map[1:3 2:3 3:3 4:3 5:3]" {
+		t.Fatalf("rollout samples per step after resume: %v", perStep)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "tb", "events.out.tfevents.*"))
+	if len(files) != 2 {
+		t.Fatalf("event files: %v", files)
+	}
+	seen := map[string]int{}
+	for _, f := range files {
+		evs, err := metrics.ReadEventFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			for _, v := range ev.Values {
+				seen[fmt.Sprintf("%s@%d", v.Tag, ev.Step)]++
+			}
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s: %d events", k, n)
+		}
+	}
+	if seen["rl/reward_mean@5"] != 1 || seen["rl/reward_mean@4"] != 1 {
+		t.Fatalf("rl/reward_mean events: %v", seen)
 	}
 }

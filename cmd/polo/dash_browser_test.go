@@ -278,3 +278,60 @@ func screenshot(t *testing.T, ctx context.Context, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDashScreenshots makes the README's screenshots from real runs (it does nothing unless asked):
+//
+//	polo compare --algos grpo,dapo --seeds 2 --out runs/compare --set rl.steps=80 --set eval.every=20 --set task.test_size=128
+//	POLO_DASH_SCREENSHOT_RUNS=runs/compare POLO_DASH_SCREENSHOTS=docs go test ./cmd/polo -run TestDashScreenshots
+func TestDashScreenshots(t *testing.T) {
+	runs, shots := os.Getenv("POLO_DASH_SCREENSHOT_RUNS"), os.Getenv("POLO_DASH_SCREENSHOTS")
+	if runs == "" || shots == "" {
+		t.Skip("set POLO_DASH_SCREENSHOT_RUNS and POLO_DASH_SCREENSHOTS to make the documentation's screenshots")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- serveDash(ctx, []string{runs, "--port", "0"}, pw, io.Discard); pw.Close() }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("polo dash: %v (%v)", err, <-served)
+	}
+	go io.Copy(io.Discard, pr)
+	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(line)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 900))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	if err := chromedp.Do(bctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, bctx, `document.body.dataset.ready === '1' && document.querySelector('.panel path.line') !== null`)
+	jsEval[bool](t, bctx, `(() => { document.getElementById('bands').click(); return true; })()`)
+	time.Sleep(500 * time.Millisecond)
+	viewportShot(t, bctx, filepath.Join(shots, "dashboard.png"))
+	jsEval[bool](t, bctx, `(() => { document.querySelector('#tabs button[data-tab="samples"]').click(); return true; })()`)
+	waitFor(t, bctx, `document.querySelectorAll('#samples-table tbody tr').length > 0`)
+	jsEval[bool](t, bctx, `(() => { const s = document.getElementById('s-kind'); s.value = 'rollout'; s.dispatchEvent(new Event('change')); return true; })()`)
+	time.Sleep(500 * time.Millisecond)
+	jsEval[bool](t, bctx, `(() => { const r = [...document.querySelectorAll('#samples-table tbody tr')].find(tr => tr.children[2].classList.contains('good')) ||
+		document.querySelector('#samples-table tbody tr'); r.click(); return true; })()`)
+	waitFor(t, bctx, `document.querySelector('#heatmap span') !== null`)
+	viewportShot(t, bctx, filepath.Join(shots, "dashboard-samples.png"))
+	cancel()
+	<-served
+}
+
+// viewportShot saves what a user sees in the window (the documentation's screenshots).
+func viewportShot(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
