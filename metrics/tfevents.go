@@ -48,7 +48,7 @@ type EventWriter struct {
 }
 
 // NewEventWriter creates dir and a new event file in it named as TensorBoard expects
-// (events.out.tfevents.<unix seconds>.<host>.<pid>), and writes the file-version event.
+// (events.out.tfevents.<unix seconds>.<host>.<pid>.<n>), and writes the file-version event.
 func NewEventWriter(dir string) (*EventWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tensorboard: %w", err)
@@ -58,10 +58,17 @@ func NewEventWriter(dir string) (*EventWriter, error) {
 		host = "localhost"
 	}
 	now := time.Now()
-	path := filepath.Join(dir, fmt.Sprintf("events.out.tfevents.%d.%s.%d", now.Unix(), host, os.Getpid()))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("tensorboard: %w", err)
+	var f *os.File
+	var path string
+	for n := 0; ; n++ { // a second writer in the same second and process (a resume) gets the next n
+		path = filepath.Join(dir, fmt.Sprintf("events.out.tfevents.%d.%s.%d.%d", now.Unix(), host, os.Getpid(), n))
+		var err error
+		if f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644); err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) || n == 99 {
+			return nil, fmt.Errorf("tensorboard: %w", err)
+		}
 	}
 	w := &EventWriter{f: f, path: path}
 	if err := w.write(Event{WallTime: unixSeconds(now), FileVersion: "brain.Event:2"}); err != nil {
