@@ -58,7 +58,7 @@ func serveDash(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "polo dash: %d run(s) at http://%s/ (Ctrl-C stops)\n", len(srv.Runs()), ln.Addr())
-	if ip := net.ParseIP(*host); ip == nil || !ip.IsLoopback() {
+	if ip := net.ParseIP(*host); *host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		fmt.Fprintf(stderr, "polo dash: listening on %s: other machines can read these runs\n", *host)
 	}
 	done := make(chan error, 1)
