@@ -71,7 +71,8 @@ function renderRunList() {
     const cb = el("input", { type: "checkbox" });
     cb.checked = r.visible;
     cb.addEventListener("change", () => { r.visible = cb.checked; markAllDirty(); });
-    const label = el("label", { title: r.dir || "" }, cb, el("span", { class: "swatch", style: "background:" + r.color }), r.name);
+    const color = $("bands").checked ? r.groupColor : r.color; // bands colour runs by their group
+    const label = el("label", { title: r.dir || "" }, cb, el("span", { class: "swatch", style: "background:" + color }), r.name);
     if (r.algo) label.append(el("span", { class: "legend", text: " " + r.algo }));
     if (r.live) label.append(el("span", { class: "live", text: " ● live" }));
     box.append(label);
@@ -430,7 +431,7 @@ function wire() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("smoothing").addEventListener("input", () => { $("smoothing-value").textContent = (+$("smoothing").value).toFixed(2); markAllDirty(); });
   $("xaxis").addEventListener("change", markAllDirty);
-  $("bands").addEventListener("change", markAllDirty);
+  $("bands").addEventListener("change", () => { renderRunList(); markAllDirty(); });
   $("metric-filter").addEventListener("input", applyFilter);
   for (const id of ["s-run", "s-kind", "s-step", "s-min", "s-max", "s-text"]) $(id).addEventListener(id === "s-text" || id === "s-min" || id === "s-max" ? "input" : "change", () => loadSamples(true));
   $("s-measure").addEventListener("change", () => { if (state.selectedSample) showSample(state.selectedSample); });
