@@ -30,6 +30,10 @@ type Model struct {
 
 	rawConfig []byte // config.json as loaded (rewritten on Save); nil for New
 	rawGen    []byte // generation_config.json as loaded, if any
+	dtype     string // safetensors dtype of the loaded weights (F32, BF16, F16), kept on Save; "" = F32
+
+	lora   *adapter // LoRA adapter (lora.go), nil without one
+	shared bool     // params are another model's (a view from AddAdapter or Base): never updated
 }
 
 // Config returns the model's configuration.
@@ -157,13 +161,21 @@ func newModel(cfg Config, host [][]float32) (*Model, error) {
 }
 
 // Clone returns an independent copy of the weights (e.g. a frozen reference model). The clone
-// shares the compiled graphs, so it costs no compilation.
+// shares the compiled graphs, so it costs no compilation. An adapted model's clone copies the
+// adapter and shares the frozen base weights.
 func (m *Model) Clone() (*Model, error) {
+	if m.lora != nil {
+		ah, err := m.adapterHost()
+		if err != nil {
+			return nil, err
+		}
+		return m.withAdapter(m.lora.lay, ah), nil
+	}
 	host, err := m.hostParams()
 	if err != nil {
 		return nil, err
 	}
-	c := &Model{cfg: m.cfg, lay: m.lay, g: m.g, rawConfig: m.rawConfig, rawGen: m.rawGen}
+	c := &Model{cfg: m.cfg, lay: m.lay, g: m.g, rawConfig: m.rawConfig, rawGen: m.rawGen, dtype: m.dtype}
 	c.params = make([]*tensors.Tensor, len(host))
 	for i, w := range host {
 		c.params[i] = tensors.FromFlatDataAndDimensions(w, m.lay.shapes[i]...)
@@ -205,6 +217,9 @@ func (m *Model) ParamNames() []string { return append([]string(nil), m.lay.names
 // from_pretrained loads them; each file is written to a temporary name and renamed into place.
 // A loaded model keeps its original config.json fields (with dtype set to float32).
 func (m *Model) Save(dir string) error {
+	if m.lora != nil {
+		return errors.New("save model: the model carries a LoRA adapter; save it with SaveAdapter, or Merged().Save for a full checkpoint")
+	}
 	host, err := m.hostParams()
 	if err != nil {
 		return err
@@ -281,17 +296,40 @@ func newGraphs(b compute.Backend, cfg Config, lay *layout) *graphs {
 // maxGraphsPerExec bounds the distinct input shapes one executable compiles (see bucketing).
 const maxGraphsPerExec = 64
 
+// variant selects a graph's optional parts: an adapter layout (its tensors follow the weights in
+// the inputs) and activation checkpointing.
+type variant struct {
+	al    *loraLayout
+	remat bool
+}
+
+func (v variant) key() string {
+	k := ""
+	if v.al != nil {
+		k += "/" + v.al.sig
+	}
+	if v.remat {
+		k += "/remat"
+	}
+	return k
+}
+
 // exec returns the executable named key, building it with fn on first use.
-func (gs *graphs) exec(key string, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
+	key += v.key()
 	if e, ok := gs.execs[key]; ok {
 		return e, nil
 	}
 	np := len(gs.lay.names)
+	na := 0
+	if v.al != nil {
+		na = len(v.al.names)
+	}
 	e, err := graph.NewExec(gs.backend, func(g *graph.Graph, in []*graph.Node) []*graph.Node {
-		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np]}
-		return fn(n, g, in[np:])
+		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np], al: v.al, a: in[np : np+na], remat: v.remat}
+		return fn(n, g, in[np+na:])
 	})
 	if err != nil {
 		return nil, err
@@ -301,9 +339,22 @@ func (gs *graphs) exec(key string, fn func(n *net, g *graph.Graph, in []*graph.N
 	return e, nil
 }
 
-// call runs an executable with the model's weights followed by extra inputs.
+// call runs an executable with the model's weights (and adapter) followed by extra inputs.
 func (m *Model) call(key string, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node, extra ...any) ([]*tensors.Tensor, error) {
-	e, err := m.g.exec(key, fn)
+	return m.callV(key, m.variant(false), fn, extra...)
+}
+
+// variant is the graph variant of the model's forward (with its adapter, if any).
+func (m *Model) variant(remat bool) variant {
+	v := variant{remat: remat}
+	if m.lora != nil {
+		v.al = m.lora.lay
+	}
+	return v
+}
+
+func (m *Model) callV(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node, extra ...any) ([]*tensors.Tensor, error) {
+	e, err := m.g.exec(key, v, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +362,11 @@ func (m *Model) call(key string, fn func(n *net, g *graph.Graph, in []*graph.Nod
 	args := make([]any, 0, len(m.params)+len(extra))
 	for _, p := range m.params {
 		args = append(args, p)
+	}
+	if m.lora != nil {
+		for _, p := range m.lora.params {
+			args = append(args, p)
+		}
 	}
 	m.mu.RUnlock()
 	args = append(args, extra...)
