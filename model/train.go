@@ -358,6 +358,17 @@ func (tr *Trainer) SaveState(path string) (err error) {
 		ts["exp_avg."+name] = hostTensor{Shape: tr.shapes[i], F32: mv}
 		ts["exp_avg_sq."+name] = hostTensor{Shape: tr.shapes[i], F32: vv}
 	}
+	if tr.m.lora == nil && tr.m.DType() != "F32" {
+		// The model is saved rounded to its checkpoint dtype; keep the float32 master weights here
+		// so that a resumed run continues from exactly these weights.
+		host, err := tr.m.hostParams()
+		if err != nil {
+			return err
+		}
+		for i, name := range tr.names {
+			ts["master."+name] = hostTensor{Shape: tr.shapes[i], F32: host[i]}
+		}
+	}
 	meta := map[string]string{"format": "polo-adamw", "step": strconv.Itoa(tr.step), "dropout_draws": strconv.FormatUint(tr.draws, 10)}
 	if err := writeSafetensors(path, ts, meta); err != nil {
 		return fmt.Errorf("save optimizer state: %w", err)
@@ -397,6 +408,22 @@ func (tr *Trainer) LoadState(path string) (err error) {
 			}
 			kv.dst[i] = tensors.FromFlatDataAndDimensions(h.F32, h.Shape...)
 		}
+	}
+	if _, ok := ts["master."+tr.names[0]]; ok && tr.m.lora == nil {
+		master := make([]*tensors.Tensor, len(tr.names))
+		for i, name := range tr.names {
+			h := ts["master."+name]
+			if h.F32 == nil || !equalInts(h.Shape, tr.shapes[i]) {
+				return fmt.Errorf("load optimizer state: %s: master weight %q has shape %v, want %v", path, name, h.Shape, tr.shapes[i])
+			}
+			if err := checkWeightsFinite([]string{name}, [][]float32{h.F32}); err != nil {
+				return fmt.Errorf("load optimizer state: %s: %w", path, err)
+			}
+			master[i] = tensors.FromFlatDataAndDimensions(h.F32, h.Shape...)
+		}
+		tr.m.mu.Lock()
+		copy(tr.m.params, master)
+		tr.m.mu.Unlock()
 	}
 	tr.mom, tr.vel, tr.step, tr.acc, tr.draws = mom, vel, step, nil, draws
 	return nil
