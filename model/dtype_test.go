@@ -171,3 +171,23 @@ func TestBF16ResumeExact(t *testing.T) {
 		}
 	}
 }
+
+// TestPeakRSS: allocating and touching 64 MiB raises the peak by at least that much after a reset.
+func TestPeakRSS(t *testing.T) {
+	if _, ok := PeakRSS(); !ok {
+		t.Skip("no /proc/self/status on this system")
+	}
+	if !ResetPeakRSS() {
+		t.Skip("kernel does not allow resetting VmHWM")
+	}
+	p0, _ := PeakRSS()
+	buf := make([]byte, 64<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	p1, _ := PeakRSS()
+	if p1 < p0+60<<20 {
+		t.Fatalf("peak RSS went from %d to %d after touching 64 MiB", p0, p1)
+	}
+	_ = buf[len(buf)-1]
+}

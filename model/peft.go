@@ -113,13 +113,25 @@ func (m *Model) SaveAdapter(dir, base string) error {
 // PEFT features polo does not implement (DoRA, biases, rank/alpha patterns, modules_to_save,
 // fan_in_fan_out, regex target_modules) with one line naming the field.
 func ReadAdapterConfig(dir string) (LoRAConfig, error) {
+	c, _, err := readAdapterConfig(dir)
+	return c, err
+}
+
+// readAdapterConfig is ReadAdapterConfig that also returns base_model_name_or_path.
+func readAdapterConfig(dir string) (LoRAConfig, string, error) {
+	var pc peftConfig
+	c, err := decodeAdapterConfig(dir, &pc)
+	return c, pc.BaseModelNameOrPath, err
+}
+
+func decodeAdapterConfig(dir string, out *peftConfig) (LoRAConfig, error) {
 	path := filepath.Join(dir, AdapterConfigFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return LoRAConfig{}, fmt.Errorf("load adapter: %w (a PEFT adapter folder holds %s and %s)", err, AdapterConfigFile, AdapterWeightsFile)
 	}
-	var pc peftConfig
-	if err := json.Unmarshal(data, &pc); err != nil {
+	pc := out
+	if err := json.Unmarshal(data, pc); err != nil {
 		return LoRAConfig{}, fmt.Errorf("load adapter: %s: malformed JSON: %v", path, err)
 	}
 	bad := func(format string, a ...any) (LoRAConfig, error) {
@@ -242,4 +254,55 @@ func (m *Model) LoadAdapter(dir string, seed int64) (*Model, error) {
 		return nil, fmt.Errorf("load adapter: %s: %w", path, err)
 	}
 	return m.withAdapter(al, host), nil
+}
+
+// IsAdapterDir reports whether dir holds a PEFT adapter (adapter_config.json).
+func IsAdapterDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, AdapterConfigFile))
+	return err == nil
+}
+
+// LoadAdapted loads the base checkpoint in baseDir and the PEFT adapter in adapterDir onto it. An
+// empty baseDir means the adapter's base_model_name_or_path, which must then be a local folder
+// (relative paths are tried from the adapter's folder, then from the working directory).
+func LoadAdapted(adapterDir, baseDir string, seed int64) (*Model, error) {
+	if baseDir == "" {
+		_, base, err := readAdapterConfig(adapterDir)
+		if err != nil {
+			return nil, err
+		}
+		if baseDir, err = resolveBase(adapterDir, base); err != nil {
+			return nil, err
+		}
+	}
+	base, err := Load(baseDir)
+	if err != nil {
+		return nil, fmt.Errorf("load adapter's base model: %w", err)
+	}
+	return base.LoadAdapter(adapterDir, seed)
+}
+
+func resolveBase(adapterDir, base string) (string, error) {
+	if base == "" {
+		return "", fmt.Errorf("load adapter: %s has no base_model_name_or_path; give the base model's folder", filepath.Join(adapterDir, AdapterConfigFile))
+	}
+	cands := []string{base}
+	if !filepath.IsAbs(base) {
+		cands = []string{filepath.Join(adapterDir, base), base}
+	}
+	for _, c := range cands {
+		if _, err := os.Stat(filepath.Join(c, "config.json")); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("load adapter: base_model_name_or_path %q of %s is not a local model folder; give the base model's folder (no hub downloads)", base, adapterDir)
+}
+
+// LoadAny loads a full checkpoint folder, or a PEFT adapter folder together with the local base
+// model it names.
+func LoadAny(dir string) (*Model, error) {
+	if IsAdapterDir(dir) {
+		return LoadAdapted(dir, "", 0)
+	}
+	return Load(dir)
 }
