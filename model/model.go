@@ -157,23 +157,32 @@ func New(cfg Config, seed int64) (*Model, error) {
 	}
 	lay := newLayout(cfg)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x706f6c6f)) // "polo"
-	host := make([][]float32, len(lay.names))
-	for i, name := range lay.names {
-		w := make([]float32, prod(lay.shapes[i]))
-		switch {
-		case len(lay.shapes[i]) == 2:
-			for j := range w {
-				w[j] = float32(0.02 * rng.NormFloat64())
-			}
-		case isBias(name):
-		default: // RMSNorm scale
-			for j := range w {
-				w[j] = 1
-			}
-		}
-		host[i] = w
+	backend, err := backend()
+	if err != nil {
+		return nil, err
 	}
-	return newModel(cfg, host)
+	// Each weight is drawn straight into the engine's buffer: no host copy of the whole model.
+	m := &Model{cfg: cfg, lay: lay, g: newGraphs(backend, cfg, lay), params: make([]*tensors.Tensor, len(lay.names))}
+	for i, name := range lay.names {
+		if m.params[i], err = newWeight(backend, lay.shapes[i], func(w []float32) error {
+			switch {
+			case len(lay.shapes[i]) == 2:
+				for j := range w {
+					w[j] = float32(0.02 * rng.NormFloat64())
+				}
+			case isBias(name):
+				clear(w)
+			default: // RMSNorm scale
+				for j := range w {
+					w[j] = 1
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 func isBias(name string) bool { return len(name) > 5 && name[len(name)-5:] == ".bias" }
