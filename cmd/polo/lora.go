@@ -66,7 +66,7 @@ func runLoRA(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 	c, _ := m.AdapterConfig()
-	fmt.Fprintf(stdout, "merged r=%d alpha=%g adapter on %v (%d tensors) into %s: %d parameters, %s, %d tokenizer files\n",
+	fmt.Fprintf(stdout, "merged r=%d alpha=%g adapter on %v (%d adapter parameters) into %s: %d parameters, %s, %d tokenizer files\n",
 		c.Rank, c.Alpha, c.Targets, m.NumAdapterParams(), *out, merged.NumParams(), merged.DType(), copied)
 	return nil
 }
