@@ -97,12 +97,12 @@ func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	out := []*graph.Node{nil}
 	for i, li := range n.lay.layers {
 		x := rmsNorm(h, n.p[li.inNorm], c.RMSNormEps)
-		q, k, v := n.qkv(li, x, cos, sin)
+		q, k, v := n.qkv(i, li, x, cos, sin)
 		kc := graph.ScatterSum(caches[2*i], where, graph.Reshape(k, b*c.NumKVHeads, c.HeadDim), true, true)
 		vc := graph.ScatterSum(caches[2*i+1], where, graph.Reshape(v, b*c.NumKVHeads, c.HeadDim), true, true)
 		out = append(out, kc, vc)
-		h = graph.Add(h, linear(n.attendCache(q, kc, vc, allowed), n.p[li.o], n.opt(li.ob)))
-		h = graph.Add(h, n.mlp(li, rmsNorm(h, n.p[li.postNorm], c.RMSNormEps)))
+		h = graph.Add(h, n.proj(i, modO, n.attendCache(q, kc, vc, allowed), n.p[li.o], n.opt(li.ob)))
+		h = graph.Add(h, n.mlp(i, li, rmsNorm(h, n.p[li.postNorm], c.RMSNormEps)))
 	}
 	h = rmsNorm(h, n.p[n.lay.norm], c.RMSNormEps)
 	out[0] = n.logits(graph.Reshape(h, b, c.HiddenSize))

@@ -13,6 +13,15 @@ type net struct {
 	cfg Config
 	lay *layout
 	p   []*Node
+
+	// LoRA (lora.go): the adapter's A and B matrices in al's order, and, while training with
+	// dropout, the state of the seeded random generator (nil otherwise).
+	al  *loraLayout
+	a   []*Node
+	rng *Node
+	// remat recomputes each layer's forward in the backward pass instead of keeping its
+	// activations (activation checkpointing).
+	remat bool
 }
 
 // linear computes x·Wᵀ (+b) for a Hugging Face [out, in] weight; x is [..., in].
@@ -63,12 +72,12 @@ func rope(x, cos, sin *Node) *Node {
 }
 
 // qkv projects x [B, T, D] to rotated queries [B, T, H, hd] and keys/values [B, T, KVH, hd].
-func (n *net) qkv(li layerIdx, x, cos, sin *Node) (q, k, v *Node) {
+func (n *net) qkv(l int, li layerIdx, x, cos, sin *Node) (q, k, v *Node) {
 	c := n.cfg
 	b, t := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-	q = Reshape(linear(x, n.p[li.q], n.opt(li.qb)), b, t, c.NumHeads, c.HeadDim)
-	k = Reshape(linear(x, n.p[li.k], n.opt(li.kb)), b, t, c.NumKVHeads, c.HeadDim)
-	v = Reshape(linear(x, n.p[li.v], n.opt(li.vb)), b, t, c.NumKVHeads, c.HeadDim)
+	q = Reshape(n.proj(l, modQ, x, n.p[li.q], n.opt(li.qb)), b, t, c.NumHeads, c.HeadDim)
+	k = Reshape(n.proj(l, modK, x, n.p[li.k], n.opt(li.kb)), b, t, c.NumKVHeads, c.HeadDim)
+	v = Reshape(n.proj(l, modV, x, n.p[li.v], n.opt(li.vb)), b, t, c.NumKVHeads, c.HeadDim)
 	if li.qNorm >= 0 { // qwen3: RMSNorm of each head before RoPE
 		q = rmsNorm(q, n.p[li.qNorm], c.RMSNormEps)
 		k = rmsNorm(k, n.p[li.kNorm], c.RMSNormEps)
@@ -94,10 +103,10 @@ func (n *net) attend(q, k, v, allowed *Node) *Node {
 }
 
 // mlp is SwiGLU: down(silu(gate(x)) * up(x)).
-func (n *net) mlp(li layerIdx, x *Node) *Node {
-	gate := linear(x, n.p[li.gate], nil)
-	up := linear(x, n.p[li.up], nil)
-	return linear(Mul(Mul(gate, Sigmoid(gate)), up), n.p[li.down], nil)
+func (n *net) mlp(l int, li layerIdx, x *Node) *Node {
+	gate := n.proj(l, modGate, x, n.p[li.gate], nil)
+	up := n.proj(l, modUp, x, n.p[li.up], nil)
+	return n.proj(l, modDown, Mul(Mul(gate, Sigmoid(gate)), up), n.p[li.down], nil)
 }
 
 // embed looks up token embeddings: ids [B, T] int32 → [B, T, D].
@@ -122,12 +131,18 @@ func causalAllowed(mask *Node) *Node {
 func (n *net) forward(ids, pos, allowed *Node) (h *Node, ks, vs []*Node) {
 	cos, sin := n.ropeCosSin(pos)
 	h = n.embed(ids)
-	for _, li := range n.lay.layers {
+	for l, li := range n.lay.layers {
+		if n.remat {
+			h = h.Checkpoint()
+		}
 		x := rmsNorm(h, n.p[li.inNorm], n.cfg.RMSNormEps)
-		q, k, v := n.qkv(li, x, cos, sin)
+		q, k, v := n.qkv(l, li, x, cos, sin)
 		ks, vs = append(ks, k), append(vs, v)
-		h = Add(h, linear(n.attend(q, k, v, allowed), n.p[li.o], n.opt(li.ob)))
-		h = Add(h, n.mlp(li, rmsNorm(h, n.p[li.postNorm], n.cfg.RMSNormEps)))
+		h = Add(h, n.proj(l, modO, n.attend(q, k, v, allowed), n.p[li.o], n.opt(li.ob)))
+		h = Add(h, n.mlp(l, li, rmsNorm(h, n.p[li.postNorm], n.cfg.RMSNormEps)))
+	}
+	if n.remat {
+		h = h.StopCheckpoint()
 	}
 	return rmsNorm(h, n.p[n.lay.norm], n.cfg.RMSNormEps), ks, vs
 }

@@ -60,3 +60,16 @@ func readUint(path string) (uint64, error) {
 	}
 	return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64) // "max" fails: no limit
 }
+
+// PeakRSS is the process's peak resident memory in bytes (VmHWM) since it started or since the
+// last ResetPeakRSS; ok is false where it cannot be read.
+func PeakRSS() (bytes uint64, ok bool) { return procField("/proc/self/status", "VmHWM:") }
+
+// CurrentRSS is the process's resident memory in bytes (VmRSS).
+func CurrentRSS() (bytes uint64, ok bool) { return procField("/proc/self/status", "VmRSS:") }
+
+// ResetPeakRSS starts a new peak measurement (PeakRSS then reports the peak since now), so that
+// each phase of a run can report its own peak. It reports whether the kernel allowed it.
+func ResetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}

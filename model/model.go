@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -30,6 +33,10 @@ type Model struct {
 
 	rawConfig []byte // config.json as loaded (rewritten on Save); nil for New
 	rawGen    []byte // generation_config.json as loaded, if any
+	dtype     string // safetensors dtype of the loaded weights (F32, BF16, F16), kept on Save; "" = F32
+
+	lora   *adapter // LoRA adapter (lora.go), nil without one
+	shared bool     // params are another model's (a view from AddAdapter or Base): never updated
 }
 
 // Config returns the model's configuration.
@@ -53,41 +60,81 @@ func prod(dims []int) int {
 }
 
 // Load reads a Hugging Face checkpoint folder: config.json plus model.safetensors or a sharded
-// model.safetensors.index.json. float32, bfloat16 and float16 weights are converted to float32.
+// model.safetensors.index.json. float32, bfloat16 and float16 weights are converted to float32 as
+// they are streamed from the files into the engine's buffers, so loading holds one float32 copy of
+// the weights (plus a few MiB), not the file as well; Save writes the weights' dtype back.
 func Load(dir string) (*Model, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	ts, err := readCheckpointTensors(dir)
+	files, closeAll, err := checkpointFiles(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load weights: %w", err)
 	}
-	if err := checkLayersPresent(dir, cfg, ts); err != nil {
+	defer closeAll()
+	names := make(map[string]hostTensor, len(files))
+	for n := range files {
+		names[n] = hostTensor{}
+	}
+	if err := checkLayersPresent(dir, cfg, names); err != nil {
 		return nil, err
 	}
-	lay := newLayout(cfg)
-	host := make([][]float32, len(lay.names))
-	for i, name := range lay.names {
-		t, ok := ts[name]
-		if !ok {
-			return nil, fmt.Errorf("load %s: missing tensor %q (model_type %s with %d layers)", dir, name, cfg.ModelType, cfg.NumLayers)
-		}
-		if t.F32 == nil || !equalInts(t.Shape, lay.shapes[i]) {
-			return nil, fmt.Errorf("load %s: tensor %q has shape %v, config.json implies %v", dir, name, t.Shape, lay.shapes[i])
-		}
-		host[i] = t.F32
-	}
-	if err := checkWeightsFinite(lay.names, host); err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
-	}
-	m, err := newModel(cfg, host)
+	backend, err := backend()
 	if err != nil {
 		return nil, err
 	}
+	lay := newLayout(cfg)
+	params := make([]*tensors.Tensor, len(lay.names))
+	dtype := ""
+	for i, name := range lay.names {
+		f, ok := files[name]
+		if !ok {
+			return nil, fmt.Errorf("load %s: missing tensor %q (model_type %s with %d layers)", dir, name, cfg.ModelType, cfg.NumLayers)
+		}
+		e := f.entries[name]
+		if !slices.Contains([]string{"F32", "BF16", "F16"}, e.DType) || !equalInts(e.Shape, lay.shapes[i]) {
+			return nil, fmt.Errorf("load %s: tensor %q has shape %v (%s), config.json implies %v (float)", dir, name, e.Shape, e.DType, lay.shapes[i])
+		}
+		if dtype == "" {
+			dtype = e.DType
+		}
+		if params[i], err = newWeight(backend, lay.shapes[i], func(w []float32) error {
+			if err := f.readFloats(name, w); err != nil {
+				return err
+			}
+			return checkWeightsFinite([]string{name}, [][]float32{w})
+		}); err != nil {
+			return nil, fmt.Errorf("load %s: %w", dir, err)
+		}
+	}
+	m := &Model{cfg: cfg, lay: lay, g: newGraphs(backend, cfg, lay), params: params, dtype: dtype}
 	m.rawConfig, _ = os.ReadFile(filepath.Join(dir, "config.json"))
 	m.rawGen, _ = os.ReadFile(filepath.Join(dir, "generation_config.json"))
 	return m, nil
+}
+
+// newWeight allocates a float32 tensor in the engine's memory (shared with the host on the pure-Go
+// backend, so there is no second copy) and fills it with fill.
+func newWeight(b compute.Backend, shape []int, fill func([]float32) error) (t *tensors.Tensor, err error) {
+	defer recoverErr(&err, "allocate weight")
+	t, err = tensors.FromShapeForBackend(b, 0, shapes.Make(dtypes.Float32, shape...))
+	if err != nil {
+		return nil, err
+	}
+	var ferr error
+	if err := t.MutableFlatData(func(flat any) { ferr = fill(flat.([]float32)) }); err != nil {
+		return nil, err
+	}
+	if ferr != nil {
+		return nil, ferr
+	}
+	if !t.IsShared() { // e.g. XLA: move to the device and free the host copy
+		if err := t.ToDevice(b, 0); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 func equalInts(a, b []int) bool {
@@ -110,23 +157,32 @@ func New(cfg Config, seed int64) (*Model, error) {
 	}
 	lay := newLayout(cfg)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x706f6c6f)) // "polo"
-	host := make([][]float32, len(lay.names))
-	for i, name := range lay.names {
-		w := make([]float32, prod(lay.shapes[i]))
-		switch {
-		case len(lay.shapes[i]) == 2:
-			for j := range w {
-				w[j] = float32(0.02 * rng.NormFloat64())
-			}
-		case isBias(name):
-		default: // RMSNorm scale
-			for j := range w {
-				w[j] = 1
-			}
-		}
-		host[i] = w
+	backend, err := backend()
+	if err != nil {
+		return nil, err
 	}
-	return newModel(cfg, host)
+	// Each weight is drawn straight into the engine's buffer: no host copy of the whole model.
+	m := &Model{cfg: cfg, lay: lay, g: newGraphs(backend, cfg, lay), params: make([]*tensors.Tensor, len(lay.names))}
+	for i, name := range lay.names {
+		if m.params[i], err = newWeight(backend, lay.shapes[i], func(w []float32) error {
+			switch {
+			case len(lay.shapes[i]) == 2:
+				for j := range w {
+					w[j] = float32(0.02 * rng.NormFloat64())
+				}
+			case isBias(name):
+				clear(w)
+			default: // RMSNorm scale
+				for j := range w {
+					w[j] = 1
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 func isBias(name string) bool { return len(name) > 5 && name[len(name)-5:] == ".bias" }
@@ -151,19 +207,30 @@ func newModel(cfg Config, host [][]float32) (*Model, error) {
 	m := &Model{cfg: cfg, lay: lay, g: newGraphs(backend, cfg, lay)}
 	m.params = make([]*tensors.Tensor, len(host))
 	for i, w := range host {
-		m.params[i] = tensors.FromFlatDataAndDimensions(w, lay.shapes[i]...)
+		if m.params[i], err = newWeight(backend, lay.shapes[i], func(dst []float32) error { copy(dst, w); return nil }); err != nil {
+			return nil, err
+		}
+		host[i] = nil // let the host copy go as soon as it is in the engine
 	}
 	return m, nil
 }
 
 // Clone returns an independent copy of the weights (e.g. a frozen reference model). The clone
-// shares the compiled graphs, so it costs no compilation.
+// shares the compiled graphs, so it costs no compilation. An adapted model's clone copies the
+// adapter and shares the frozen base weights.
 func (m *Model) Clone() (*Model, error) {
+	if m.lora != nil {
+		ah, err := m.adapterHost()
+		if err != nil {
+			return nil, err
+		}
+		return m.withAdapter(m.lora.lay, ah), nil
+	}
 	host, err := m.hostParams()
 	if err != nil {
 		return nil, err
 	}
-	c := &Model{cfg: m.cfg, lay: m.lay, g: m.g, rawConfig: m.rawConfig, rawGen: m.rawGen}
+	c := &Model{cfg: m.cfg, lay: m.lay, g: m.g, rawConfig: m.rawConfig, rawGen: m.rawGen, dtype: m.dtype}
 	c.params = make([]*tensors.Tensor, len(host))
 	for i, w := range host {
 		c.params[i] = tensors.FromFlatDataAndDimensions(w, m.lay.shapes[i]...)
@@ -201,27 +268,50 @@ func (m *Model) Weights(name string) ([]float32, []int, error) {
 // ParamNames lists the parameters in their fixed order (Hugging Face names).
 func (m *Model) ParamNames() []string { return append([]string(nil), m.lay.names...) }
 
-// Save writes dir/model.safetensors (float32) and dir/config.json, so that transformers'
-// from_pretrained loads them; each file is written to a temporary name and renamed into place.
-// A loaded model keeps its original config.json fields (with dtype set to float32).
+// Save writes dir/model.safetensors and dir/config.json, so that transformers' from_pretrained
+// loads them; each file is written to a temporary name and renamed into place. Weights are written
+// in the dtype they were loaded in (bfloat16 stays bfloat16, rounded to nearest even; float32 for
+// New), streamed from the engine's buffers. A loaded model keeps its original config.json fields
+// (with dtype set to the written dtype).
 func (m *Model) Save(dir string) error {
-	host, err := m.hostParams()
-	if err != nil {
-		return err
-	}
-	if err := checkWeightsFinite(m.lay.names, host); err != nil { // never write a checkpoint that cannot be used
-		return fmt.Errorf("save model: %w; refusing to save them", err)
+	if m.lora != nil {
+		return errors.New("save model: the model carries a LoRA adapter; save it with SaveAdapter, or Merged().Save for a full checkpoint")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	ts := make(map[string]hostTensor, len(host))
-	for i, w := range host {
-		ts[m.lay.names[i]] = hostTensor{Shape: m.lay.shapes[i], F32: w}
+	dt := m.dtype
+	if dt == "" {
+		dt = "F32"
 	}
-	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
+	m.mu.RLock()
+	params := slices.Clone(m.params)
+	m.mu.RUnlock()
+	items := make([]stItem, len(params))
+	for i, t := range params {
+		name := m.lay.names[i]
+		items[i] = stItem{name: name, shape: m.lay.shapes[i], dtype: dt, with: func(fn func([]float32) error) (err error) {
+			defer recoverErr(&err, "read weights")
+			var ferr error
+			if err := t.ConstFlatData(func(flat any) {
+				w := flat.([]float32)
+				// never write a checkpoint that cannot be used
+				if ferr = checkWeightsFinite([]string{name}, [][]float32{w}); ferr == nil {
+					ferr = fn(w)
+				}
+			}); err != nil {
+				return err
+			}
+			if ferr != nil && errors.Is(ferr, ErrNonFinite) {
+				return fmt.Errorf("%w; refusing to save them", ferr)
+			}
+			return ferr
+		}}
+	}
+	if err := writeSafetensorsItems(filepath.Join(dir, "model.safetensors"), items, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
+	torchName := map[string]string{"F32": "float32", "BF16": "bfloat16", "F16": "float16"}[dt]
 	cfgJSON := m.cfg.toJSON()
 	if m.rawConfig != nil {
 		var raw map[string]any
@@ -229,7 +319,7 @@ func (m *Model) Save(dir string) error {
 			cfgJSON = raw
 			for _, k := range []string{"torch_dtype", "dtype"} {
 				if _, ok := raw[k]; ok {
-					raw[k] = "float32"
+					raw[k] = torchName
 				}
 			}
 		}
@@ -246,6 +336,23 @@ func (m *Model) Save(dir string) error {
 			return fmt.Errorf("save model: %w", err)
 		}
 	}
+	return nil
+}
+
+// DType is the safetensors dtype Save writes (F32, BF16 or F16): the loaded checkpoint's.
+func (m *Model) DType() string {
+	if m.dtype == "" {
+		return "F32"
+	}
+	return m.dtype
+}
+
+// SetDType chooses the dtype Save writes (F32, BF16 or F16); computation stays float32.
+func (m *Model) SetDType(dt string) error {
+	if !slices.Contains([]string{"F32", "BF16", "F16"}, dt) {
+		return fmt.Errorf("model dtype %q: want F32, BF16 or F16", dt)
+	}
+	m.dtype = dt
 	return nil
 }
 
@@ -281,17 +388,40 @@ func newGraphs(b compute.Backend, cfg Config, lay *layout) *graphs {
 // maxGraphsPerExec bounds the distinct input shapes one executable compiles (see bucketing).
 const maxGraphsPerExec = 64
 
+// variant selects a graph's optional parts: an adapter layout (its tensors follow the weights in
+// the inputs) and activation checkpointing.
+type variant struct {
+	al    *loraLayout
+	remat bool
+}
+
+func (v variant) key() string {
+	k := ""
+	if v.al != nil {
+		k += "/" + v.al.sig
+	}
+	if v.remat {
+		k += "/remat"
+	}
+	return k
+}
+
 // exec returns the executable named key, building it with fn on first use.
-func (gs *graphs) exec(key string, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
+	key += v.key()
 	if e, ok := gs.execs[key]; ok {
 		return e, nil
 	}
 	np := len(gs.lay.names)
+	na := 0
+	if v.al != nil {
+		na = len(v.al.names)
+	}
 	e, err := graph.NewExec(gs.backend, func(g *graph.Graph, in []*graph.Node) []*graph.Node {
-		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np]}
-		return fn(n, g, in[np:])
+		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np], al: v.al, a: in[np : np+na], remat: v.remat}
+		return fn(n, g, in[np+na:])
 	})
 	if err != nil {
 		return nil, err
@@ -301,9 +431,22 @@ func (gs *graphs) exec(key string, fn func(n *net, g *graph.Graph, in []*graph.N
 	return e, nil
 }
 
-// call runs an executable with the model's weights followed by extra inputs.
+// call runs an executable with the model's weights (and adapter) followed by extra inputs.
 func (m *Model) call(key string, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node, extra ...any) ([]*tensors.Tensor, error) {
-	e, err := m.g.exec(key, fn)
+	return m.callV(key, m.variant(false), fn, extra...)
+}
+
+// variant is the graph variant of the model's forward (with its adapter, if any).
+func (m *Model) variant(remat bool) variant {
+	v := variant{remat: remat}
+	if m.lora != nil {
+		v.al = m.lora.lay
+	}
+	return v
+}
+
+func (m *Model) callV(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node, extra ...any) ([]*tensors.Tensor, error) {
+	e, err := m.g.exec(key, v, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +454,11 @@ func (m *Model) call(key string, fn func(n *net, g *graph.Graph, in []*graph.Nod
 	args := make([]any, 0, len(m.params)+len(extra))
 	for _, p := range m.params {
 		args = append(args, p)
+	}
+	if m.lora != nil {
+		for _, p := range m.lora.params {
+			args = append(args, p)
+		}
 	}
 	m.mu.RUnlock()
 	args = append(args, extra...)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"github.com/gomlx/compute/dtypes"
@@ -52,6 +54,11 @@ type Trainer struct {
 	mom  []*tensors.Tensor // first moments
 	vel  []*tensors.Tensor // second moments
 	wdOn []float32         // 1 where weight decay applies
+
+	names  []string // the trained tensors: the adapter's with LoRA, else every weight
+	shapes [][]int
+	remat  bool   // activation checkpointing
+	draws  uint64 // dropout masks drawn so far (each from its own seeded generator state)
 }
 
 // NewTrainer prepares AdamW state (zero moments) for m.
@@ -59,20 +66,38 @@ func NewTrainer(m *Model, cfg OptimConfig) (*Trainer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr := &Trainer{m: m, cfg: cfg}
+	if m.shared && m.lora == nil {
+		return nil, errors.New("model NewTrainer: this model shares its weights with another (Base of an adapted model) and is frozen")
+	}
+	tr := &Trainer{m: m, cfg: cfg, names: m.lay.names, shapes: m.lay.shapes}
+	if m.lora != nil {
+		tr.names, tr.shapes = m.lora.lay.names, m.lora.lay.shapes
+	}
 	tr.mom, tr.vel = tr.zeros(), tr.zeros()
-	tr.wdOn = make([]float32, len(m.lay.names))
+	tr.wdOn = make([]float32, len(tr.names))
 	for i := range tr.wdOn {
-		if !m.lay.isNormOrBias(i) {
+		if len(tr.shapes[i]) != 1 { // no decay for RMSNorm scales and biases
 			tr.wdOn[i] = 1
 		}
 	}
 	return tr, nil
 }
 
+// SetActivationCheckpointing makes Accumulate recompute each decoder layer's forward during the
+// backward pass instead of keeping its activations: less memory, about one more forward of time.
+func (tr *Trainer) SetActivationCheckpointing(on bool) { tr.remat = on }
+
+// params is the slice of tensors the trainer updates (the adapter's or the model's).
+func (tr *Trainer) params() []*tensors.Tensor {
+	if tr.m.lora != nil {
+		return tr.m.lora.params
+	}
+	return tr.m.params
+}
+
 func (tr *Trainer) zeros() []*tensors.Tensor {
-	out := make([]*tensors.Tensor, len(tr.m.lay.names))
-	for i, s := range tr.m.lay.shapes {
+	out := make([]*tensors.Tensor, len(tr.names))
+	for i, s := range tr.shapes {
 		out[i] = tensors.FromFlatDataAndDimensions(make([]float32, prod(s)), s...)
 	}
 	return out
@@ -90,14 +115,18 @@ func (tr *Trainer) SetConfig(cfg OptimConfig) error {
 	return nil
 }
 
-// trainGraph builds the forward + backward of the surrogate. Inputs after the weights:
-// [acc...] (when accumulating), ids, pos, mask, target, coefLogp, [coefEnt].
-func trainGraph(withAcc, withEnt bool) func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
+// trainGraph builds the forward + backward of the surrogate with respect to the trained tensors.
+// Inputs after the weights: [acc...] (when accumulating), ids, pos, mask, target, coefLogp,
+// [coefEnt], [rng state] (LoRA dropout).
+func trainGraph(withAcc, withEnt, withRNG bool) func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	return func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
-		np := len(n.p)
+		np := len(n.trainable())
 		var acc []*graph.Node
 		if withAcc {
 			acc, in = in[:np], in[np:]
+		}
+		if withRNG {
+			n.rng, in = in[len(in)-1], in[:len(in)-1]
 		}
 		ids, pos, mask, target, coefLogp := in[0], in[1], in[2], in[3], in[4]
 		h, _, _ := n.forward(ids, pos, causalAllowed(mask))
@@ -106,7 +135,7 @@ func trainGraph(withAcc, withEnt bool) func(n *net, g *graph.Graph, in []*graph.
 		if withEnt {
 			loss = graph.Add(loss, graph.ReduceAllSum(graph.Mul(in[5], ent)))
 		}
-		grads := graph.Gradient(loss, n.p...)
+		grads := graph.Gradient(loss, n.trainable()...)
 		out := []*graph.Node{logp, ent}
 		for i, gr := range grads {
 			if withAcc {
@@ -156,9 +185,13 @@ func (tr *Trainer) Accumulate(ids, mask [][]int32, coefLogp, coefEnt [][]float32
 		}
 		extra = append(extra, ce)
 	}
-	key := "train_acc" + strconv.FormatBool(withAcc) + "_ent" + strconv.FormatBool(withEnt)
+	withRNG := m.lora != nil && m.lora.lay.cfg.Dropout > 0
+	if withRNG {
+		extra = append(extra, tr.rngState())
+	}
+	key := "train_acc" + strconv.FormatBool(withAcc) + "_ent" + strconv.FormatBool(withEnt) + "_rng" + strconv.FormatBool(withRNG)
 	tr.acc = nil // donated (or about to be replaced)
-	outs, err := m.call(key, trainGraph(withAcc, withEnt), extra...)
+	outs, err := m.callV(key, m.variant(tr.remat), trainGraph(withAcc, withEnt, withRNG), extra...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -197,7 +230,8 @@ func padCoef(name string, c [][]float32, bt *batch) (*tensors.Tensor, error) {
 // = [lr, beta1, beta2, eps, weightDecay, clipNorm, lr/bias1, sqrt(bias2)]. Outputs: new weights,
 // new m, new v, pre-clip global gradient norm, and whether the step was applied (finite).
 func stepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
-	np := len(n.p)
+	params := n.trainable()
+	np := len(params)
 	grads, mom, vel := in[:np], in[np:2*np], in[2*np:3*np]
 	wdOn, hp := in[3*np], in[3*np+1]
 	at := func(i int) *graph.Node { return graph.Reshape(graph.Slice(hp, graph.AxisElem(i))) }
@@ -215,7 +249,7 @@ func stepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	for i := range grads {
 		gr := graph.Mul(grads[i], coef)
 		decay := graph.Sub(one, graph.Mul(graph.Mul(lr, wd), graph.Reshape(graph.Slice(wdOn, graph.AxisElem(i)))))
-		p := graph.Mul(n.p[i], decay)
+		p := graph.Mul(params[i], decay)
 		m := graph.Add(graph.Mul(mom[i], b1), graph.Mul(gr, graph.Sub(one, b1)))
 		v := graph.Add(graph.Mul(vel[i], b2), graph.Mul(graph.Square(gr), graph.Sub(one, b2)))
 		denom := graph.Add(graph.Div(graph.Sqrt(v), bc2sqrt), eps)
@@ -226,7 +260,7 @@ func stepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	// finiteGuard); the caller learns of it from the returned flag.
 	ok := finiteGuard(norm, outP)
 	for i := range grads {
-		outP[i] = graph.Where(ok, outP[i], n.p[i])
+		outP[i] = graph.Where(ok, outP[i], params[i])
 		outM[i] = graph.Where(ok, outM[i], mom[i])
 		outV[i] = graph.Where(ok, outV[i], vel[i])
 	}
@@ -252,14 +286,19 @@ func (tr *Trainer) Step(lr float64) (gradNorm float64, err error) {
 	bc2 := 1 - math.Pow(c.Beta2, t)
 	hp := []float32{float32(lr), float32(c.Beta1), float32(c.Beta2), float32(c.Eps), float32(c.WeightDecay),
 		float32(c.ClipNorm), float32(lr / bc1), float32(math.Sqrt(bc2))}
-	np := len(m.lay.names)
-	e, err := m.g.exec("adamw", stepGraph)
+	np := len(tr.names)
+	e, err := m.g.exec("adamw", m.variant(false), stepGraph)
 	if err != nil {
 		return 0, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	args := make([]any, 0, 4*np+2)
+	args := make([]any, 0, len(m.params)+4*np+2)
+	if m.lora != nil { // the frozen base weights are inputs of the graph but are not updated
+		for _, p := range m.params {
+			args = append(args, p)
+		}
+	}
 	donate := func(ts []*tensors.Tensor) error {
 		for _, x := range ts {
 			d, err := graph.DonateTensorBuffer(x, m.g.backend, 0)
@@ -270,7 +309,7 @@ func (tr *Trainer) Step(lr float64) (gradNorm float64, err error) {
 		}
 		return nil
 	}
-	if err := errors.Join(donate(m.params), donate(tr.acc), donate(tr.mom), donate(tr.vel)); err != nil {
+	if err := errors.Join(donate(tr.params()), donate(tr.acc), donate(tr.mom), donate(tr.vel)); err != nil {
 		return 0, err
 	}
 	args = append(args, tensors.FromFlatDataAndDimensions(tr.wdOn, np), tensors.FromFlatDataAndDimensions(hp, len(hp)))
@@ -280,7 +319,7 @@ func (tr *Trainer) Step(lr float64) (gradNorm float64, err error) {
 		// The donated buffers are gone: the model is unusable after a failed step.
 		return 0, fmt.Errorf("model Step: %w (weights are lost; reload the last checkpoint)", err)
 	}
-	copy(m.params, outs[:np])
+	copy(tr.params(), outs[:np])
 	tr.mom = outs[np : 2*np]
 	tr.vel = outs[2*np : 3*np]
 	normT, okT := outs[3*np], outs[3*np+1]
@@ -295,7 +334,7 @@ func (tr *Trainer) Step(lr float64) (gradNorm float64, err error) {
 
 // gradients returns a copy of the accumulated gradient of one parameter (tests and diagnostics).
 func (tr *Trainer) gradients(name string) ([]float32, error) {
-	i := tr.m.lay.index(name)
+	i := slices.Index(tr.names, name)
 	if i < 0 || tr.acc == nil {
 		return nil, fmt.Errorf("no accumulated gradient for %q", name)
 	}
@@ -307,7 +346,7 @@ func (tr *Trainer) gradients(name string) ([]float32, error) {
 func (tr *Trainer) SaveState(path string) (err error) {
 	defer recoverErr(&err, "save optimizer state")
 	ts := map[string]hostTensor{}
-	for i, name := range tr.m.lay.names {
+	for i, name := range tr.names {
 		mv, err := tensors.CopyFlatData[float32](tr.mom[i])
 		if err != nil {
 			return err
@@ -316,10 +355,21 @@ func (tr *Trainer) SaveState(path string) (err error) {
 		if err != nil {
 			return err
 		}
-		ts["exp_avg."+name] = hostTensor{Shape: tr.m.lay.shapes[i], F32: mv}
-		ts["exp_avg_sq."+name] = hostTensor{Shape: tr.m.lay.shapes[i], F32: vv}
+		ts["exp_avg."+name] = hostTensor{Shape: tr.shapes[i], F32: mv}
+		ts["exp_avg_sq."+name] = hostTensor{Shape: tr.shapes[i], F32: vv}
 	}
-	meta := map[string]string{"format": "polo-adamw", "step": strconv.Itoa(tr.step)}
+	if tr.m.lora == nil && tr.m.DType() != "F32" {
+		// The model is saved rounded to its checkpoint dtype; keep the float32 master weights here
+		// so that a resumed run continues from exactly these weights.
+		host, err := tr.m.hostParams()
+		if err != nil {
+			return err
+		}
+		for i, name := range tr.names {
+			ts["master."+name] = hostTensor{Shape: tr.shapes[i], F32: host[i]}
+		}
+	}
+	meta := map[string]string{"format": "polo-adamw", "step": strconv.Itoa(tr.step), "dropout_draws": strconv.FormatUint(tr.draws, 10)}
 	if err := writeSafetensors(path, ts, meta); err != nil {
 		return fmt.Errorf("save optimizer state: %w", err)
 	}
@@ -340,19 +390,50 @@ func (tr *Trainer) LoadState(path string) (err error) {
 	if err != nil || step < 0 {
 		return fmt.Errorf("load optimizer state: %s has a bad step count %q", path, meta["step"])
 	}
+	var draws uint64
+	if d, ok := meta["dropout_draws"]; ok {
+		if draws, err = strconv.ParseUint(d, 10, 64); err != nil {
+			return fmt.Errorf("load optimizer state: %s has a bad dropout_draws %q", path, d)
+		}
+	}
 	mom, vel := make([]*tensors.Tensor, len(tr.mom)), make([]*tensors.Tensor, len(tr.vel))
-	for i, name := range tr.m.lay.names {
+	for i, name := range tr.names {
 		for _, kv := range []struct {
 			key string
 			dst []*tensors.Tensor
 		}{{"exp_avg." + name, mom}, {"exp_avg_sq." + name, vel}} {
 			h, ok := ts[kv.key]
-			if !ok || h.F32 == nil || !equalInts(h.Shape, tr.m.lay.shapes[i]) {
-				return fmt.Errorf("load optimizer state: %s lacks %q of shape %v (state of another model?)", path, kv.key, tr.m.lay.shapes[i])
+			if !ok || h.F32 == nil || !equalInts(h.Shape, tr.shapes[i]) {
+				return fmt.Errorf("load optimizer state: %s lacks %q of shape %v (state of another model or adapter?)", path, kv.key, tr.shapes[i])
 			}
 			kv.dst[i] = tensors.FromFlatDataAndDimensions(h.F32, h.Shape...)
 		}
 	}
-	tr.mom, tr.vel, tr.step, tr.acc = mom, vel, step, nil
+	if _, ok := ts["master."+tr.names[0]]; ok && tr.m.lora == nil {
+		master := make([]*tensors.Tensor, len(tr.names))
+		for i, name := range tr.names {
+			h := ts["master."+name]
+			if h.F32 == nil || !equalInts(h.Shape, tr.shapes[i]) {
+				return fmt.Errorf("load optimizer state: %s: master weight %q has shape %v, want %v", path, name, h.Shape, tr.shapes[i])
+			}
+			if err := checkWeightsFinite([]string{name}, [][]float32{h.F32}); err != nil {
+				return fmt.Errorf("load optimizer state: %s: %w", path, err)
+			}
+			master[i] = tensors.FromFlatDataAndDimensions(h.F32, h.Shape...)
+		}
+		tr.m.mu.Lock()
+		copy(tr.m.params, master)
+		tr.m.mu.Unlock()
+	}
+	tr.mom, tr.vel, tr.step, tr.acc, tr.draws = mom, vel, step, nil, draws
 	return nil
+}
+
+// rngState is the generator state of the next dropout draw: a function of the adapter's seed and
+// the number of draws so far, so that a resumed run draws the same masks.
+func (tr *Trainer) rngState() *tensors.Tensor {
+	rng := rand.New(rand.NewPCG(uint64(tr.m.lora.lay.cfg.Seed), tr.draws^0x64726f70)) // "drop"
+	tr.draws++
+	st := []uint64{rng.Uint64(), rng.Uint64(), rng.Uint64()}
+	return tensors.FromFlatDataAndDimensions(st, len(st))
 }

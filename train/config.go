@@ -34,6 +34,10 @@ type Config struct {
 	Eval       EvalConfig       `yaml:"eval"`
 	Ckpt       CheckpointCfg    `yaml:"checkpoint"`
 	Log        LogConfig        `yaml:"log"`
+
+	// LoRA adapters and memory controls (issue 18; types in lora.go).
+	LoRA   LoRAConfig   `yaml:"lora"`
+	Memory MemoryConfig `yaml:"memory"`
 }
 
 // ModelConfig picks the policy: a from-scratch preset or a Hugging Face checkpoint folder.
@@ -404,6 +408,9 @@ func (c *Config) Validate() error {
 		if ch.bad {
 			return fmt.Errorf("config field %s: want %s", ch.field, ch.want)
 		}
+	}
+	if err := c.validateLoRA(); err != nil { // LoRA and memory (issue 18)
+		return err
 	}
 	if c.Task.Path != "" && c.Task.Name != "dataset" {
 		return fmt.Errorf("config field task.path is set (%s) but task.name is %s, which ignores it; set task.name: dataset to train on the file, or remove task.path", c.Task.Path, c.Task.Name)

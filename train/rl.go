@@ -70,17 +70,24 @@ func (r *runner) rl() error {
 		if err != nil {
 			return err
 		}
+		r.logPhaseMemory("sft")
+		if err := r.startLoRA("rl"); err != nil {
+			return err
+		}
 		if r.needRef {
 			if r.ref, err = r.referenceModel(); err != nil {
 				return err
 			}
-			if err := writeFolderAtomic(r.ckptDir, "reference", func(tmp string) error {
-				return r.ref.Save(filepath.Join(tmp, "model"))
-			}); err != nil {
-				return err
+			// With LoRA the reference is the base, already in model.path or checkpoints/base.
+			if shared := r.policy.HasAdapter() && r.cfg.Distill.Teacher == ""; !shared {
+				if err := writeFolderAtomic(r.ckptDir, "reference", func(tmp string) error {
+					return r.ref.Save(filepath.Join(tmp, "model"))
+				}); err != nil {
+					return err
+				}
 			}
 		}
-		if r.trainer, err = model.NewTrainer(r.policy, r.optimConfig("rl")); err != nil {
+		if r.trainer, err = r.newTrainer("rl"); err != nil {
 			return err
 		}
 		r.state = runState{Phase: "rl"}
@@ -115,6 +122,7 @@ func (r *runner) rl() error {
 			return err
 		}
 	}
+	r.logPhaseMemory("rl")
 	return nil
 }
 
@@ -122,6 +130,9 @@ func (r *runner) rl() error {
 // distillation teacher.
 func (r *runner) referenceModel() (*model.Model, error) {
 	if r.cfg.Distill.Teacher == "" {
+		if r.policy.HasAdapter() {
+			return r.policy.Base(), nil // the base weights, shared: no copy
+		}
 		return r.policy.Clone()
 	}
 	t, err := model.Load(r.cfg.Distill.Teacher)

@@ -196,6 +196,9 @@ func (r *runner) setup() error {
 		if r.policy, err = newPolicy(r.cfg, r.codec.tok.VocabSize()); err != nil {
 			return err
 		}
+		if err := r.startLoRA("all"); err != nil {
+			return err
+		}
 	}
 	if r.log, err = metrics.Open(metricsPath); err != nil {
 		return err
@@ -275,10 +278,10 @@ func (r *runner) restoreFrom(path string) error {
 		return fmt.Errorf("resume: %s: %s step %d is outside 0..%s.steps = %d of config.yaml; the checkpoint does not belong to this run",
 			filepath.Join(path, "state.json"), r.state.Phase, r.state.Step, r.state.Phase, total)
 	}
-	if r.policy, err = model.Load(filepath.Join(path, "model")); err != nil {
+	if r.policy, err = r.loadPolicy(filepath.Join(path, "model")); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	if r.trainer, err = model.NewTrainer(r.policy, r.optimConfig(r.state.Phase)); err != nil {
+	if r.trainer, err = r.newTrainer(r.state.Phase); err != nil {
 		return err
 	}
 	if err := r.trainer.LoadState(filepath.Join(path, "optimizer.bin")); err != nil {
@@ -295,7 +298,9 @@ func (r *runner) restoreFrom(path string) error {
 			return fmt.Errorf("resume: objective state: %w", err)
 		}
 	}
-	if r.state.Phase == "rl" && r.needRef {
+	if r.state.Phase == "rl" && r.needRef && r.policy.HasAdapter() && r.cfg.Distill.Teacher == "" {
+		r.ref = r.policy.Base() // LoRA: the reference is the frozen base
+	} else if r.state.Phase == "rl" && r.needRef {
 		if r.ref, err = model.Load(filepath.Join(r.ckptDir, "reference", "model")); err != nil {
 			return fmt.Errorf("resume: reference model: %w", err)
 		}
@@ -351,7 +356,7 @@ func (r *runner) checkpoint() error {
 	}
 	name := checkpointName(r.state.Phase, r.state.Step)
 	err := writeCheckpoint(r.ckptDir, name, func(tmp string) error {
-		if err := r.policy.Save(filepath.Join(tmp, "model")); err != nil {
+		if err := r.savePolicy(filepath.Join(tmp, "model")); err != nil {
 			return err
 		}
 		if err := r.codec.save(filepath.Join(tmp, "model")); err != nil {
@@ -387,7 +392,7 @@ func (r *runner) sft() error {
 			return nil
 		}
 		var err2 error
-		if r.trainer, err2 = model.NewTrainer(r.policy, r.optimConfig("sft")); err2 != nil {
+		if r.trainer, err2 = r.newTrainer("sft"); err2 != nil {
 			return err2
 		}
 		r.state = runState{Phase: "sft"}

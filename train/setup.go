@@ -111,9 +111,9 @@ type Policy struct {
 }
 
 // LoadPolicy loads a model folder written by polo (checkpoints/<name>/model) or any HF folder that
-// holds a tokenizer.
+// holds a tokenizer; a LoRA checkpoint (PEFT adapter folder) is loaded onto the base it names.
 func LoadPolicy(dir string) (*Policy, error) {
-	m, err := model.Load(dir)
+	m, err := model.LoadAny(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -9,12 +9,15 @@ import (
 )
 
 func init() {
-	register("model", "model tools: 'model check' compares a checkpoint with a transformers reference", runModel)
+	register("model", "model tools: 'model check' compares a checkpoint with a transformers reference; 'model bench' times train steps and memory", runModel)
 }
 
 func runModel(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "bench" {
+		return runModelBench(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "check" {
-		return usagef("usage: polo model check --model DIR --reference FILE [--tol 1e-4] [--rel-tol 1e-4]")
+		return usagef("usage: polo model check --model DIR --reference FILE [--tol 1e-4] [--rel-tol 1e-4]\n       polo model bench --preset qwen2.5-0.5b|qwen2.5-1.5b [--modes full,lora,lora-remat]")
 	}
 	fs := flag.NewFlagSet("model check", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"github.com/polo-rl/polo/model"
+)
+
+// benchModes are the configurations `polo model bench` compares.
+var benchModes = []string{"full", "full-remat", "lora", "lora-remat"}
+
+// runModelBench times training steps of a published architecture with random weights. Without
+// --mode it runs each mode of --modes in its own process (so that each peak RSS is its own) and
+// prints a table; with --mode it runs one and prints its result as JSON.
+func runModelBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("model bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	preset := fs.String("preset", "", "published configuration: "+strings.Join(model.HFPresets(), ", "))
+	modes := fs.String("modes", strings.Join(benchModes, ","), "modes to compare: "+strings.Join(benchModes, ", "))
+	mode := fs.String("mode", "", "run one mode in this process and print JSON")
+	r := fs.Int("r", 16, "LoRA rank")
+	alpha := fs.Float64("alpha", 32, "LoRA alpha")
+	targets := fs.String("targets", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "LoRA target modules")
+	batch := fs.Int("batch", 1, "rows per step")
+	seq := fs.Int("seq", 512, "tokens per row")
+	steps := fs.Int("steps", 1, "timed steps after the first (which includes compilation)")
+	seed := fs.Int64("seed", 1, "seed of the random weights and batch")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	cfg, err := model.HFPreset(*preset)
+	if err != nil {
+		return usagef("model bench: %v", err)
+	}
+	if *batch < 1 || *seq < 2 || *steps < 0 {
+		return usagef("model bench: want --batch >= 1, --seq >= 2, --steps >= 0")
+	}
+	if *mode != "" {
+		if !contains(benchModes, *mode) {
+			return usagef("model bench: unknown mode %q (want one of %s)", *mode, strings.Join(benchModes, ", "))
+		}
+		o := model.BenchOptions{Batch: *batch, Seq: *seq, Steps: *steps, Seed: *seed, Remat: strings.HasSuffix(*mode, "-remat"),
+			Verbose: func(f string, a ...any) { fmt.Fprintf(stderr, "%s: "+f+"\n", append([]any{*mode}, a...)...) }}
+		if strings.HasPrefix(*mode, "lora") {
+			o.LoRA = &model.LoRAConfig{Rank: *r, Alpha: *alpha, Targets: strings.Split(*targets, ","), Seed: *seed}
+		}
+		res, err := model.Bench(cfg, o)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "polo model bench --preset %s: B=%d×T=%d, random weights, float32, %d CPU threads (GOMAXPROCS), LoRA r=%d alpha=%g on %s\n\n",
+		*preset, *batch, *seq, runtime.GOMAXPROCS(0), *r, *alpha, *targets)
+	fmt.Fprintln(stdout, "| mode | params | trainable | RSS after init | peak RSS | first step (compile) | step |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|")
+	for _, md := range strings.Split(*modes, ",") {
+		if !contains(benchModes, md) {
+			return usagef("model bench: unknown mode %q (want one of %s)", md, strings.Join(benchModes, ", "))
+		}
+		cmd := exec.Command(self, "model", "bench", "--preset", *preset, "--mode", md, "--r", fmt.Sprint(*r), "--alpha", fmt.Sprint(*alpha),
+			"--targets", *targets, "--batch", fmt.Sprint(*batch), "--seq", fmt.Sprint(*seq), "--steps", fmt.Sprint(*steps), "--seed", fmt.Sprint(*seed))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(stdout, "| %s | failed: %v | | | | | |\n", md, err)
+			continue
+		}
+		var res model.BenchResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			return fmt.Errorf("model bench %s: %w", md, err)
+		}
+		stepS := "—"
+		if len(res.StepSeconds) > 0 {
+			var s float64
+			for _, x := range res.StepSeconds {
+				s += x
+			}
+			stepS = fmt.Sprintf("%.1f s", s/float64(len(res.StepSeconds)))
+		}
+		fmt.Fprintf(stdout, "| %s | %.0fM | %.2fM | %.2f GiB | **%.2f GiB** | %.1f s | %s |\n", md, float64(res.Params)/1e6, float64(res.Trainable)/1e6,
+			gibs(res.RSSAfterInit), gibs(res.PeakRSS), res.FirstStepSeconds, stepS)
+	}
+	return nil
+}
+
+func gibs(b uint64) float64 { return float64(b) / (1 << 30) }
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
