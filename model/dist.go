@@ -20,38 +20,48 @@ type DistOptions struct {
 	// 0, renormalised. A target the proxy filters out gets -Inf.
 	MinPKappa float64
 	MinPFixed bool
-	// Temperature > 0 computes the log-prob of each target under softmax(logits/Temperature).
-	Temperature float64
+	// Temperatures (at most two, each > 0) computes the log-prob of each target under
+	// softmax(logits/T) for each T. Two let a caller choose between them after seeing the entropies
+	// of the same pass (DCPO picks its target temperature from the policy's mean entropy).
+	Temperatures []float64
 }
 
 // DistStats are per-position arrays in LogProbs' layout ([B][T-1], position t predicts token t+1;
 // entries at padding are 0).
 type DistStats struct {
 	LogP, Entropy [][]float32
-	ProxyLogP     [][]float32 // nil unless MinPKappa > 0
-	TempLogP      [][]float32 // nil unless Temperature > 0
+	ProxyLogP     [][]float32   // nil unless MinPKappa > 0
+	TempLogP      [][][]float32 // one array per entry of Temperatures
 }
+
+// maxTemperatures is how many temperature log-prob arrays one pass computes.
+const maxTemperatures = 2
 
 func (o DistOptions) validate() error {
 	switch {
 	case !(o.MinPKappa >= 0 && o.MinPKappa < 1):
 		return fmt.Errorf("min-p kappa must be in [0, 1), got %g", o.MinPKappa)
-	case !(o.Temperature >= 0) || math.IsInf(o.Temperature, 0):
-		return fmt.Errorf("temperature must be finite and >= 0, got %g", o.Temperature)
+	case len(o.Temperatures) > maxTemperatures:
+		return fmt.Errorf("%d temperatures: at most %d per pass", len(o.Temperatures), maxTemperatures)
+	}
+	for _, t := range o.Temperatures {
+		if !(t > 0) || math.IsInf(t, 0) {
+			return fmt.Errorf("temperature must be finite and > 0, got %g", t)
+		}
 	}
 	return nil
 }
 
-// distGraph: inputs ids, pos, mask, target, hp = [kappa, fixed (0/1), temperature]. Outputs logp,
-// entropy, proxy logp, temperature logp ([B, T] each). The options are graph inputs, so changing the
-// temperature between steps (DCPO) compiles nothing.
+// distGraph: inputs ids, pos, mask, target, hp = [kappa, fixed (0/1), T1, T2]. Outputs logp,
+// entropy, proxy logp and the log-probs at T1 and T2 ([B, T] each). The options are graph inputs, so
+// changing them between steps compiles nothing.
 func distGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	ids, pos, mask, target, hp := in[0], in[1], in[2], in[3], in[4]
 	h, _, _ := n.forward(ids, pos, causalAllowed(mask))
 	logits := n.logits(h)
 	logp, ent := tokenStats(logits, target)
 	at := func(i int) *graph.Node { return graph.Reshape(graph.Slice(hp, graph.AxisElem(i))) }
-	kappa, fixed, temp := at(0), at(1), at(2)
+	kappa, fixed := at(0), at(1)
 
 	// Proxy: with shifted = logits − max, p = e/z and max p = 1/z.
 	mx := graph.StopGradient(graph.ReduceAndKeep(logits, graph.ReduceMax, -1))
@@ -71,10 +81,14 @@ func distGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	negInf := graph.BroadcastToShape(graph.Scalar(g, dtypes.Float32, math.Inf(-1)), logp.Shape())
 	proxy := graph.Where(graph.GreaterThan(targetKept, zero), graph.Sub(logp, graph.Log(keptMass)), negInf)
 
-	// Temperature: log softmax(logits/T) of the target (T = 0 is replaced by 1; the caller drops it).
-	safeT := graph.Where(graph.GreaterThan(temp, zero), temp, one)
-	tempLogp, _ := tokenStats(graph.Div(logits, safeT), target)
-	return []*graph.Node{logp, ent, proxy, tempLogp}
+	out := []*graph.Node{logp, ent, proxy}
+	for i := range maxTemperatures { // log softmax(logits/T) of the target; T = 0 (unused) counts as 1
+		temp := at(2 + i)
+		safeT := graph.Where(graph.GreaterThan(temp, zero), temp, one)
+		tempLogp, _ := tokenStats(graph.Div(logits, safeT), target)
+		out = append(out, tempLogp)
+	}
+	return out
 }
 
 // DistStats runs the model on a padded batch (as LogProbs) and returns the target log-probs and
@@ -95,7 +109,11 @@ func (m *Model) DistStats(ids, mask [][]int32, opts DistOptions) (out DistStats,
 	if opts.MinPFixed {
 		fixed = 1
 	}
-	hp := tensors.FromFlatDataAndDimensions([]float32{float32(opts.MinPKappa), fixed, float32(opts.Temperature)}, 3)
+	hpv := []float32{float32(opts.MinPKappa), fixed, 0, 0}
+	for i, t := range opts.Temperatures {
+		hpv[2+i] = float32(t)
+	}
+	hp := tensors.FromFlatDataAndDimensions(hpv, len(hpv))
 	outs, err := m.call("diststats", distGraph, bt.ids, bt.pos, bt.mask, bt.target, hp)
 	if err != nil {
 		return DistStats{}, err
@@ -111,8 +129,8 @@ func (m *Model) DistStats(ids, mask [][]int32, opts DistOptions) (out DistStats,
 	if opts.MinPKappa > 0 {
 		out.ProxyLogP = unpadPairs(flat[2], bt)
 	}
-	if opts.Temperature > 0 {
-		out.TempLogP = unpadPairs(flat[3], bt)
+	for i := range opts.Temperatures {
+		out.TempLogP = append(out.TempLogP, unpadPairs(flat[3+i], bt))
 	}
 	return out, nil
 }

@@ -60,7 +60,7 @@ func TestDistStatsMatchFullLogits(t *testing.T) {
 		fixed bool
 		temp  float64
 	}{{0.02, false, 1.2}, {0.5, false, 0.8}, {0.004, true, 1.5}} {
-		got, err := m.DistStats(ids, mask, DistOptions{MinPKappa: c.kappa, MinPFixed: c.fixed, Temperature: c.temp})
+		got, err := m.DistStats(ids, mask, DistOptions{MinPKappa: c.kappa, MinPFixed: c.fixed, Temperatures: []float64{c.temp, 1 / c.temp}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,12 +68,13 @@ func TestDistStatsMatchFullLogits(t *testing.T) {
 		for i := range ids {
 			for j := 0; j+1 < len(ids[i]); j++ {
 				if mask[i][j] == 0 {
-					if got.ProxyLogP[i][j] != 0 || got.TempLogP[i][j] != 0 {
+					if got.ProxyLogP[i][j] != 0 || got.TempLogP[0][i][j] != 0 {
 						t.Errorf("padding [%d][%d] not zero", i, j)
 					}
 					continue
 				}
 				lp, proxy, tl := refDist(logits[i][j], int(ids[i][j+1]), c.kappa, c.fixed, c.temp)
+				_, _, tl2 := refDist(logits[i][j], int(ids[i][j+1]), c.kappa, c.fixed, 1/c.temp)
 				n++
 				if math.IsInf(proxy, -1) {
 					filtered++
@@ -84,7 +85,8 @@ func TestDistStatsMatchFullLogits(t *testing.T) {
 					worst = math.Max(worst, math.Abs(float64(got.ProxyLogP[i][j])-proxy))
 				}
 				worst = math.Max(worst, math.Abs(float64(got.LogP[i][j])-lp))
-				worst = math.Max(worst, math.Abs(float64(got.TempLogP[i][j])-tl))
+				worst = math.Max(worst, math.Abs(float64(got.TempLogP[0][i][j])-tl))
+				worst = math.Max(worst, math.Abs(float64(got.TempLogP[1][i][j])-tl2))
 			}
 		}
 		t.Logf("kappa %v fixed %v T %v: %d/%d targets filtered, max |graph - float64| = %.3g", c.kappa, c.fixed, c.temp, filtered, n, worst)
@@ -100,5 +102,8 @@ func TestDistStatsMatchFullLogits(t *testing.T) {
 	}
 	if _, err := m.DistStats(ids, mask, DistOptions{MinPKappa: 1.5}); err == nil {
 		t.Error("kappa 1.5 must be refused")
+	}
+	if _, err := m.DistStats(ids, mask, DistOptions{Temperatures: []float64{1, 2, 3}}); err == nil {
+		t.Error("three temperatures must be refused")
 	}
 }

@@ -127,6 +127,8 @@ var presetRunSets = map[string][]string{
 	// One training prompt ("a" copied), so the second step revisits it and SPO measures a drift.
 	"spo":   {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10"},
 	"chord": {"hybrid.expert_rows=4"},
+	// Few tokens per batch: regularise half of the negative ones, so that k > 1.
+	"lp_reg": {"algo.set.rho_neg=0.5"},
 }
 
 // presetEffects check, on the metrics of a preset's two RL steps, that the preset's distinctive
@@ -158,6 +160,24 @@ var presetEffects = map[string]func(s1, s2 map[string]float64) string{
 		lo, hi := s2["sampling_temp_min"], s2["sampling_temp_max"]
 		if !(lo < hi) || lo < 0.95-1e-6 || hi > 1.05+1e-6 {
 			return fmt.Sprintf("step 2 token temperatures in [%v, %v]; want a spread inside [0.95, 1.05]", lo, hi)
+		}
+		return ""
+	},
+	// Lp-Reg's proxy and DCPO's target ratio come from the old policy's full distributions (checked
+	// against float64 in TestDistInputsMatchFullLogits); here: they were computed in every step.
+	"lp_reg": func(s1, s2 map[string]float64) string {
+		for _, s := range []map[string]float64{s1, s2} {
+			if f, ok := s["lpreg_proxy_filtered_frac"]; !ok || f < 0 || f > 1 {
+				return fmt.Sprintf("proxy filtered fraction %v (present %v)", f, ok)
+			}
+		}
+		return ""
+	},
+	"dcpo": func(s1, s2 map[string]float64) string {
+		for _, s := range []map[string]float64{s1, s2} {
+			if tt := s["dcpo_target_temp"]; tt != 0.8 && tt != 1.2 || !(s["dcpo_target_ratio_mean"] > 0) {
+				return fmt.Sprintf("target temperature %v, mean q %v", tt, s["dcpo_target_ratio_mean"])
+			}
 		}
 		return ""
 	},

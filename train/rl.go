@@ -280,6 +280,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	for k, v := range filterStats {
 		vals["filter_"+k] = v
 	}
+	r.distStats(ob, vals)
 	rows := keptRows(batch, keep, nPrompts)
 	vals["rows_trained"] = float64(len(rows))
 	vals["rows_sampled"] = float64(sampled)
@@ -317,11 +318,17 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, error) {
 	width := r.cfg.Sampling.MaxNewTokens
 	ids, mask := sequences(b.prompts, b.resps, r.codec.pad)
-	logp, ent, err := r.policy.LogProbs(ids, mask)
+	ob := r.objectiveBatch(b)
+	var logp, ent [][]float32
+	var err error
+	if distInputs(r.obj) { // distinputs.go: the same pass, plus full-distribution inputs
+		logp, ent, err = r.oldPolicyDist(b, ids, mask, ob)
+	} else {
+		logp, ent, err = r.policy.LogProbs(ids, mask)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	ob := r.objectiveBatch(b)
 	ob.OldLogP = responseValues(b, logp, width)
 	ob.LogP = responseValues(b, logp, width)
 	ob.Entropy = responseValues(b, ent, width)

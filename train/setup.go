@@ -320,10 +320,8 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 		return c.Distill.Teacher != "", "a teacher: set distill.teacher to a model folder"
 	case objective.InValues:
 		return false, "a value head (values), and the trainer has no critic yet"
-	case objective.InProxyLogP:
-		return false, "min-p proxy log-probs (proxy_logp) from full next-token distributions"
-	case objective.InTargetRatio, objective.InMeanEntropy:
-		return false, "the old policy's temperature-shifted ratio (target_ratio, mean_entropy) from full distributions"
+	case objective.InProxyLogP, objective.InTargetRatio, objective.InMeanEntropy:
+		return true, "" // oldPolicyDist (distinputs.go), in the model graph
 	case objective.InGradWeight:
 		return false, "per-response gradient-norm weights (grad_weight)"
 	case objective.InSegments:

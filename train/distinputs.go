@@ -1,0 +1,106 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/polo-rl/polo/model"
+	"github.com/polo-rl/polo/objective"
+)
+
+// distInputs reports whether the objective declares an input that needs the old policy's full
+// next-token distribution (lp_reg's proxy_logp, dcpo's target_ratio and mean_entropy).
+func distInputs(obj objective.Objective) bool {
+	return objective.Declares(obj, objective.InProxyLogP) || objective.Declares(obj, objective.InTargetRatio) ||
+		objective.Declares(obj, objective.InMeanEntropy)
+}
+
+// oldPolicyDist runs π_old over the batch once, computing in the model graph the distribution-level
+// inputs the objective declares, and fills them into ob. It returns the per-position log-probs and
+// entropies as LogProbs would.
+//
+// mean_entropy is π_old's mean token entropy over this batch's response tokens: the policy as the
+// previous update left it. The pass computes the target log-probs at both of DCPO's temperatures so
+// that the choice between them (which depends on that entropy) needs no second pass.
+func (r *runner) oldPolicyDist(b *rolloutBatch, ids, mask [][]int32, ob *objective.Batch) (logp, ent [][]float32, err error) {
+	di, ok := r.obj.(objective.DistInputs)
+	if !ok {
+		return nil, nil, fmt.Errorf("objective %s declares distribution inputs but does not say how to compute them", r.cfg.Algo.Name)
+	}
+	dc := di.DistConfig()
+	width := r.cfg.Sampling.MaxNewTokens
+	wantProxy := objective.Declares(r.obj, objective.InProxyLogP)
+	wantTarget := objective.Declares(r.obj, objective.InTargetRatio)
+	opts := model.DistOptions{}
+	if wantProxy {
+		opts.MinPKappa, opts.MinPFixed = dc.MinPKappa, dc.MinPFixed
+	}
+	if wantTarget {
+		if dc.TargetTemperature == nil || len(dc.TargetTemperatures) == 0 {
+			return nil, nil, fmt.Errorf("objective %s declares target_ratio without target temperatures", r.cfg.Algo.Name)
+		}
+		opts.Temperatures = dc.TargetTemperatures
+	}
+	st, err := r.policy.DistStats(ids, mask, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	entropy := responseValues(b, st.Entropy, width)
+	meanH := maskedMean(entropy, ob.Mask)
+	if objective.Declares(r.obj, objective.InMeanEntropy) {
+		ob.MeanEntropy = meanH
+	}
+	if wantProxy {
+		ob.ProxyLogP = responseValues(b, st.ProxyLogP, width)
+	}
+	if wantTarget {
+		temp := dc.TargetTemperature(meanH)
+		k := -1
+		for i, t := range dc.TargetTemperatures {
+			if t == temp {
+				k = i
+			}
+		}
+		if k < 0 {
+			return nil, nil, fmt.Errorf("objective %s chose target temperature %v outside its list %v", r.cfg.Algo.Name, temp, dc.TargetTemperatures)
+		}
+		old := responseValues(b, st.LogP, width)
+		tl := responseValues(b, st.TempLogP[k], width)
+		q := make([][]float64, len(old))
+		for i := range old {
+			q[i] = make([]float64, width)
+			for j := range b.resps[i] {
+				q[i][j] = math.Exp(tl[i][j] - old[i][j])
+			}
+		}
+		ob.TargetRatio = q
+	}
+	return st.LogP, st.Entropy, nil
+}
+
+// distStats adds the distribution inputs' statistics of a scored batch to vals: DCPO's chosen target
+// temperature and mean q, Lp-Reg's fraction of response tokens the proxy filters out.
+func (r *runner) distStats(ob *objective.Batch, vals map[string]float64) {
+	if ob.TargetRatio != nil {
+		if di, ok := r.obj.(objective.DistInputs); ok {
+			vals["dcpo_target_temp"] = di.DistConfig().TargetTemperature(ob.MeanEntropy)
+		}
+		vals["dcpo_target_ratio_mean"] = maskedMean(ob.TargetRatio, ob.Mask)
+	}
+	if ob.ProxyLogP != nil {
+		var filtered, n float64
+		for i, row := range ob.Mask {
+			for t, m := range row {
+				if m != 0 {
+					n++
+					if math.IsInf(ob.ProxyLogP[i][t], -1) {
+						filtered++
+					}
+				}
+			}
+		}
+		if n > 0 {
+			vals["lpreg_proxy_filtered_frac"] = filtered / n
+		}
+	}
+}
