@@ -223,3 +223,6 @@ func (h *ValueHead) Step(cfg OptimConfig, lr float64) (float64, error) {
 	h.Steps++
 	return norm, nil
 }
+
+// ClearGrad drops the gradients accumulated since the last Step (a step that was not applied).
+func (h *ValueHead) ClearGrad() { h.grad = nil }

@@ -127,6 +127,8 @@ var presetRunSets = map[string][]string{
 	// One training prompt ("a" copied), so the second step revisits it and SPO measures a drift.
 	"spo":   {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10"},
 	"chord": {"hybrid.expert_rows=4"},
+	// A task the tiny model partly solves after a short SFT, so that the critic sees non-zero returns.
+	"ppo": {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10"},
 	// Few tokens per batch: regularise half of the negative ones, so that k > 1.
 	"lp_reg": {"algo.set.rho_neg=0.5"},
 }
@@ -170,6 +172,14 @@ var presetEffects = map[string]func(s1, s2 map[string]float64) string{
 			if f, ok := s["lpreg_proxy_filtered_frac"]; !ok || f < 0 || f > 1 {
 				return fmt.Sprintf("proxy filtered fraction %v (present %v)", f, ok)
 			}
+		}
+		return ""
+	},
+	// PPO's critic: a value loss from the first step on, and values that moved by step 2 (the head
+	// starts at zero, so step 1's values are exactly 0).
+	"ppo": func(s1, s2 map[string]float64) string {
+		if s1["value_mean"] != 0 || !(s1["value_loss"] > 0) || s2["value_mean"] == 0 {
+			return fmt.Sprintf("critic: step 1 values %v loss %v, step 2 values %v; want 0, > 0, != 0", s1["value_mean"], s1["value_loss"], s2["value_mean"])
 		}
 		return ""
 	},
@@ -297,7 +307,7 @@ func TestStatefulPresetsResumeBitIdentical(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small runs")
 	}
-	for _, name := range []string{"spo", "hapo"} {
+	for _, name := range []string{"spo", "hapo", "ppo"} {
 		t.Run(name, func(t *testing.T) {
 			root := t.TempDir()
 			sets := append([]string{"algo.name=" + name, "sft.steps=4", "rl.steps=4", "checkpoint.every=2", "checkpoint.keep=3",
@@ -322,6 +332,15 @@ func TestStatefulPresetsResumeBitIdentical(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(dir, "checkpoints", "rl-000004", "model", "model.safetensors"))
 			if len(a) == 0 || !bytes.Equal(a, b) {
 				t.Fatalf("final weights differ after resume")
+			}
+			// The state (objective state, value head, shaping and drift memories) too.
+			a, _ = os.ReadFile(filepath.Join(whole.RunDir, "checkpoints", "rl-000004", "state.json"))
+			b, _ = os.ReadFile(filepath.Join(dir, "checkpoints", "rl-000004", "state.json"))
+			if len(a) == 0 || !bytes.Equal(a, b) {
+				t.Fatalf("final state.json differs after resume")
+			}
+			if name == "ppo" && !bytes.Contains(a, []byte(criticStateKey)) {
+				t.Fatalf("ppo checkpoint has no value head")
 			}
 		})
 	}

@@ -332,6 +332,11 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 	ob.OldLogP = responseValues(b, logp, width)
 	ob.LogP = responseValues(b, logp, width)
 	ob.Entropy = responseValues(b, ent, width)
+	if _, _, ok := criticOf(r.obj); ok && objective.Declares(r.obj, objective.InValues) {
+		if err := r.scoreValues(b, ids, mask, ob); err != nil { // critic.go
+			return nil, nil, err
+		}
+	}
 	if r.ref != nil {
 		refLogp, _, err := r.ref.LogProbs(ids, mask)
 		if err != nil {
@@ -395,6 +400,13 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 	mixer, hybrid := r.obj.(objective.ExpertMixer)
 	hybrid = hybrid && r.cfg.Hybrid.ExpertRows > 0
 	expertRNG := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "expert", step), 0))
+	var returns [][]float64 // the critic's targets (critic.go)
+	if crit, _, ok := criticOf(r.obj); ok && ob.Values != nil {
+		var err error
+		if returns, err = crit.Returns(ob); err != nil {
+			return nil, err
+		}
+	}
 	for epoch := 0; epoch < r.cfg.RL.Epochs; epoch++ {
 		order := append([]int(nil), rows...)
 		if nMini > 1 {
@@ -456,7 +468,17 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 			if _, err := r.accumulate(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
 				return nil, err
 			}
+			if returns != nil {
+				vl, err := r.criticUpdate(sub, ob, returns, mb, ids, mask, epoch == 0 && m == 0)
+				if err != nil {
+					return nil, err
+				}
+				sums["value_loss"] += vl
+			}
 			gradNorm, applied, err := r.applyStep("rl", step, lr)
+			if err := r.criticStep(applied && err == nil, lr); err != nil {
+				return nil, err
+			}
 			if err != nil || !applied {
 				sums["skipped"]++
 				if err != nil {
@@ -474,6 +496,10 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 	out := map[string]float64{"lr": lr}
 	for k, v := range sums {
 		out[k] = v / float64(optSteps)
+	}
+	if returns != nil {
+		out["value_mean"] = maskedMean(pickRows(ob.Values, rows), pickRows(ob.Mask, rows))
+		out["return_mean"] = maskedMean(pickRows(returns, rows), pickRows(ob.Mask, rows))
 	}
 	// Entropy of the policy on the kept response tokens before the update.
 	out["entropy"] = maskedMean(pickRows(ob.Entropy, rows), pickRows(ob.Mask, rows))

@@ -76,6 +76,7 @@ type runner struct {
 	log      *metrics.Log
 	state    runState
 	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
+	head     *model.ValueHead      // the critic of actor-critic objectives (critic.go)
 	bar      *progress
 	start    time.Time
 	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
@@ -285,6 +286,9 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.loadDrift(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.loadCritic(r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if s, ok := r.obj.(objective.Stateful); ok && len(r.state.ObjectiveState) > 0 {
 		if err := s.UnmarshalState(r.state.ObjectiveState); err != nil {
 			return fmt.Errorf("resume: objective state: %w", err)
@@ -342,6 +346,9 @@ func (r *runner) checkpoint() error {
 		return err
 	}
 	if err := r.saveDrift(&r.state); err != nil {
+		return err
+	}
+	if err := r.saveCritic(&r.state); err != nil {
 		return err
 	}
 	name := checkpointName(r.state.Phase, r.state.Step)

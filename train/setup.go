@@ -319,7 +319,7 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 	case objective.InTeacherLogP:
 		return c.Distill.Teacher != "", "a teacher: set distill.teacher to a model folder"
 	case objective.InValues:
-		return false, "a value head (values), and the trainer has no critic yet"
+		return true, "" // the value head of an objective.Critic (critic.go; missingInputs checks the objective)
 	case objective.InProxyLogP, objective.InTargetRatio, objective.InMeanEntropy:
 		return true, "" // oldPolicyDist (distinputs.go), in the model graph
 	case objective.InGradWeight:
@@ -338,7 +338,11 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 func missingInputs(c Config, obj objective.Objective) []string {
 	var out []string
 	for _, name := range obj.Inputs() {
-		if ok, why := trainerInput(c, name); !ok && !slices.Contains(out, why) {
+		ok, why := trainerInput(c, name)
+		if _, _, critic := criticOf(obj); name == objective.InValues && !critic {
+			ok, why = false, "critic values (values) from an objective without a critic (objective.Critic)"
+		}
+		if !ok && !slices.Contains(out, why) {
 			out = append(out, why)
 		}
 	}
