@@ -24,6 +24,9 @@ type DistOptions struct {
 	// softmax(logits/T) for each T. Two let a caller choose between them after seeing the entropies
 	// of the same pass (DCPO picks its target temperature from the policy's mean entropy).
 	Temperatures []float64
+	// SumSqProb computes Σ_v p(v)² of each next-token distribution (with p of the target it gives the
+	// squared norm of the log-prob's gradient with respect to the logits, 1 − 2p + Σp²).
+	SumSqProb bool
 }
 
 // DistStats are per-position arrays in LogProbs' layout ([B][T-1], position t predicts token t+1;
@@ -32,6 +35,7 @@ type DistStats struct {
 	LogP, Entropy [][]float32
 	ProxyLogP     [][]float32   // nil unless MinPKappa > 0
 	TempLogP      [][][]float32 // one array per entry of Temperatures
+	SumSqProb     [][]float32   // nil unless SumSqProb
 }
 
 // maxTemperatures is how many temperature log-prob arrays one pass computes.
@@ -53,7 +57,7 @@ func (o DistOptions) validate() error {
 }
 
 // distGraph: inputs ids, pos, mask, target, hp = [kappa, fixed (0/1), T1, T2]. Outputs logp,
-// entropy, proxy logp and the log-probs at T1 and T2 ([B, T] each). The options are graph inputs, so
+// entropy, proxy logp, the log-probs at T1 and T2 and Σp² ([B, T] each). The options are graph inputs, so
 // changing them between steps compiles nothing.
 func distGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	ids, pos, mask, target, hp := in[0], in[1], in[2], in[3], in[4]
@@ -88,7 +92,7 @@ func distGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 		tempLogp, _ := tokenStats(graph.Div(logits, safeT), target)
 		out = append(out, tempLogp)
 	}
-	return out
+	return append(out, graph.ReduceSum(graph.Square(p), -1))
 }
 
 // DistStats runs the model on a padded batch (as LogProbs) and returns the target log-probs and
@@ -131,6 +135,9 @@ func (m *Model) DistStats(ids, mask [][]int32, opts DistOptions) (out DistStats,
 	}
 	for i := range opts.Temperatures {
 		out.TempLogP = append(out.TempLogP, unpadPairs(flat[3+i], bt))
+	}
+	if opts.SumSqProb {
+		out.SumSqProb = unpadPairs(flat[3+maxTemperatures], bt)
 	}
 	return out, nil
 }

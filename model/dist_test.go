@@ -60,7 +60,7 @@ func TestDistStatsMatchFullLogits(t *testing.T) {
 		fixed bool
 		temp  float64
 	}{{0.02, false, 1.2}, {0.5, false, 0.8}, {0.004, true, 1.5}} {
-		got, err := m.DistStats(ids, mask, DistOptions{MinPKappa: c.kappa, MinPFixed: c.fixed, Temperatures: []float64{c.temp, 1 / c.temp}})
+		got, err := m.DistStats(ids, mask, DistOptions{MinPKappa: c.kappa, MinPFixed: c.fixed, Temperatures: []float64{c.temp, 1 / c.temp}, SumSqProb: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,6 +75,12 @@ func TestDistStatsMatchFullLogits(t *testing.T) {
 				}
 				lp, proxy, tl := refDist(logits[i][j], int(ids[i][j+1]), c.kappa, c.fixed, c.temp)
 				_, _, tl2 := refDist(logits[i][j], int(ids[i][j+1]), c.kappa, c.fixed, 1/c.temp)
+				sq := 0.0
+				for v := range logits[i][j] {
+					_, _, lv := refDist(logits[i][j], v, 0, false, 1)
+					sq += math.Exp(2 * lv)
+				}
+				worst = math.Max(worst, math.Abs(float64(got.SumSqProb[i][j])-sq))
 				n++
 				if math.IsInf(proxy, -1) {
 					filtered++

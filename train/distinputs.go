@@ -9,10 +9,11 @@ import (
 )
 
 // distInputs reports whether the objective declares an input that needs the old policy's full
-// next-token distribution (lp_reg's proxy_logp, dcpo's target_ratio and mean_entropy).
+// next-token distribution (lp_reg's proxy_logp, dcpo's target_ratio and mean_entropy, oblr's
+// grad_weight).
 func distInputs(obj objective.Objective) bool {
 	return objective.Declares(obj, objective.InProxyLogP) || objective.Declares(obj, objective.InTargetRatio) ||
-		objective.Declares(obj, objective.InMeanEntropy)
+		objective.Declares(obj, objective.InMeanEntropy) || objective.Declares(obj, objective.InGradWeight)
 }
 
 // oldPolicyDist runs π_old over the batch once, computing in the model graph the distribution-level
@@ -22,16 +23,25 @@ func distInputs(obj objective.Objective) bool {
 // mean_entropy is π_old's mean token entropy over this batch's response tokens: the policy as the
 // previous update left it. The pass computes the target log-probs at both of DCPO's temperatures so
 // that the choice between them (which depends on that entropy) needs no second pass.
+//
+// grad_weight (oblr) is a per-sequence gradient-norm proxy: w_i = Σ_t ‖∂log π(o_t)/∂z_t‖², the
+// squared norm of each sampled token's log-prob gradient with respect to its logits z_t,
+// 1 − 2·p(o_t) + Σ_v p(v)², summed over the response (objective.GradNormProxy). It leaves out the
+// Jacobian of the network below the logits, which would need one backward pass per response.
 func (r *runner) oldPolicyDist(b *rolloutBatch, ids, mask [][]int32, ob *objective.Batch) (logp, ent [][]float32, err error) {
-	di, ok := r.obj.(objective.DistInputs)
-	if !ok {
-		return nil, nil, fmt.Errorf("objective %s declares distribution inputs but does not say how to compute them", r.cfg.Algo.Name)
-	}
-	dc := di.DistConfig()
 	width := r.cfg.Sampling.MaxNewTokens
 	wantProxy := objective.Declares(r.obj, objective.InProxyLogP)
 	wantTarget := objective.Declares(r.obj, objective.InTargetRatio)
-	opts := model.DistOptions{}
+	wantGrad := objective.Declares(r.obj, objective.InGradWeight)
+	var dc objective.DistConfig
+	if wantProxy || wantTarget {
+		di, ok := r.obj.(objective.DistInputs)
+		if !ok {
+			return nil, nil, fmt.Errorf("objective %s declares distribution inputs but does not say how to compute them", r.cfg.Algo.Name)
+		}
+		dc = di.DistConfig()
+	}
+	opts := model.DistOptions{SumSqProb: wantGrad}
 	if wantProxy {
 		opts.MinPKappa, opts.MinPFixed = dc.MinPKappa, dc.MinPFixed
 	}
@@ -52,6 +62,15 @@ func (r *runner) oldPolicyDist(b *rolloutBatch, ids, mask [][]int32, ob *objecti
 	}
 	if wantProxy {
 		ob.ProxyLogP = responseValues(b, st.ProxyLogP, width)
+	}
+	if wantGrad {
+		old, sq := responseValues(b, st.LogP, width), responseValues(b, st.SumSqProb, width)
+		ob.GradWeight = make([]float64, len(old))
+		for i := range old {
+			for j := range b.resps[i] {
+				ob.GradWeight[i] += objective.GradNormProxy(math.Exp(old[i][j]), sq[i][j])
+			}
+		}
 	}
 	if wantTarget {
 		temp := dc.TargetTemperature(meanH)
@@ -86,6 +105,9 @@ func (r *runner) distStats(ob *objective.Batch, vals map[string]float64) {
 			vals["dcpo_target_temp"] = di.DistConfig().TargetTemperature(ob.MeanEntropy)
 		}
 		vals["dcpo_target_ratio_mean"] = maskedMean(ob.TargetRatio, ob.Mask)
+	}
+	if ob.GradWeight != nil {
+		vals["oblr_grad_weight_mean"] = mean(ob.GradWeight)
 	}
 	if ob.ProxyLogP != nil {
 		var filtered, n float64

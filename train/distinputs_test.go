@@ -51,6 +51,7 @@ func TestDistInputsMatchFullLogits(t *testing.T) {
 	}{
 		{"lp_reg", []string{"algo.name=lp_reg", "algo.set.rho_neg=0.5", "algo.set.kappa=0.3"}},
 		{"dcpo", []string{"algo.name=dcpo"}},
+		{"oblr", []string{"algo.name=oblr"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := testRunner(t, c.sets...)
@@ -68,6 +69,7 @@ func TestDistInputsMatchFullLogits(t *testing.T) {
 				t.Fatal(err)
 			}
 			dc := r.obj.(objective.DistInputs).DistConfig()
+			gw := make([]float64, len(b.resps)) // oblr: Σ_t 1 − 2p(o_t) + Σ_v p(v)²
 			// π_old's mean entropy over response tokens, then the target temperature it selects.
 			var hSum, n float64
 			for i := range b.resps {
@@ -108,10 +110,20 @@ func TestDistInputsMatchFullLogits(t *testing.T) {
 							worst = math.Max(worst, math.Abs(got-want))
 						}
 					}
+					sq := 0.0
+					for _, pv := range p {
+						sq += pv * pv
+					}
+					gw[i] += 1 - 2*p[tok] + sq
 					if ob.TargetRatio != nil {
 						want := math.Exp(logSoftmax64(row, temp)[tok] - ls[tok])
 						worst = math.Max(worst, math.Abs(ob.TargetRatio[i][j]-want)/want)
 					}
+				}
+			}
+			if ob.GradWeight != nil {
+				for i := range gw {
+					worst = math.Max(worst, math.Abs(ob.GradWeight[i]-gw[i])/gw[i])
 				}
 			}
 			t.Logf("%s: %d tokens, %d filtered by the proxy, target T %v (mean H %.4f), max deviation %.3g", c.name, int(n), filtered, temp, meanH, worst)
@@ -152,6 +164,35 @@ func TestDistInputsMatchFullLogits(t *testing.T) {
 				t.Logf("lp_reg loss with the proxy %.6g, without %.6g", with.Loss, without.Loss)
 				if with.Loss == without.Loss {
 					t.Error("proxy_logp did not change the loss")
+				}
+			case "oblr":
+				if ob.GradWeight == nil {
+					t.Fatal("no grad_weight")
+				}
+				// Effect: weighted baselines differ from the plain group mean when the weights differ.
+				for i := range ob.Rewards {
+					ob.Rewards[i] = float64(i % 3 % 2)
+				}
+				adv, err := r.obj.Advantages(ob)
+				if err != nil {
+					t.Fatal(err)
+				}
+				flat := *ob
+				flat.GradWeight = make([]float64, len(ob.GradWeight))
+				for i := range flat.GradWeight {
+					flat.GradWeight[i] = 1
+				}
+				adv1, err := r.obj.Advantages(&flat)
+				if err != nil {
+					t.Fatal(err)
+				}
+				diff := 0.0
+				for i := range adv {
+					diff = math.Max(diff, math.Abs(adv[i][0]-adv1[i][0]))
+				}
+				t.Logf("oblr: max |A(grad_weight) - A(uniform)| = %.4g", diff)
+				if diff == 0 {
+					t.Error("grad_weight did not change the advantages")
 				}
 			case "dcpo":
 				ob.Rewards[0] = 1 // one correct response, so that alpha > 0

@@ -323,7 +323,7 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 	case objective.InProxyLogP, objective.InTargetRatio, objective.InMeanEntropy:
 		return true, "" // oldPolicyDist (distinputs.go), in the model graph
 	case objective.InGradWeight:
-		return false, "per-response gradient-norm weights (grad_weight)"
+		return true, "" // oldPolicyDist (distinputs.go): the logits-gradient norm proxy per response
 	case objective.InSegments:
 		return false, "segment Monte-Carlo values (segments) from extra rollouts"
 	case objective.InLayerLogP:
