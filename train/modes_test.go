@@ -129,6 +129,8 @@ var presetRunSets = map[string][]string{
 	"chord": {"hybrid.expert_rows=4"},
 	// A task the tiny model partly solves after a short SFT, so that the critic sees non-zero returns.
 	"ppo": {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10"},
+	// Layer 0 of the tiny model's 2 for the first step, then the full model.
+	"bupo": {"algo.set.layer=0", "algo.set.iterative_steps=1"},
 	// Few tokens per batch: regularise half of the negative ones, so that k > 1.
 	"lp_reg": {"algo.set.rho_neg=0.5"},
 }
@@ -180,6 +182,16 @@ var presetEffects = map[string]func(s1, s2 map[string]float64) string{
 	"ppo": func(s1, s2 map[string]float64) string {
 		if s1["value_mean"] != 0 || !(s1["value_loss"] > 0) || s2["value_mean"] == 0 {
 			return fmt.Sprintf("critic: step 1 values %v loss %v, step 2 values %v; want 0, > 0, != 0", s1["value_mean"], s1["value_loss"], s2["value_mean"])
+		}
+		return ""
+	},
+	// BuPO trains layer 0's policy at step 1 and the full model's at step 2.
+	"bupo": func(s1, s2 map[string]float64) string {
+		if l, ok := s1["policy_layer"]; !ok || l != 0 {
+			return fmt.Sprintf("step 1 policy layer %v (present %v), want 0", l, ok)
+		}
+		if _, ok := s2["policy_layer"]; ok {
+			return "step 2 still on an internal layer"
 		}
 		return ""
 	},

@@ -324,7 +324,7 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 	if distInputs(r.obj) { // distinputs.go: the same pass, plus full-distribution inputs
 		logp, ent, err = r.oldPolicyDist(b, ids, mask, ob)
 	} else {
-		logp, ent, err = r.policy.LogProbs(ids, mask)
+		logp, ent, err = r.rlLogProbs(ids, mask) // layer.go: an internal layer's policy (bupo)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -437,7 +437,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 				// batch has not run yet): reuse its log-probs instead of a second forward pass.
 				mbBatch.LogP = pickRows(ob.LogP, mb)
 			} else {
-				logp, ent, err := r.policy.LogProbs(ids, mask)
+				logp, ent, err := r.rlLogProbs(ids, mask)
 				if err != nil {
 					return nil, err
 				}
@@ -465,7 +465,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 				continue
 			}
 			seqW := len(ids[0])
-			if _, err := r.accumulate(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
+			if err := r.accumulateRL(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
 				return nil, err
 			}
 			if returns != nil {
@@ -494,6 +494,9 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 		}
 	}
 	out := map[string]float64{"lr": lr}
+	if layer, _, ok := r.policyLayer(); ok {
+		out["policy_layer"] = float64(layer)
+	}
 	for k, v := range sums {
 		out[k] = v / float64(optSteps)
 	}

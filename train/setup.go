@@ -327,7 +327,7 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 	case objective.InSegments:
 		return false, "segment Monte-Carlo values (segments) from extra rollouts"
 	case objective.InLayerLogP:
-		return false, "an internal layer's log-probs, which the model does not expose yet"
+		return true, "" // layer.go: model.LayerLogProbs and AccumulateLayer while the objective says so
 	case objective.InTokenRewards:
 		return false, "dense token rewards (token_rewards), e.g. from a separate DPO model"
 	}
@@ -371,6 +371,9 @@ func newObjective(c Config) (objectives, error) {
 	}
 	if missing := missingInputs(c, obj); len(missing) > 0 {
 		return objectives{}, fmt.Errorf("objective %s cannot be trained with polo train yet: it needs %s (it works in polo objective)", name, strings.Join(missing, "; "))
+	}
+	if err := checkPolicyLayer(c, obj); err != nil {
+		return objectives{}, err
 	}
 	if c.Distill.Teacher != "" && !objective.Declares(obj, objective.InTeacherLogP) {
 		return objectives{}, fmt.Errorf("config: distill.teacher is set but objective %s reads no teacher; use an objective that does (distill)", name)
