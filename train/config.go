@@ -70,6 +70,33 @@ type RewardConfig struct {
 	// the reward the objective sees is the weighted sum of all components.
 	Extra []ExtraReward `yaml:"extra"`
 	HAPO  HAPOReward    `yaml:"hapo"`
+	// Shaping as config (issue 16, methods): DRPO's decoupled length weights and AutoRule's rule
+	// reward, each a named component (train/shaping.go).
+	DRPO     DRPOReward     `yaml:"drpo"`
+	AutoRule AutoRuleReward `yaml:"autorule"`
+}
+
+// DRPOReward is DRPO's decoupled length signal as a reward component ("drpo"): among the correct
+// responses of a group, |P|·w_i − 1 with w = softmax((1 − L/max_len)/lambda) over them (shorter is
+// higher, the values sum to 0 over the group's correct responses); 0 for incorrect responses.
+type DRPOReward struct {
+	Weight float64 `yaml:"weight"`  // weight of the component (0 = off); ≤ 1 keeps every correct reward ≥ an incorrect one
+	Lambda float64 `yaml:"lambda"`  // length-weight temperature (DRPO's tau2)
+	MaxLen int     `yaml:"max_len"` // C in 1 − L/C; 0 = sampling.max_new_tokens
+}
+
+// AutoRuleReward is AutoRule's rule reward (component "autorule"): the fraction of rules a response
+// satisfies, each rule a verifier whose Correct verdict is the rule's yes/no.
+type AutoRuleReward struct {
+	Weight float64      `yaml:"weight"` // weight of the component (0 = off)
+	Rules  []RuleConfig `yaml:"rules"`
+}
+
+// RuleConfig is one AutoRule rule: a name and a verifier.
+type RuleConfig struct {
+	Name    string            `yaml:"name"`
+	Kind    string            `yaml:"kind"` // a verifier kind, as reward.verifier
+	Options map[string]string `yaml:"options"`
 }
 
 // ExtraReward is one more named reward component computed by a verifier.
