@@ -52,6 +52,7 @@ type Surrogate struct {
 	selectFn   func(b *Batch, adv [][]float64) (Selection, error)    // extra selection (d3s, segment_spo)
 	dist       DistConfig                                            // how the trainer computes distribution inputs (lp_reg, dcpo)
 	critic     *CriticConfig                                         // the value function trained beside the policy (ppo)
+	segments   *SegmentConfig                                        // Monte-Carlo segment values the trainer samples (segment_spo)
 }
 
 // Inputs implements Objective: the union of what its stages read.

@@ -195,6 +195,15 @@ var presetEffects = map[string]func(s1, s2 map[string]float64) string{
 		}
 		return ""
 	},
+	// segment_spo samples Monte-Carlo continuations at its cutpoints every step.
+	"segment_spo": func(s1, s2 map[string]float64) string {
+		for _, s := range []map[string]float64{s1, s2} {
+			if !(s["segment_mc_rollouts"] > 0) || s["segment_mc_rollouts"] != 9*s["segment_cutpoints"] {
+				return fmt.Sprintf("cutpoints %v, continuations %v; want 9 per cutpoint", s["segment_cutpoints"], s["segment_mc_rollouts"])
+			}
+		}
+		return ""
+	},
 	"dcpo": func(s1, s2 map[string]float64) string {
 		for _, s := range []map[string]float64{s1, s2} {
 			if tt := s["dcpo_target_temp"]; tt != 0.8 && tt != 1.2 || !(s["dcpo_target_ratio_mean"] > 0) {

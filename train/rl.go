@@ -281,6 +281,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		vals["filter_"+k] = v
 	}
 	r.distStats(ob, vals)
+	r.segmentMetrics(vals)
 	rows := keptRows(batch, keep, nPrompts)
 	vals["rows_trained"] = float64(len(rows))
 	vals["rows_sampled"] = float64(sampled)
@@ -334,6 +335,11 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 	ob.Entropy = responseValues(b, ent, width)
 	if _, _, ok := criticOf(r.obj); ok && objective.Declares(r.obj, objective.InValues) {
 		if err := r.scoreValues(b, ids, mask, ob); err != nil { // critic.go
+			return nil, nil, err
+		}
+	}
+	if _, ok := segmentConfig(r.obj); ok {
+		if _, err := r.scoreSegments(b, ob); err != nil { // segments.go
 			return nil, nil, err
 		}
 	}

@@ -325,7 +325,7 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 	case objective.InGradWeight:
 		return true, "" // oldPolicyDist (distinputs.go): the logits-gradient norm proxy per response
 	case objective.InSegments:
-		return false, "segment Monte-Carlo values (segments) from extra rollouts"
+		return true, "" // segments.go: Monte-Carlo continuations at the cutpoints
 	case objective.InLayerLogP:
 		return true, "" // layer.go: model.LayerLogProbs and AccumulateLayer while the objective says so
 	case objective.InTokenRewards:
@@ -371,6 +371,9 @@ func newObjective(c Config) (objectives, error) {
 	}
 	if missing := missingInputs(c, obj); len(missing) > 0 {
 		return objectives{}, fmt.Errorf("objective %s cannot be trained with polo train yet: it needs %s (it works in polo objective)", name, strings.Join(missing, "; "))
+	}
+	if err := checkSegmentRewards(c, obj); err != nil {
+		return objectives{}, err
 	}
 	if err := checkPolicyLayer(c, obj); err != nil {
 		return objectives{}, err
