@@ -74,6 +74,9 @@ type RewardConfig struct {
 	// reward, each a named component (train/shaping.go).
 	DRPO     DRPOReward     `yaml:"drpo"`
 	AutoRule AutoRuleReward `yaml:"autorule"`
+	// DPOModel is a DPO-trained model folder whose log-probs against the reference give RTO's dense
+	// token rewards (token_rewards; train/rto.go).
+	DPOModel string `yaml:"dpo_model"`
 }
 
 // DRPOReward is DRPO's decoupled length signal as a reward component ("drpo"): among the correct

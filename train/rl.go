@@ -350,6 +350,11 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 		}
 		ob.RefLogP = responseValues(b, refLogp, width)
 	}
+	if objective.Declares(r.obj, objective.InTokenRewards) && r.cfg.Reward.DPOModel != "" {
+		if err := r.scoreTokenRewards(b, ids, mask, ob); err != nil { // rto.go
+			return nil, nil, err
+		}
+	}
 	return ob, logp, nil
 }
 

@@ -78,6 +78,7 @@ type runner struct {
 	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
 	head     *model.ValueHead      // the critic of actor-critic objectives (critic.go)
 	segStats segmentStats          // segment_spo's extra sampling in the current step (segments.go)
+	dpo      *model.Model          // reward.dpo_model: RTO's token rewards (rto.go)
 	bar      *progress
 	start    time.Time
 	skips    int // optimizer steps dropped as non-finite in a row (finite.go)

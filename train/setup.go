@@ -329,7 +329,7 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 	case objective.InLayerLogP:
 		return true, "" // layer.go: model.LayerLogProbs and AccumulateLayer while the objective says so
 	case objective.InTokenRewards:
-		return false, "dense token rewards (token_rewards), e.g. from a separate DPO model"
+		return c.Reward.DPOModel != "", "dense token rewards (token_rewards): set reward.dpo_model to a DPO-trained model folder"
 	}
 	return false, fmt.Sprintf("input %q, which the trainer does not know", name)
 }
@@ -371,6 +371,9 @@ func newObjective(c Config) (objectives, error) {
 	}
 	if missing := missingInputs(c, obj); len(missing) > 0 {
 		return objectives{}, fmt.Errorf("objective %s cannot be trained with polo train yet: it needs %s (it works in polo objective)", name, strings.Join(missing, "; "))
+	}
+	if c.Reward.DPOModel != "" && !objective.Declares(obj, objective.InTokenRewards) {
+		return objectives{}, fmt.Errorf("config: reward.dpo_model is set but objective %s reads no token rewards; use an objective that does (rto)", name)
 	}
 	if err := checkSegmentRewards(c, obj); err != nil {
 		return objectives{}, err
