@@ -142,6 +142,17 @@ type SFTConfig struct {
 	Steps     int     `yaml:"steps"`
 	BatchSize int     `yaml:"batch_size"`
 	LR        float64 `yaml:"lr"`
+	// OTR (issue 16, methods): One-Token Rollout replaces the cross-entropy when otr.k > 0 (train/otr.go).
+	OTR OTRConfig `yaml:"otr"`
+}
+
+// OTRConfig is One-Token Rollout: at every answer position, k tokens drawn from the policy at
+// temperature earn 1 if they are the reference token and beta otherwise; the loss is the policy
+// gradient −mean R·log π over them.
+type OTRConfig struct {
+	K           int     `yaml:"k"` // candidates per position; 0 = plain cross-entropy
+	Temperature float64 `yaml:"temperature"`
+	Beta        float64 `yaml:"beta"` // reward of a candidate that is not the reference token (< 1)
 }
 
 // RLConfig is the RL loop.

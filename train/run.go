@@ -423,14 +423,20 @@ func (r *runner) sft() error {
 			}
 		}
 		t0 := time.Now()
-		logp, err := r.accumulate(ids, mask, coef, nil)
-		if err != nil {
-			return err
-		}
 		loss := 0.0
-		for b := range logp {
-			for t, c := range coef[b] {
-				loss += float64(c) * float64(logp[b][t])
+		if r.cfg.SFT.OTR.K > 0 { // One-Token Rollout instead of cross-entropy (otr.go)
+			if loss, err = r.otrAccumulate(step, ids, mask, prompts, answers, nTok); err != nil {
+				return err
+			}
+		} else {
+			logp, err := r.accumulate(ids, mask, coef, nil)
+			if err != nil {
+				return err
+			}
+			for b := range logp {
+				for t, c := range coef[b] {
+					loss += float64(c) * float64(logp[b][t])
+				}
 			}
 		}
 		lr := learningRate(r.cfg.Optim, r.cfg.SFT.LR, step, total)

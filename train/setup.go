@@ -400,6 +400,9 @@ func Check(c Config) error {
 	if _, err := newObjective(c); err != nil {
 		return err
 	}
+	if _, err := newOTR(c); err != nil { // sft.otr (otr.go)
+		return err
+	}
 	if c.Task.Name != "dataset" {
 		ps, err := newPromptSource(c) // the generator, its options, the held-out set
 		if err != nil {
