@@ -201,3 +201,55 @@ func (tr *Trainer) AccumulateTokenSet(ids, mask [][]int32, cand [][][]int32, coe
 	}
 	return logp, nil
 }
+
+// TopKLogProbs returns, at every position of a padded batch, the k most probable next tokens and
+// their log-probs under the full softmax ([B][T-1][k], most probable first; 0 at padding): a
+// teacher's sparse distribution for distillation, without B×T×V on the host.
+func (m *Model) TopKLogProbs(ids, mask [][]int32, k int) (idx [][][]int32, logp [][][]float32, err error) {
+	defer recoverErr(&err, "model TopKLogProbs")
+	if k < 1 || k > m.cfg.VocabSize {
+		return nil, nil, fmt.Errorf("model TopKLogProbs: k = %d, want 1..%d", k, m.cfg.VocabSize)
+	}
+	bt, err := m.makeBatch(ids, mask)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model TopKLogProbs: %w", err)
+	}
+	if bt.t < 2 {
+		return nil, nil, errors.New("model TopKLogProbs: sequences need at least 2 tokens")
+	}
+	fn := func(n *net, _ *graph.Graph, in []*graph.Node) []*graph.Node {
+		ids, pos, mask := in[0], in[1], in[2]
+		h, _, _ := n.forward(ids, pos, causalAllowed(mask))
+		logits := n.logits(h)
+		mx := graph.ReduceAndKeep(logits, graph.ReduceMax, -1)
+		shifted := graph.Sub(logits, mx)
+		ls := graph.Sub(shifted, graph.Log(graph.ReduceAndKeep(graph.Exp(shifted), graph.ReduceSum, -1)))
+		vals, where := graph.TopK(ls, k, -1)
+		return []*graph.Node{graph.ConvertDType(where, dtypes.Int32), vals}
+	}
+	outs, err := m.call(fmt.Sprintf("topk_%d", k), fn, bt.ids, bt.pos, bt.mask)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer finalize(outs)
+	fi, err := tensors.CopyFlatData[int32](outs[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	fv, err := tensors.CopyFlatData[float32](outs[1])
+	if err != nil {
+		return nil, nil, err
+	}
+	idx, logp = make([][][]int32, bt.b), make([][][]float32, bt.b)
+	for b := range idx {
+		idx[b], logp[b] = make([][]int32, bt.t-1), make([][]float32, bt.t-1)
+		for t := range idx[b] {
+			idx[b][t], logp[b][t] = make([]int32, k), make([]float32, k)
+			if bt.maskH[b][t] == 1 && bt.maskH[b][t+1] == 1 {
+				copy(idx[b][t], fi[(b*bt.tb+t)*k:(b*bt.tb+t+1)*k])
+				copy(logp[b][t], fv[(b*bt.tb+t)*k:(b*bt.tb+t+1)*k])
+			}
+		}
+	}
+	return idx, logp, nil
+}

@@ -117,3 +117,55 @@ func TestAccumulateTokenSetGeneralisesAccumulate(t *testing.T) {
 		t.Errorf("two candidates: gradient off the sum by %.3g", d)
 	}
 }
+
+// TestTopKLogProbs: the in-graph top-k ids and log-probs equal a float64 sort of the full logits'
+// log-softmax on the llama fixture (ids exact, values to 1e-5).
+func TestTopKLogProbs(t *testing.T) {
+	m, err := Load(fixtureDir("llama"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := [][]int32{{12, 40, 7, 99}, {5, 5, 6, 0}}
+	mask := [][]int32{{1, 1, 1, 1}, {1, 1, 1, 0}}
+	const k = 5
+	idx, lp, err := m.TopKLogProbs(ids, mask, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, _ := m.Logits(ids, mask)
+	for b := range ids {
+		for p := 0; p+1 < len(ids[b]); p++ {
+			if mask[b][p+1] == 0 {
+				continue
+			}
+			row := logits[b][p]
+			lse, mx := 0.0, math.Inf(-1)
+			for _, v := range row {
+				mx = math.Max(mx, float64(v))
+			}
+			for _, v := range row {
+				lse += math.Exp(float64(v) - mx)
+			}
+			lse = mx + math.Log(lse)
+			order := make([]int, len(row))
+			for i := range order {
+				order[i] = i
+			}
+			for i := 0; i < k; i++ { // partial selection sort
+				best := i
+				for j := i + 1; j < len(order); j++ {
+					if row[order[j]] > row[order[best]] {
+						best = j
+					}
+				}
+				order[i], order[best] = order[best], order[i]
+				if int(idx[b][p][i]) != order[i] {
+					t.Fatalf("[%d][%d] rank %d: id %d, want %d", b, p, i, idx[b][p][i], order[i])
+				}
+				if d := math.Abs(float64(lp[b][p][i]) - (float64(row[order[i]]) - lse)); d > 1e-5 {
+					t.Fatalf("[%d][%d] rank %d: log-prob off by %.3g", b, p, i, d)
+				}
+			}
+		}
+	}
+}

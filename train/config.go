@@ -179,6 +179,10 @@ type PreferenceConfig struct {
 // student's samples take the place of the reference model's.
 type DistillConfig struct {
 	Teacher string `yaml:"teacher"` // HF folder of the teacher (same tokenizer as the student)
+	// Top-k distributions (issue 16, methods; train/topk.go): with top_k > 0 every optimizer step also
+	// minimises top_k_coef × KL(teacher's top-k distribution ‖ student) at each response position.
+	TopK     int     `yaml:"top_k"`
+	TopKCoef float64 `yaml:"top_k_coef"`
 }
 
 // HybridConfig mixes expert demonstrations into RL (CHORD, algo.name chord).

@@ -129,6 +129,8 @@ var presetRunSets = map[string][]string{
 	"chord": {"hybrid.expert_rows=4"},
 	// A task the tiny model partly solves after a short SFT, so that the critic sees non-zero returns.
 	"ppo": {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10"},
+	// Sampled-token reverse KL plus the teacher's top-4 distributions.
+	"distill": {"distill.top_k=4"},
 	// Layer 0 of the tiny model's 2 for the first step, then the full model.
 	"bupo": {"algo.set.layer=0", "algo.set.iterative_steps=1"},
 	// Few tokens per batch: regularise half of the negative ones, so that k > 1.
@@ -182,6 +184,12 @@ var presetEffects = map[string]func(s1, s2 map[string]float64) string{
 	"ppo": func(s1, s2 map[string]float64) string {
 		if s1["value_mean"] != 0 || !(s1["value_loss"] > 0) || s2["value_mean"] == 0 {
 			return fmt.Sprintf("critic: step 1 values %v loss %v, step 2 values %v; want 0, > 0, != 0", s1["value_mean"], s1["value_loss"], s2["value_mean"])
+		}
+		return ""
+	},
+	"distill": func(s1, s2 map[string]float64) string {
+		if !(s1["distill_topk_kl"] > 0) || !(s2["distill_topk_kl"] > 0) {
+			return fmt.Sprintf("top-k KL %v, %v: want > 0 at both steps", s1["distill_topk_kl"], s2["distill_topk_kl"])
 		}
 		return ""
 	},

@@ -479,6 +479,13 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 			if err := r.accumulateRL(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
 				return nil, err
 			}
+			if r.cfg.Distill.TopK > 0 {
+				kl, err := r.topKDistill(sub, ids, mask) // topk.go
+				if err != nil {
+					return nil, err
+				}
+				sums["distill_topk_kl"] += kl
+			}
 			if returns != nil {
 				vl, err := r.criticUpdate(sub, ob, returns, mb, ids, mask, epoch == 0 && m == 0)
 				if err != nil {

@@ -381,6 +381,9 @@ func newObjective(c Config) (objectives, error) {
 	if err := checkPolicyLayer(c, obj); err != nil {
 		return objectives{}, err
 	}
+	if c.Distill.TopK < 0 || c.Distill.TopK > 0 && (c.Distill.Teacher == "" || !(c.Distill.TopKCoef > 0)) {
+		return objectives{}, fmt.Errorf("config field distill.top_k = %d: want 0, or > 0 with distill.teacher set and distill.top_k_coef > 0", c.Distill.TopK)
+	}
 	if c.Distill.Teacher != "" && !objective.Declares(obj, objective.InTeacherLogP) {
 		return objectives{}, fmt.Errorf("config: distill.teacher is set but objective %s reads no teacher; use an objective that does (distill)", name)
 	}
