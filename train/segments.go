@@ -35,7 +35,8 @@ func checkSegmentRewards(c Config, obj objective.Objective) error {
 	return nil
 }
 
-// segmentStats is what the extra sampling cost: continuations sampled and seconds spent.
+// segmentStats is what the extra sampling cost: continuations sampled (without padding rows) and
+// seconds spent.
 type segmentStats struct {
 	cutpoints, rollouts int
 	seconds             float64
@@ -45,51 +46,62 @@ func (s *segmentStats) add(o segmentStats) {
 	s.cutpoints, s.rollouts, s.seconds = s.cutpoints+o.cutpoints, s.rollouts+o.rollouts, s.seconds+o.seconds
 }
 
-// scoreSegments fills ob.Segments (ob.OldLogP and ob.Mask must be set).
+// scoreSegments fills ob.Segments (ob.OldLogP and ob.Mask must be set). All continuations of a step
+// are sampled in one batch, padded to a power of two rows (the decoder compiles one graph per batch
+// size), with the budget of the shortest prefix; each is then cut to its own prefix's budget, which
+// is the same distribution as sampling with that budget (sampling is autoregressive).
 func (r *runner) scoreSegments(b *rolloutBatch, ob *objective.Batch) (st segmentStats, err error) {
 	cfg, _ := segmentConfig(r.obj)
 	t0 := time.Now()
 	defer func() { r.segStats.add(st) }()
 	type cut struct{ row, end int }
-	byLen := map[int][]cut{} // continuations grouped by prefix length (their remaining budget differs)
-	var lens []int
+	var cuts []cut
 	ob.Segments = make([][]objective.Segment, b.rows())
+	minPrefix := r.cfg.Sampling.MaxNewTokens
 	for i := range b.rows() {
 		for _, c := range objective.Cutpoints(ob.OldLogP[i], ob.Mask[i], cfg.ProbThreshold, cfg.Interval) {
-			n := c + 1 // response tokens in the prefix
-			if _, ok := byLen[n]; !ok {
-				lens = append(lens, n)
+			cuts = append(cuts, cut{i, c})
+			minPrefix = min(minPrefix, c+1)
+		}
+	}
+	st.cutpoints = len(cuts)
+	if len(cuts) == 0 {
+		return st, nil
+	}
+	var prompts [][]int32
+	for _, c := range cuts {
+		prefix := append(append([]int32(nil), b.prompts[c.row]...), b.resps[c.row][:c.end+1]...)
+		for range cfg.Samples {
+			prompts = append(prompts, prefix)
+		}
+	}
+	n := len(prompts)
+	for size := 1; ; size *= 2 {
+		if size >= n {
+			for len(prompts) < size {
+				prompts = append(prompts, prompts[0]) // padding rows, discarded
 			}
-			byLen[n] = append(byLen[n], cut{i, c})
-			st.cutpoints++
+			break
 		}
 	}
 	s := r.cfg.Sampling
-	step := r.state.Step + 1
-	for _, n := range lens {
-		cuts := byLen[n]
-		var prompts [][]int32
-		for _, c := range cuts {
-			prefix := append(append([]int32(nil), b.prompts[c.row]...), b.resps[c.row][:n]...)
-			for range cfg.Samples {
-				prompts = append(prompts, prefix)
-			}
+	scfg := rollout.Config{Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP,
+		MaxNewTokens: s.MaxNewTokens - minPrefix, StopTokens: []int32{r.codec.eos}}
+	comps, err := r.sample(prompts, scfg, seedFor(r.cfg.Seed, "segment-sample", r.state.Step+1))
+	if err != nil {
+		return st, fmt.Errorf("segment continuations: %w", err)
+	}
+	st.rollouts = n
+	for k, c := range cuts {
+		budget := s.MaxNewTokens - (c.end + 1)
+		var sum float64
+		for j := range cfg.Samples {
+			toks := comps[k*cfg.Samples+j].Tokens
+			toks = toks[:min(len(toks), budget)]
+			full := append(append([]int32(nil), b.resps[c.row][:c.end+1]...), toks...)
+			sum += r.cfg.Reward.Weight * r.score(r.codec.text(full), b.examples[c.row]).Value
 		}
-		scfg := rollout.Config{Temperature: s.Temperature, TopK: s.TopK, TopP: s.TopP, MinP: s.MinP,
-			MaxNewTokens: s.MaxNewTokens - n, StopTokens: []int32{r.codec.eos}}
-		comps, err := r.sample(prompts, scfg, seedFor(r.cfg.Seed, fmt.Sprintf("segment-%d", n), step))
-		if err != nil {
-			return st, fmt.Errorf("segment continuations: %w", err)
-		}
-		st.rollouts += len(comps)
-		for k, c := range cuts {
-			var sum float64
-			for j := range cfg.Samples {
-				full := append(append([]int32(nil), b.resps[c.row][:n]...), comps[k*cfg.Samples+j].Tokens...)
-				sum += r.cfg.Reward.Weight * r.score(r.codec.text(full), b.examples[c.row]).Value
-			}
-			ob.Segments[c.row] = append(ob.Segments[c.row], objective.Segment{End: c.end, Value: sum / float64(cfg.Samples)})
-		}
+		ob.Segments[c.row] = append(ob.Segments[c.row], objective.Segment{End: c.end, Value: sum / float64(cfg.Samples)})
 	}
 	st.seconds = time.Since(t0).Seconds()
 	return st, nil
