@@ -164,6 +164,9 @@ type RLConfig struct {
 	// DynamicSampling refills groups dropped by the preset's filters with fresh prompts, up to this many
 	// extra sampling rounds per step (0 = keep the filtered batch as it is).
 	MaxRefills int `yaml:"max_refills"`
+	// CriticModel (issue 16, methods; train/critic.go): a model folder whose trunk carries the critic's
+	// value head instead of the policy's (a separate value model, trained beside the policy). "" = share.
+	CriticModel string `yaml:"critic_model"`
 }
 
 // PreferenceConfig is the preference mode, used when algo.name is a pair loss (dpo, ipo, rdpo).

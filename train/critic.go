@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/objective"
@@ -27,17 +29,58 @@ func criticOf(obj objective.Objective) (objective.Critic, objective.CriticConfig
 	return c, cfg, ok
 }
 
-// valueHead returns the run's value head, created (zero: V = 0) on first use.
-func (r *runner) valueHead() *model.ValueHead {
-	if r.head == nil {
-		r.head = model.NewValueHead(r.policy.Config().HiddenSize)
+// valueModel is a separate critic trunk (rl.critic_model) with its own optimizer.
+type valueModel struct {
+	m  *model.Model
+	tr *model.Trainer
+}
+
+// criticTrunk returns the model whose hidden states the value head reads and the trainer its
+// gradient goes to: the policy's, or the separate value model's (loaded on first use).
+func (r *runner) criticTrunk() (*model.Model, *model.Trainer, error) {
+	if r.cfg.RL.CriticModel == "" {
+		return r.policy, r.trainer, nil
 	}
-	return r.head
+	if r.vm == nil {
+		m, err := model.Load(r.cfg.RL.CriticModel)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rl.critic_model: %w", err)
+		}
+		if m.Config().VocabSize != r.policy.Config().VocabSize {
+			return nil, nil, fmt.Errorf("rl.critic_model %s has vocab %d, the policy %d; they must share a tokenizer", r.cfg.RL.CriticModel, m.Config().VocabSize, r.policy.Config().VocabSize)
+		}
+		tr, err := model.NewTrainer(m, r.optimConfig("rl"))
+		if err != nil {
+			return nil, nil, err
+		}
+		r.vm = &valueModel{m: m, tr: tr}
+	}
+	return r.vm.m, r.vm.tr, nil
+}
+
+// valueHead returns the run's value head, created (zero: V = 0) on first use.
+func (r *runner) valueHead() (*model.ValueHead, error) {
+	if r.head == nil {
+		m, _, err := r.criticTrunk()
+		if err != nil {
+			return nil, err
+		}
+		r.head = model.NewValueHead(m.Config().HiddenSize)
+	}
+	return r.head, nil
 }
 
 // scoreValues fills ob.Values: the value head's values at the response positions under π_old.
 func (r *runner) scoreValues(b *rolloutBatch, ids, mask [][]int32, ob *objective.Batch) error {
-	v, err := r.policy.Values(ids, mask, r.valueHead())
+	head, err := r.valueHead()
+	if err != nil {
+		return err
+	}
+	trunk, _, err := r.criticTrunk()
+	if err != nil {
+		return err
+	}
+	v, err := trunk.Values(ids, mask, head)
 	if err != nil {
 		return err
 	}
@@ -50,11 +93,15 @@ func (r *runner) scoreValues(b *rolloutBatch, ids, mask [][]int32, ob *objective
 // value loss against the rollout-time values and the returns, times vf_coef. It returns the loss.
 func (r *runner) criticUpdate(sub *rolloutBatch, ob *objective.Batch, returns [][]float64, mb []int, ids, mask [][]int32, fresh bool) (float64, error) {
 	crit, cfg, _ := criticOf(r.obj)
+	trunk, tr, err := r.criticTrunk()
+	if err != nil {
+		return 0, err
+	}
 	width := r.cfg.Sampling.MaxNewTokens
 	old := pickRows(ob.Values, mb)
 	cur := old
 	if !fresh {
-		v, err := r.policy.Values(ids, mask, r.head)
+		v, err := trunk.Values(ids, mask, r.head)
 		if err != nil {
 			return 0, err
 		}
@@ -69,17 +116,23 @@ func (r *runner) criticUpdate(sub *rolloutBatch, ob *objective.Batch, returns []
 			row[t] *= cfg.VFCoef
 		}
 	}
-	if _, err := r.trainer.AccumulateValue(ids, mask, r.head, positionCoefs(sub, grad, len(ids[0]))); err != nil {
+	if _, err := tr.AccumulateValue(ids, mask, r.head, positionCoefs(sub, grad, len(ids[0]))); err != nil {
 		return 0, err
 	}
 	return loss, nil
 }
 
 // criticStep applies the head's AdamW step after the policy's step was applied (or drops its
-// gradients when the policy's was not).
+// gradients when the policy's was not). A separate value model steps on its own, with the head.
 func (r *runner) criticStep(applied bool, lr float64) error {
 	if r.head == nil {
 		return nil
+	}
+	if r.vm != nil {
+		if _, err := r.vm.tr.Step(lr); err != nil {
+			return fmt.Errorf("critic model: %w", err)
+		}
+		applied = true
 	}
 	if !applied {
 		r.head.ClearGrad()
@@ -112,10 +165,47 @@ func (r *runner) loadCritic(st runState) error {
 	if !ok {
 		return nil
 	}
-	h, err := model.LoadValueHead(data, r.policy.Config().HiddenSize)
+	d := r.policy.Config().HiddenSize
+	if r.vm != nil {
+		d = r.vm.m.Config().HiddenSize
+	}
+	h, err := model.LoadValueHead(data, d)
 	if err != nil {
 		return err
 	}
 	r.head = h
+	return nil
+}
+
+// saveValueModel writes the separate value model and its optimizer into a checkpoint folder.
+func (r *runner) saveValueModel(dir string) error {
+	if r.vm == nil {
+		return nil
+	}
+	if err := r.vm.m.Save(filepath.Join(dir, "value_model")); err != nil {
+		return err
+	}
+	return r.vm.tr.SaveState(filepath.Join(dir, "value_optimizer.bin"))
+}
+
+// loadValueModel restores what saveValueModel wrote (nothing when the checkpoint has none: the
+// value model is then loaded from rl.critic_model on first use, as at the start of RL).
+func (r *runner) loadValueModel(dir string) error {
+	path := filepath.Join(dir, "value_model")
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	m, err := model.Load(path)
+	if err != nil {
+		return fmt.Errorf("value model: %w", err)
+	}
+	tr, err := model.NewTrainer(m, r.optimConfig("rl"))
+	if err != nil {
+		return err
+	}
+	if err := tr.LoadState(filepath.Join(dir, "value_optimizer.bin")); err != nil {
+		return fmt.Errorf("value model: %w", err)
+	}
+	r.vm = &valueModel{m: m, tr: tr}
 	return nil
 }

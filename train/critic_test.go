@@ -1,7 +1,11 @@
 package train
 
 import (
+	"bytes"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/polo-rl/polo/model"
@@ -76,5 +80,53 @@ func TestPPOCriticFitsReturns(t *testing.T) {
 	t.Logf("mean |V - R| over response tokens: %.4f before, %.4f after 25 updates", first, last)
 	if !(last < 0.5*first) {
 		t.Errorf("critic did not fit the returns: |V - R| %.4f → %.4f", first, last)
+	}
+}
+
+// TestSeparateCriticModelResumesBitIdentical: with rl.critic_model the values come from a separate
+// model, which trains (its checkpointed weights differ from the loaded ones), and a run resumed from
+// its step-2 checkpoint repeats steps 3 and 4 exactly (metrics, policy, value model and its
+// optimizer, state with the value head).
+func TestSeparateCriticModelResumesBitIdentical(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains small runs")
+	}
+	critic := dpoModelDir(t, "2")
+	root := t.TempDir()
+	sets := []string{"algo.name=ppo", "sft.steps=4", "rl.steps=4", "checkpoint.every=2", "checkpoint.keep=3",
+		"task.test_size=8", "sampling.prompts_per_step=4", "rl.critic_model=" + critic}
+	whole := smallRun(t, filepath.Join(root, "whole"), sets...)
+	if _, err := Run(whole, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(dir, file string) []byte {
+		data, err := os.ReadFile(filepath.Join(dir, "checkpoints", "rl-000004", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	loaded, _ := os.ReadFile(filepath.Join(critic, "model.safetensors"))
+	if bytes.Equal(loaded, read(whole.RunDir, "value_model/model.safetensors")) {
+		t.Error("the value model did not train")
+	}
+	dir := filepath.Join(root, "resumed")
+	if err := os.CopyFS(dir, os.DirFS(whole.RunDir)); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, "checkpoints", "rl-000004"))
+	os.WriteFile(filepath.Join(dir, "checkpoints", "latest"), []byte("rl-000002\n"), 0o644)
+	if _, err := Resume(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameMetrics(t, comparableMetrics(t, whole.RunDir), comparableMetrics(t, dir))
+	for _, f := range []string{"model/model.safetensors", "value_model/model.safetensors", "value_optimizer.bin", "state.json"} {
+		if !bytes.Equal(read(whole.RunDir, f), read(dir, f)) {
+			t.Errorf("%s differs after resume", f)
+		}
+	}
+	cfg := smallRun(t, filepath.Join(root, "grpo"), "algo.name=grpo", "rl.critic_model="+critic)
+	if err := Check(cfg); err == nil || !strings.Contains(err.Error(), "rl.critic_model") {
+		t.Errorf("grpo with a critic model: got %v", err)
 	}
 }

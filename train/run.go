@@ -79,6 +79,7 @@ type runner struct {
 	head     *model.ValueHead      // the critic of actor-critic objectives (critic.go)
 	segStats segmentStats          // segment_spo's extra sampling in the current step (segments.go)
 	dpo      *model.Model          // reward.dpo_model: RTO's token rewards (rto.go)
+	vm       *valueModel           // rl.critic_model: a separate critic trunk (critic.go)
 	bar      *progress
 	start    time.Time
 	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
@@ -288,6 +289,9 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.loadDrift(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.loadValueModel(path); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if err := r.loadCritic(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -362,6 +366,9 @@ func (r *runner) checkpoint() error {
 			return err
 		}
 		if err := r.trainer.SaveState(filepath.Join(tmp, "optimizer.bin")); err != nil {
+			return err
+		}
+		if err := r.saveValueModel(tmp); err != nil { // critic.go
 			return err
 		}
 		return writeJSONFile(filepath.Join(tmp, "state.json"), r.state)

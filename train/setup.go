@@ -375,6 +375,9 @@ func newObjective(c Config) (objectives, error) {
 	if c.Reward.DPOModel != "" && !objective.Declares(obj, objective.InTokenRewards) {
 		return objectives{}, fmt.Errorf("config: reward.dpo_model is set but objective %s reads no token rewards; use an objective that does (rto)", name)
 	}
+	if _, _, critic := criticOf(obj); c.RL.CriticModel != "" && !critic {
+		return objectives{}, fmt.Errorf("config: rl.critic_model is set but objective %s has no critic; use an actor-critic objective (ppo)", name)
+	}
 	if err := checkSegmentRewards(c, obj); err != nil {
 		return objectives{}, err
 	}
