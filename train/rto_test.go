@@ -75,6 +75,18 @@ func TestRTOTokenRewardsFromDPOModel(t *testing.T) {
 	if maxAbsDiff(adv, adv0) == 0 {
 		t.Error("token_rewards did not change the advantages")
 	}
+	// With critic=true, rto trains the value head as ppo does (GAE over the values instead of
+	// Monte-Carlo returns): values are scored and a value loss is logged at every step.
+	run := smallRun(t, filepath.Join(t.TempDir(), "critic"), "algo.name=rto", "reward.dpo_model="+dir, "algo.set.critic=true",
+		"sft.steps=6", "rl.steps=2", "checkpoint.every=0", "task.test_size=8")
+	if _, err := Run(run, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range rlSeries(t, run.RunDir, "value_loss") {
+		if !(v > 0) {
+			t.Errorf("rto with a critic: step %d value_loss %v", k+1, v)
+		}
+	}
 	cfg := smallRun(t, filepath.Join(t.TempDir(), "x"), "algo.name=grpo", "reward.dpo_model="+dir)
 	if err := Check(cfg); err == nil || !strings.Contains(err.Error(), "reward.dpo_model") {
 		t.Errorf("grpo with a DPO model: got %v", err)
