@@ -21,6 +21,7 @@ func init() {
 				return nil, fmt.Errorf("t_high=%v, t_low=%v: want > 0", d.THigh, d.TLow)
 			}
 			s.advFn, s.advNeed = d.advantages, s.adv.need()|needTarget|needMeanEntropy
+			s.dist = DistConfig{TargetTemperature: d.TargetTemperature, TargetTemperatures: []float64{d.THigh, d.TLow}}
 			return nil, nil
 		})
 }

@@ -11,7 +11,8 @@ import (
 // toward the proxy with a k3 penalty. Input: Batch.ProxyLogP (see MinPProxyLogP).
 func init() {
 	registerSurrogate("lp_reg", "Lp-Reg: k3 pull of low-probability negative tokens toward a min-p proxy of the old policy (input proxy_logp)",
-		LpRegParams{SurrogateParams: group(func(p *SurrogateParams) { p.EpsLow, p.EpsHigh, p.DualClip = 1, 9, 10 }), ProxyBeta: 1, RhoNeg: 0.01},
+		LpRegParams{SurrogateParams: group(func(p *SurrogateParams) { p.EpsLow, p.EpsHigh, p.DualClip = 1, 9, 10 }), ProxyBeta: 1, RhoNeg: 0.01,
+			Kappa: 0.02, Threshold: "minp"},
 		func() *Surrogate {
 			return &Surrogate{adv: advConfig{kind: advGroup}, Ratio: RatioToken, Gate: GateClip, lossNeed: needProxy}
 		},
@@ -20,7 +21,11 @@ func init() {
 			if l.neg < 0 || l.neg > 1 || l.pos < 0 || l.pos > 1 {
 				return nil, fmt.Errorf("rho_neg=%v, rho_pos=%v: want fractions in [0, 1]", l.neg, l.pos)
 			}
+			if !(c.Kappa > 0 && c.Kappa < 1) {
+				return nil, fmt.Errorf("kappa=%v: want a probability threshold in (0, 1)", c.Kappa)
+			}
 			s.prepare = l.prepare
+			s.dist = DistConfig{MinPKappa: c.Kappa, MinPFixed: c.Threshold == "fixed"}
 			return nil, nil
 		})
 }
@@ -31,6 +36,10 @@ type LpRegParams struct {
 	ProxyBeta float64 `param:"proxy_beta"`
 	RhoNeg    float64 `param:"rho_neg"`
 	RhoPos    float64 `param:"rho_pos"`
+	// Kappa and Threshold define the proxy the trainer computes proxy_logp from: keep tokens with
+	// p ≥ kappa·max p (minp, the released scripts) or p ≥ kappa (fixed).
+	Kappa     float64 `param:"kappa"`
+	Threshold string  `param:"threshold" choices:"minp|fixed"`
 }
 
 type lpReg struct{ beta, neg, pos float64 }

@@ -8,6 +8,10 @@ type PPOParams struct {
 	Gamma  float64 `param:"gamma"`
 	Lambda float64 `param:"lambda"`
 	Whiten bool    `param:"whiten"` // whiten advantages over the batch
+	// The critic the trainer trains beside the policy: value clipping range eps_v and the value
+	// loss coefficient.
+	ValueClip float64 `param:"value_clip"`
+	VFCoef    float64 `param:"vf_coef"`
 }
 
 // ReinforceParams configure reinforce: form=ratio (-ρ·A) or form=logp (-A·logp).
@@ -74,10 +78,15 @@ func policy(edit func(*PolicyParams)) PolicyParams {
 
 func init() {
 	registerSurrogate("ppo", "PPO: GAE over critic values (input values), token ratio, clip and dual-clip, KL in reward",
-		PPOParams{PolicyParams: policy(func(p *PolicyParams) { p.DualClip, p.KLIn, p.KLEstimator = 3, "reward", KLk1 }), Gamma: 1, Lambda: 1, Whiten: true},
+		PPOParams{PolicyParams: policy(func(p *PolicyParams) { p.DualClip, p.KLIn, p.KLEstimator = 3, "reward", KLk1 }), Gamma: 1, Lambda: 1, Whiten: true,
+			ValueClip: 0.5, VFCoef: 0.5},
 		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGAE}, Ratio: RatioToken, Gate: GateClip} },
 		func(c *PPOParams, s *Surrogate) (Objective, error) {
 			s.adv.gamma, s.adv.lambda, s.adv.whiten = c.Gamma, c.Lambda, c.Whiten
+			if !(c.ValueClip > 0) || !(c.VFCoef >= 0) {
+				return nil, fmt.Errorf("value_clip=%v, vf_coef=%v: want value_clip > 0 and vf_coef >= 0", c.ValueClip, c.VFCoef)
+			}
+			s.critic = &CriticConfig{VFCoef: c.VFCoef, ValueClip: c.ValueClip}
 			return nil, nil
 		})
 

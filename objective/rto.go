@@ -26,17 +26,25 @@ type RTO struct {
 	Lambda    float64 `param:"lambda"`               // GAE λ (0.95)
 	Clip      float64 `param:"clip"`                 // PPO clip ε (0.2)
 	Normalize bool    `param:"normalize_advantages"` // whiten advantages over the batch's valid tokens (OpenRLHF's PPO default)
+	// Critic (the trainer's value head, as ppo's) instead of Monte-Carlo returns; its clipped value
+	// loss, token-mean, enters the loss times vf_coef.
+	Critic    bool    `param:"critic"`
+	ValueClip float64 `param:"value_clip"`
+	VFCoef    float64 `param:"vf_coef"`
 }
 
 func init() {
 	RegisterTyped("rto", "Reinforced Token Optimization: DPO-model token rewards (token_rewards) + KL + terminal RM score, GAE, PPO clip",
-		RTO{DPOScale: 0.05, DPOClip: 0.05, KLCoef: 0.01, RewardMax: 10, Gamma: 1, Lambda: 0.95, Clip: 0.2, Normalize: true},
+		RTO{DPOScale: 0.05, DPOClip: 0.05, KLCoef: 0.01, RewardMax: 10, Gamma: 1, Lambda: 0.95, Clip: 0.2, Normalize: true,
+			ValueClip: 0.5, VFCoef: 0.5},
 		func(o RTO) (Objective, error) {
 			switch {
 			case o.Gamma < 0 || o.Gamma > 1 || o.Lambda < 0 || o.Lambda > 1:
 				return nil, fmt.Errorf("gamma=%g, lambda=%g: want values in [0, 1]", o.Gamma, o.Lambda)
 			case o.Clip <= 0:
 				return nil, fmt.Errorf("clip=%g: want a positive number", o.Clip)
+			case o.Critic && (!(o.ValueClip > 0) || !(o.VFCoef >= 0)):
+				return nil, fmt.Errorf("value_clip=%v, vf_coef=%v: want value_clip > 0 and vf_coef >= 0", o.ValueClip, o.VFCoef)
 			}
 			return &o, nil
 		})
@@ -155,7 +163,21 @@ func (o *RTO) gae(b *Batch) (adv, ret [][]float64, err error) {
 
 // Inputs implements Objective: the DPO model's token rewards, the reference and the reward score.
 func (o *RTO) Inputs() []string {
-	return (needLogP | needOld | needRef | needRewards | needTokenRewards).names()
+	n := needLogP | needOld | needRef | needRewards | needTokenRewards
+	if o.Critic {
+		n |= needValues
+	}
+	return n.names()
+}
+
+// CriticConfig implements Critic: the trainer trains a value head when critic=true.
+func (o *RTO) CriticConfig() (CriticConfig, bool) {
+	return CriticConfig{VFCoef: o.VFCoef, ValueClip: o.ValueClip}, o.Critic
+}
+
+// ValueLoss implements Critic: the clipped value loss, token-mean like RTO's policy loss.
+func (o *RTO) ValueLoss(values, oldValues, returns, mask [][]float64) (float64, [][]float64, error) {
+	return ValueLoss(values, oldValues, returns, mask, o.ValueClip, AggTokenMean, 0)
 }
 
 // Loss is PPO's clipped surrogate, token-mean over Mask (or NormTokens).

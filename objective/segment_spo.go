@@ -11,13 +11,17 @@ import (
 // behaviour policy found uncertain (p_old ≤ prob_threshold).
 func init() {
 	registerSurrogate("segment_spo", "Segment PO (chain): segment advantages V(end) - V(start) from MC values at cutpoints (input segments), low-probability token mask",
-		SegmentSPOParams{PolicyParams: DefaultPolicyParams(), ProbThreshold: 0.9, CutpointInterval: 5},
+		SegmentSPOParams{PolicyParams: DefaultPolicyParams(), ProbThreshold: 0.9, CutpointInterval: 5, MCSamples: 9},
 		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} },
 		func(c *SegmentSPOParams, s *Surrogate) (Objective, error) {
 			thr := c.ProbThreshold // cutpoint_interval is used by the sampler through Cutpoints
 			if thr <= 0 || thr > 1 {
 				return nil, fmt.Errorf("prob_threshold=%v: want in (0, 1]", thr)
 			}
+			if c.CutpointInterval < 1 || c.MCSamples < 1 {
+				return nil, fmt.Errorf("cutpoint_interval=%d, mc_samples=%d: want >= 1", c.CutpointInterval, c.MCSamples)
+			}
+			s.segments = &SegmentConfig{ProbThreshold: thr, Interval: c.CutpointInterval, Samples: c.MCSamples}
 			s.advNeed = needRewards | needSegments | needOld
 			s.advFn = func(b *Batch) ([][]float64, error) {
 				if err := check(b, needRewards|needSegments|needOld); err != nil {
@@ -67,6 +71,28 @@ type SegmentSPOParams struct {
 	PolicyParams
 	ProbThreshold    float64 `param:"prob_threshold"`
 	CutpointInterval int     `param:"cutpoint_interval"`
+	MCSamples        int     `param:"mc_samples"` // K continuations per cutpoint (the trainer samples them)
+}
+
+// SegmentConfig tells the trainer how to compute segment_spo's segments: cutpoints from the
+// behaviour probabilities (Cutpoints) and the mean reward of Samples continuations from each.
+type SegmentConfig struct {
+	ProbThreshold float64
+	Interval      int
+	Samples       int
+}
+
+// SegmentSampler is implemented by objectives that read segments (segment_spo).
+type SegmentSampler interface {
+	SegmentConfig() (SegmentConfig, bool)
+}
+
+// SegmentConfig implements SegmentSampler.
+func (s *Surrogate) SegmentConfig() (SegmentConfig, bool) {
+	if s.segments == nil {
+		return SegmentConfig{}, false
+	}
+	return *s.segments, true
 }
 
 // Cutpoints returns the chain cutpoints of one response: candidates are tokens j with p_old < thr;

@@ -50,6 +50,9 @@ type Surrogate struct {
 	declare    need                                                  // further declared inputs, read outside the loss (step, drift, layer log-probs)
 	prepare    func(b *Batch, anchor [][]float64) (tokenFunc, error) // per-batch hook (hapo, lp_reg, gbpo, …)
 	selectFn   func(b *Batch, adv [][]float64) (Selection, error)    // extra selection (d3s, segment_spo)
+	dist       DistConfig                                            // how the trainer computes distribution inputs (lp_reg, dcpo)
+	critic     *CriticConfig                                         // the value function trained beside the policy (ppo)
+	segments   *SegmentConfig                                        // Monte-Carlo segment values the trainer samples (segment_spo)
 }
 
 // Inputs implements Objective: the union of what its stages read.

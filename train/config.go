@@ -74,6 +74,36 @@ type RewardConfig struct {
 	// the reward the objective sees is the weighted sum of all components.
 	Extra []ExtraReward `yaml:"extra"`
 	HAPO  HAPOReward    `yaml:"hapo"`
+	// Shaping as config (issue 16, methods): DRPO's decoupled length weights and AutoRule's rule
+	// reward, each a named component (train/shaping.go).
+	DRPO     DRPOReward     `yaml:"drpo"`
+	AutoRule AutoRuleReward `yaml:"autorule"`
+	// DPOModel is a DPO-trained model folder whose log-probs against the reference give RTO's dense
+	// token rewards (token_rewards; train/rto.go).
+	DPOModel string `yaml:"dpo_model"`
+}
+
+// DRPOReward is DRPO's decoupled length signal as a reward component ("drpo"): among the correct
+// responses of a group, |P|·w_i − 1 with w = softmax((1 − L/max_len)/lambda) over them (shorter is
+// higher, the values sum to 0 over the group's correct responses); 0 for incorrect responses.
+type DRPOReward struct {
+	Weight float64 `yaml:"weight"`  // weight of the component (0 = off); ≤ 1 keeps every correct reward ≥ an incorrect one
+	Lambda float64 `yaml:"lambda"`  // length-weight temperature (DRPO's tau2)
+	MaxLen int     `yaml:"max_len"` // C in 1 − L/C; 0 = sampling.max_new_tokens
+}
+
+// AutoRuleReward is AutoRule's rule reward (component "autorule"): the fraction of rules a response
+// satisfies, each rule a verifier whose Correct verdict is the rule's yes/no.
+type AutoRuleReward struct {
+	Weight float64      `yaml:"weight"` // weight of the component (0 = off)
+	Rules  []RuleConfig `yaml:"rules"`
+}
+
+// RuleConfig is one AutoRule rule: a name and a verifier.
+type RuleConfig struct {
+	Name    string            `yaml:"name"`
+	Kind    string            `yaml:"kind"` // a verifier kind, as reward.verifier
+	Options map[string]string `yaml:"options"`
 }
 
 // ExtraReward is one more named reward component computed by a verifier.
@@ -116,6 +146,17 @@ type SFTConfig struct {
 	Steps     int     `yaml:"steps"`
 	BatchSize int     `yaml:"batch_size"`
 	LR        float64 `yaml:"lr"`
+	// OTR (issue 16, methods): One-Token Rollout replaces the cross-entropy when otr.k > 0 (train/otr.go).
+	OTR OTRConfig `yaml:"otr"`
+}
+
+// OTRConfig is One-Token Rollout: at every answer position, k tokens drawn from the policy at
+// temperature earn 1 if they are the reference token and beta otherwise; the loss is the policy
+// gradient −mean R·log π over them.
+type OTRConfig struct {
+	K           int     `yaml:"k"` // candidates per position; 0 = plain cross-entropy
+	Temperature float64 `yaml:"temperature"`
+	Beta        float64 `yaml:"beta"` // reward of a candidate that is not the reference token (< 1)
 }
 
 // RLConfig is the RL loop.
@@ -127,6 +168,9 @@ type RLConfig struct {
 	// DynamicSampling refills groups dropped by the preset's filters with fresh prompts, up to this many
 	// extra sampling rounds per step (0 = keep the filtered batch as it is).
 	MaxRefills int `yaml:"max_refills"`
+	// CriticModel (issue 16, methods; train/critic.go): a model folder whose trunk carries the critic's
+	// value head instead of the policy's (a separate value model, trained beside the policy). "" = share.
+	CriticModel string `yaml:"critic_model"`
 }
 
 // PreferenceConfig is the preference mode, used when algo.name is a pair loss (dpo, ipo, rdpo).
@@ -142,6 +186,10 @@ type PreferenceConfig struct {
 // student's samples take the place of the reference model's.
 type DistillConfig struct {
 	Teacher string `yaml:"teacher"` // HF folder of the teacher (same tokenizer as the student)
+	// Top-k distributions (issue 16, methods; train/topk.go): with top_k > 0 every optimizer step also
+	// minimises top_k_coef × KL(teacher's top-k distribution ‖ student) at each response position.
+	TopK     int     `yaml:"top_k"`
+	TopKCoef float64 `yaml:"top_k_coef"`
 }
 
 // HybridConfig mixes expert demonstrations into RL (CHORD, algo.name chord).

@@ -17,14 +17,15 @@ type rewarder struct {
 	extra   []reward.Verifier // reward.extra, protected like the main verifier
 	hapo    *reward.HAPOHistory
 	hapoCfg reward.HAPOConfig
+	shape   *shaper // reward.drpo, reward.autorule (shaping.go)
 }
 
 func newRewarder(c Config) (*rewarder, error) {
 	rw := &rewarder{names: []string{"verifier"}, weights: []float64{c.Reward.Weight}}
 	timeout := time.Duration(c.Reward.Timeout * float64(time.Second))
 	for i, e := range c.Reward.Extra {
-		if e.Name == "" || e.Name == "hapo" || contains(rw.names, e.Name) {
-			return nil, fmt.Errorf("config field reward.extra[%d].name: want a unique name other than verifier and hapo, got %q", i, e.Name)
+		if e.Name == "" || contains([]string{"hapo", "drpo", "autorule"}, e.Name) || contains(rw.names, e.Name) {
+			return nil, fmt.Errorf("config field reward.extra[%d].name: want a unique name other than verifier, hapo, drpo and autorule, got %q", i, e.Name)
 		}
 		v, err := reward.NewVerifier(e.Kind, e.Options)
 		if err != nil {
@@ -44,6 +45,10 @@ func newRewarder(c Config) (*rewarder, error) {
 		rw.hapo = reward.NewHAPOHistory(cfg.Mode)
 		rw.names = append(rw.names, "hapo")
 		rw.weights = append(rw.weights, h.Weight)
+	}
+	var err error
+	if rw.shape, err = newShaper(c, rw); err != nil {
+		return nil, err
 	}
 	return rw, nil
 }
@@ -92,6 +97,9 @@ func (rw *rewarder) components(r *runner, b *rolloutBatch, texts []string, main 
 			}
 			comps[i] = append(comps[i], h[i])
 		}
+	}
+	if err := rw.shape.shape(r, b, texts, correct, comps); err != nil {
+		return err
 	}
 	b.correct = correct
 	b.components = comps

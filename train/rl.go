@@ -291,6 +291,8 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	for k, v := range filterStats {
 		vals["filter_"+k] = v
 	}
+	r.distStats(ob, vals)
+	r.segmentMetrics(vals)
 	rows := keptRows(batch, keep, nPrompts)
 	vals["rows_trained"] = float64(len(rows))
 	vals["rows_sampled"] = float64(sampled)
@@ -331,20 +333,41 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, error) {
 	width := r.cfg.Sampling.MaxNewTokens
 	ids, mask := sequences(b.prompts, b.resps, r.codec.pad)
-	logp, ent, err := r.policy.LogProbs(ids, mask)
+	ob := r.objectiveBatch(b)
+	var logp, ent [][]float32
+	var err error
+	if distInputs(r.obj) { // distinputs.go: the same pass, plus full-distribution inputs
+		logp, ent, err = r.oldPolicyDist(b, ids, mask, ob)
+	} else {
+		logp, ent, err = r.rlLogProbs(ids, mask) // layer.go: an internal layer's policy (bupo)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	ob := r.objectiveBatch(b)
 	ob.OldLogP = responseValues(b, logp, width)
 	ob.LogP = responseValues(b, logp, width)
 	ob.Entropy = responseValues(b, ent, width)
+	if _, _, ok := criticOf(r.obj); ok && objective.Declares(r.obj, objective.InValues) {
+		if err := r.scoreValues(b, ids, mask, ob); err != nil { // critic.go
+			return nil, nil, err
+		}
+	}
+	if _, ok := segmentConfig(r.obj); ok {
+		if _, err := r.scoreSegments(b, ob); err != nil { // segments.go
+			return nil, nil, err
+		}
+	}
 	if r.ref != nil {
 		refLogp, _, err := r.ref.LogProbs(ids, mask)
 		if err != nil {
 			return nil, nil, err
 		}
 		ob.RefLogP = responseValues(b, refLogp, width)
+	}
+	if objective.Declares(r.obj, objective.InTokenRewards) && r.cfg.Reward.DPOModel != "" {
+		if err := r.scoreTokenRewards(b, ids, mask, ob); err != nil { // rto.go
+			return nil, nil, err
+		}
 	}
 	return ob, logp, nil
 }
@@ -402,6 +425,13 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 	mixer, hybrid := r.obj.(objective.ExpertMixer)
 	hybrid = hybrid && r.cfg.Hybrid.ExpertRows > 0
 	expertRNG := rand.New(rand.NewPCG(seedFor(r.cfg.Seed, "expert", step), 0))
+	var returns [][]float64 // the critic's targets (critic.go)
+	if crit, _, ok := criticOf(r.obj); ok && ob.Values != nil {
+		var err error
+		if returns, err = crit.Returns(ob); err != nil {
+			return nil, err
+		}
+	}
 	for epoch := 0; epoch < r.cfg.RL.Epochs; epoch++ {
 		order := append([]int(nil), rows...)
 		if nMini > 1 {
@@ -432,7 +462,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 				// batch has not run yet): reuse its log-probs instead of a second forward pass.
 				mbBatch.LogP = pickRows(ob.LogP, mb)
 			} else {
-				logp, ent, err := r.policy.LogProbs(ids, mask)
+				logp, ent, err := r.rlLogProbs(ids, mask)
 				if err != nil {
 					return nil, err
 				}
@@ -460,10 +490,27 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 				continue
 			}
 			seqW := len(ids[0])
-			if _, err := r.accumulate(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
+			if err := r.accumulateRL(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
 				return nil, err
 			}
+			if r.cfg.Distill.TopK > 0 {
+				kl, err := r.topKDistill(sub, ids, mask) // topk.go
+				if err != nil {
+					return nil, err
+				}
+				sums["distill_topk_kl"] += kl
+			}
+			if returns != nil {
+				vl, err := r.criticUpdate(sub, ob, returns, mb, ids, mask, epoch == 0 && m == 0)
+				if err != nil {
+					return nil, err
+				}
+				sums["value_loss"] += vl
+			}
 			gradNorm, applied, err := r.applyStep("rl", step, lr)
+			if err := r.criticStep(applied && err == nil, lr); err != nil {
+				return nil, err
+			}
 			if err != nil || !applied {
 				sums["skipped"]++
 				if err != nil {
@@ -479,8 +526,15 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 		}
 	}
 	out := map[string]float64{"lr": lr}
+	if layer, _, ok := r.policyLayer(); ok {
+		out["policy_layer"] = float64(layer)
+	}
 	for k, v := range sums {
 		out[k] = v / float64(optSteps)
+	}
+	if returns != nil {
+		out["value_mean"] = maskedMean(pickRows(ob.Values, rows), pickRows(ob.Mask, rows))
+		out["return_mean"] = maskedMean(pickRows(returns, rows), pickRows(ob.Mask, rows))
 	}
 	// Entropy of the policy on the kept response tokens before the update.
 	out["entropy"] = maskedMean(pickRows(ob.Entropy, rows), pickRows(ob.Mask, rows))

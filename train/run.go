@@ -77,6 +77,10 @@ type runner struct {
 	samples  *metrics.SamplesLog // log.samples (samples.go)
 	state    runState
 	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
+	head     *model.ValueHead      // the critic of actor-critic objectives (critic.go)
+	segStats segmentStats          // segment_spo's extra sampling in the current step (segments.go)
+	dpo      *model.Model          // reward.dpo_model: RTO's token rewards (rto.go)
+	vm       *valueModel           // rl.critic_model: a separate critic trunk (critic.go)
 	bar      *progress
 	start    time.Time
 	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
@@ -293,6 +297,12 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.loadDrift(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.loadValueModel(path); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if err := r.loadCritic(r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if s, ok := r.obj.(objective.Stateful); ok && len(r.state.ObjectiveState) > 0 {
 		if err := s.UnmarshalState(r.state.ObjectiveState); err != nil {
 			return fmt.Errorf("resume: objective state: %w", err)
@@ -354,6 +364,9 @@ func (r *runner) checkpoint() error {
 	if err := r.saveDrift(&r.state); err != nil {
 		return err
 	}
+	if err := r.saveCritic(&r.state); err != nil {
+		return err
+	}
 	name := checkpointName(r.state.Phase, r.state.Step)
 	err := writeCheckpoint(r.ckptDir, name, func(tmp string) error {
 		if err := r.savePolicy(filepath.Join(tmp, "model")); err != nil {
@@ -363,6 +376,9 @@ func (r *runner) checkpoint() error {
 			return err
 		}
 		if err := r.trainer.SaveState(filepath.Join(tmp, "optimizer.bin")); err != nil {
+			return err
+		}
+		if err := r.saveValueModel(tmp); err != nil { // critic.go
 			return err
 		}
 		return writeJSONFile(filepath.Join(tmp, "state.json"), r.state)
@@ -424,14 +440,20 @@ func (r *runner) sft() error {
 			}
 		}
 		t0 := time.Now()
-		logp, err := r.accumulate(ids, mask, coef, nil)
-		if err != nil {
-			return err
-		}
 		loss := 0.0
-		for b := range logp {
-			for t, c := range coef[b] {
-				loss += float64(c) * float64(logp[b][t])
+		if r.cfg.SFT.OTR.K > 0 { // One-Token Rollout instead of cross-entropy (otr.go)
+			if loss, err = r.otrAccumulate(step, ids, mask, prompts, answers, nTok); err != nil {
+				return err
+			}
+		} else {
+			logp, err := r.accumulate(ids, mask, coef, nil)
+			if err != nil {
+				return err
+			}
+			for b := range logp {
+				for t, c := range coef[b] {
+					loss += float64(c) * float64(logp[b][t])
+				}
 			}
 		}
 		lr := learningRate(r.cfg.Optim, r.cfg.SFT.LR, step, total)

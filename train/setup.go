@@ -319,19 +319,17 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 	case objective.InTeacherLogP:
 		return c.Distill.Teacher != "", "a teacher: set distill.teacher to a model folder"
 	case objective.InValues:
-		return false, "a value head (values), and the trainer has no critic yet"
-	case objective.InProxyLogP:
-		return false, "min-p proxy log-probs (proxy_logp) from full next-token distributions"
-	case objective.InTargetRatio, objective.InMeanEntropy:
-		return false, "the old policy's temperature-shifted ratio (target_ratio, mean_entropy) from full distributions"
+		return true, "" // the value head of an objective.Critic (critic.go; missingInputs checks the objective)
+	case objective.InProxyLogP, objective.InTargetRatio, objective.InMeanEntropy:
+		return true, "" // oldPolicyDist (distinputs.go), in the model graph
 	case objective.InGradWeight:
-		return false, "per-response gradient-norm weights (grad_weight)"
+		return true, "" // oldPolicyDist (distinputs.go): the logits-gradient norm proxy per response
 	case objective.InSegments:
-		return false, "segment Monte-Carlo values (segments) from extra rollouts"
+		return true, "" // segments.go: Monte-Carlo continuations at the cutpoints
 	case objective.InLayerLogP:
-		return false, "an internal layer's log-probs, which the model does not expose yet"
+		return true, "" // layer.go: model.LayerLogProbs and AccumulateLayer while the objective says so
 	case objective.InTokenRewards:
-		return false, "dense token rewards (token_rewards), e.g. from a separate DPO model"
+		return c.Reward.DPOModel != "", "dense token rewards (token_rewards): set reward.dpo_model to a DPO-trained model folder"
 	}
 	return false, fmt.Sprintf("input %q, which the trainer does not know", name)
 }
@@ -340,7 +338,11 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 func missingInputs(c Config, obj objective.Objective) []string {
 	var out []string
 	for _, name := range obj.Inputs() {
-		if ok, why := trainerInput(c, name); !ok && !slices.Contains(out, why) {
+		ok, why := trainerInput(c, name)
+		if _, _, critic := criticOf(obj); name == objective.InValues && !critic {
+			ok, why = false, "critic values (values) from an objective without a critic (objective.Critic)"
+		}
+		if !ok && !slices.Contains(out, why) {
 			out = append(out, why)
 		}
 	}
@@ -370,6 +372,21 @@ func newObjective(c Config) (objectives, error) {
 	if missing := missingInputs(c, obj); len(missing) > 0 {
 		return objectives{}, fmt.Errorf("objective %s cannot be trained with polo train yet: it needs %s (it works in polo objective)", name, strings.Join(missing, "; "))
 	}
+	if c.Reward.DPOModel != "" && !objective.Declares(obj, objective.InTokenRewards) {
+		return objectives{}, fmt.Errorf("config: reward.dpo_model is set but objective %s reads no token rewards; use an objective that does (rto)", name)
+	}
+	if _, _, critic := criticOf(obj); c.RL.CriticModel != "" && !critic {
+		return objectives{}, fmt.Errorf("config: rl.critic_model is set but objective %s has no critic; use an actor-critic objective (ppo)", name)
+	}
+	if err := checkSegmentRewards(c, obj); err != nil {
+		return objectives{}, err
+	}
+	if err := checkPolicyLayer(c, obj); err != nil {
+		return objectives{}, err
+	}
+	if c.Distill.TopK < 0 || c.Distill.TopK > 0 && (c.Distill.Teacher == "" || !(c.Distill.TopKCoef > 0)) {
+		return objectives{}, fmt.Errorf("config field distill.top_k = %d: want 0, or > 0 with distill.teacher set and distill.top_k_coef > 0", c.Distill.TopK)
+	}
 	if c.Distill.Teacher != "" && !objective.Declares(obj, objective.InTeacherLogP) {
 		return objectives{}, fmt.Errorf("config: distill.teacher is set but objective %s reads no teacher; use an objective that does (distill)", name)
 	}
@@ -387,6 +404,9 @@ func Check(c Config) error {
 		return err
 	}
 	if _, err := newObjective(c); err != nil {
+		return err
+	}
+	if _, err := newOTR(c); err != nil { // sft.otr (otr.go)
 		return err
 	}
 	if c.Task.Name != "dataset" {

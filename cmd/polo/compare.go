@@ -52,6 +52,9 @@ func runCompare(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	for _, a := range names {
 		c := cfg
 		c.Algo = train.AlgoConfig{Name: a}
+		if a == cfg.Algo.Name { // as Compare: the config's overrides apply to the preset it names
+			c.Algo.Set = cfg.Algo.Set
+		}
 		if err := train.Check(c); err != nil {
 			return usageError{err}
 		}
