@@ -129,9 +129,16 @@ func causalAllowed(mask *Node) *Node {
 // [B, T, T]. It returns the final-normed hidden states [B, T, D] and each layer's keys and values
 // ([B, T, KVH, hd], after RoPE) for the KV cache.
 func (n *net) forward(ids, pos, allowed *Node) (h *Node, ks, vs []*Node) {
+	h, ks, vs = n.decoder(ids, pos, allowed, len(n.lay.layers))
+	return rmsNorm(h, n.p[n.lay.norm], n.cfg.RMSNormEps), ks, vs
+}
+
+// decoder runs the first `layers` decoder layers and returns the residual stream after them (before
+// the final norm) and each layer's keys and values.
+func (n *net) decoder(ids, pos, allowed *Node, layers int) (h *Node, ks, vs []*Node) {
 	cos, sin := n.ropeCosSin(pos)
 	h = n.embed(ids)
-	for l, li := range n.lay.layers {
+	for l, li := range n.lay.layers[:layers] {
 		if n.remat {
 			h = h.Checkpoint()
 		}
@@ -144,7 +151,7 @@ func (n *net) forward(ids, pos, allowed *Node) (h *Node, ks, vs []*Node) {
 	if n.remat {
 		h = h.StopCheckpoint()
 	}
-	return rmsNorm(h, n.p[n.lay.norm], n.cfg.RMSNormEps), ks, vs
+	return h, ks, vs
 }
 
 // logits projects hidden states [..., D] to the vocabulary [..., V].

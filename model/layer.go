@@ -14,16 +14,9 @@ import (
 // π_{N-1} is the model's own policy.
 
 // forwardTo runs decoder layers 0..layer and returns the residual stream after it (through the final
-// norm when finalNorm or when layer is the last). It is forward's loop, stopped early.
+// norm when finalNorm or when layer is the last).
 func (n *net) forwardTo(ids, pos, allowed *graph.Node, layer int, finalNorm bool) *graph.Node {
-	cos, sin := n.ropeCosSin(pos)
-	h := n.embed(ids)
-	for _, li := range n.lay.layers[:layer+1] {
-		x := rmsNorm(h, n.p[li.inNorm], n.cfg.RMSNormEps)
-		q, k, v := n.qkv(li, x, cos, sin)
-		h = graph.Add(h, linear(n.attend(q, k, v, allowed), n.p[li.o], n.opt(li.ob)))
-		h = graph.Add(h, n.mlp(li, rmsNorm(h, n.p[li.postNorm], n.cfg.RMSNormEps)))
-	}
+	h, _, _ := n.decoder(ids, pos, allowed, layer+1)
 	if finalNorm || layer == len(n.lay.layers)-1 {
 		h = rmsNorm(h, n.p[n.lay.norm], n.cfg.RMSNormEps)
 	}
@@ -90,20 +83,14 @@ func (tr *Trainer) AccumulateLayer(ids, mask [][]int32, coefLogp [][]float32, la
 	if err != nil {
 		return nil, fmt.Errorf("model AccumulateLayer: %w", err)
 	}
-	var extra []any
-	withAcc := tr.acc != nil
-	if withAcc {
-		for _, a := range tr.acc {
-			d, err := graph.DonateTensorBuffer(a, m.g.backend, 0)
-			if err != nil {
-				return nil, err
-			}
-			extra = append(extra, d)
-		}
+	extra, err := tr.takeAcc()
+	if err != nil {
+		return nil, err
 	}
+	withAcc := extra != nil
 	extra = append(extra, bt.ids, bt.pos, bt.mask, bt.target, cl)
 	fn := func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
-		np := len(n.p)
+		np := len(n.trainable())
 		var acc []*graph.Node
 		if withAcc {
 			acc, in = in[:np], in[np:]
@@ -111,17 +98,9 @@ func (tr *Trainer) AccumulateLayer(ids, mask [][]int32, coefLogp [][]float32, la
 		ids, pos, mask, target, coef := in[0], in[1], in[2], in[3], in[4]
 		lp, _ := tokenStats(n.logits(n.forwardTo(ids, pos, causalAllowed(mask), layer, finalNorm)), target)
 		loss := graph.ReduceAllSum(graph.Mul(coef, lp))
-		out := []*graph.Node{lp}
-		for i, gr := range graph.Gradient(loss, n.p...) {
-			if withAcc {
-				gr = graph.Add(acc[i], gr)
-			}
-			out = append(out, gr)
-		}
-		return out
+		return addGrads([]*graph.Node{lp}, acc, graph.Gradient(loss, n.trainable()...))
 	}
-	tr.acc = nil
-	outs, err := m.call(layerKey(fmt.Sprintf("layer_acc%v", withAcc), layer, finalNorm), fn, extra...)
+	outs, err := m.callV(layerKey(fmt.Sprintf("layer_acc%v", withAcc), layer, finalNorm), m.variant(tr.remat), fn, extra...)
 	if err != nil {
 		return nil, err
 	}

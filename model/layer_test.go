@@ -29,7 +29,7 @@ func truncated(t *testing.T, m *Model, k int) *Model {
 	return tm
 }
 
-func maxDiff(a, b [][]float32) float64 {
+func maxAbsDiff2(a, b [][]float32) float64 {
 	d := 0.0
 	for i := range a {
 		for j := range a[i] {
@@ -58,7 +58,7 @@ func TestLayerPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := math.Max(maxDiff(full, last), maxDiff(fullEnt, lastEnt)); d > 1e-6 {
+	if d := math.Max(maxAbsDiff2(full, last), maxAbsDiff2(fullEnt, lastEnt)); d > 1e-6 {
 		t.Errorf("last layer's policy differs from the model's by %.3g", d)
 	}
 	cut := truncated(t, m, 1)
@@ -71,11 +71,11 @@ func TestLayerPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _, _ := m.LayerLogProbs(ids, mask, 0, false)
-	t.Logf("layer 0 (normed) vs 1-layer model: %.3g; vs full model %.3g; raw vs normed %.3g", maxDiff(l0, want), maxDiff(l0, full), maxDiff(raw, l0))
-	if d := maxDiff(l0, want); d > 1e-5 {
+	t.Logf("layer 0 (normed) vs 1-layer model: %.3g; vs full model %.3g; raw vs normed %.3g", maxAbsDiff2(l0, want), maxAbsDiff2(l0, full), maxAbsDiff2(raw, l0))
+	if d := maxAbsDiff2(l0, want); d > 1e-5 {
 		t.Errorf("layer 0 policy differs from the 1-layer model's by %.3g", d)
 	}
-	if maxDiff(l0, full) < 1e-3 || maxDiff(raw, l0) < 1e-3 {
+	if maxAbsDiff2(l0, full) < 1e-3 || maxAbsDiff2(raw, l0) < 1e-3 {
 		t.Error("the internal policy should differ from the full one, and the final norm should matter")
 	}
 	if _, _, err := m.LayerLogProbs(ids, mask, n, false); err == nil {

@@ -534,3 +534,74 @@ func TestAdapterBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestLoRAEveryAccumulatePath: the other surrogates (token set, internal layer, value) take the
+// adapter's gradients too. A one-candidate token set and the last layer's internal policy have
+// exactly Accumulate's adapter gradient; the value surrogate reaches the adapter (the base stays
+// frozen) and the activation-checkpointed graph gives the same gradient.
+func TestLoRAEveryAccumulatePath(t *testing.T) {
+	base := tinyModel(t, 3)
+	m, err := base.AddAdapter(loraCfg(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Move B off zero so that A's gradient is not zero either.
+	tr0, _ := NewTrainer(m, OptimConfig{LR: 0.05, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, ClipNorm: 1})
+	trainLoRA(t, tr0, 2, 11)
+	ids, mask, coef := randomBatch(rand.New(rand.NewPCG(4, 4)), 3, 8, 40)
+	name := m.lora.lay.names[0] // layer 0 q_proj lora_A
+	grad := func(remat bool, acc func(tr *Trainer) error) []float32 {
+		t.Helper()
+		tr, err := NewTrainer(m, DefaultOptimConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.SetActivationCheckpointing(remat)
+		if err := acc(tr); err != nil {
+			t.Fatal(err)
+		}
+		g, err := tr.gradients(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	diff := func(a, b []float32) (d, scale float64) {
+		for i := range a {
+			d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+			scale = math.Max(scale, math.Abs(float64(a[i])))
+		}
+		return d, scale
+	}
+	want := grad(false, func(tr *Trainer) error { _, _, err := tr.Accumulate(ids, mask, coef, nil); return err })
+	cand, c1 := make([][][]int32, len(ids)), make([][][]float32, len(ids))
+	for b := range ids {
+		for j := 0; j+1 < len(ids[b]); j++ {
+			cand[b] = append(cand[b], []int32{ids[b][j+1]})
+			c1[b] = append(c1[b], []float32{coef[b][j]})
+		}
+	}
+	last := base.cfg.NumLayers - 1
+	for _, c := range []struct {
+		name  string
+		remat bool
+		acc   func(tr *Trainer) error
+	}{
+		{"token set", false, func(tr *Trainer) error { _, err := tr.AccumulateTokenSet(ids, mask, cand, c1); return err }},
+		{"last layer", false, func(tr *Trainer) error { _, err := tr.AccumulateLayer(ids, mask, coef, last, true); return err }},
+		{"token set, checkpointed", true, func(tr *Trainer) error { _, err := tr.AccumulateTokenSet(ids, mask, cand, c1); return err }},
+	} {
+		got := grad(c.remat, c.acc)
+		if d, scale := diff(want, got); scale == 0 || d > 1e-5*scale {
+			t.Errorf("%s: adapter gradient off Accumulate's by %.3g (scale %.3g)", c.name, d, scale)
+		}
+	}
+	head := NewValueHead(base.cfg.HiddenSize)
+	for i := range head.W {
+		head.W[i] = float32(i%5) - 2 // a zero head passes no gradient to the trunk
+	}
+	g := grad(false, func(tr *Trainer) error { _, err := tr.AccumulateValue(ids, mask, head, coef); return err })
+	if _, scale := diff(g, g); scale == 0 {
+		t.Error("value surrogate: zero adapter gradient")
+	}
+}

@@ -142,21 +142,15 @@ func (tr *Trainer) AccumulateTokenSet(ids, mask [][]int32, cand [][][]int32, coe
 			}
 		}
 	}
-	var extra []any
-	withAcc := tr.acc != nil
-	if withAcc {
-		for _, a := range tr.acc {
-			d, err := graph.DonateTensorBuffer(a, m.g.backend, 0)
-			if err != nil {
-				return nil, err
-			}
-			extra = append(extra, d)
-		}
+	extra, err := tr.takeAcc()
+	if err != nil {
+		return nil, err
 	}
+	withAcc := extra != nil
 	extra = append(extra, bt.ids, bt.pos, bt.mask, tensors.FromFlatDataAndDimensions(idx, bt.bb, bt.tb, k, 3),
 		tensors.FromFlatDataAndDimensions(cf, bt.bb, bt.tb, k))
 	fn := func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
-		np := len(n.p)
+		np := len(n.trainable())
 		var acc []*graph.Node
 		if withAcc {
 			acc, in = in[:np], in[np:]
@@ -169,17 +163,9 @@ func (tr *Trainer) AccumulateTokenSet(ids, mask [][]int32, cand [][][]int32, coe
 		logSoftmax := graph.Sub(shifted, graph.Log(graph.ReduceAndKeep(graph.Exp(shifted), graph.ReduceSum, -1)))
 		lp := graph.Gather(logSoftmax, where) // [B, T, K]
 		loss := graph.ReduceAllSum(graph.Mul(coef, lp))
-		out := []*graph.Node{lp}
-		for i, gr := range graph.Gradient(loss, n.p...) {
-			if withAcc {
-				gr = graph.Add(acc[i], gr)
-			}
-			out = append(out, gr)
-		}
-		return out
+		return addGrads([]*graph.Node{lp}, acc, graph.Gradient(loss, n.trainable()...))
 	}
-	tr.acc = nil
-	outs, err := m.call(fmt.Sprintf("tokenset_acc%v_k%d", withAcc, k), fn, extra...)
+	outs, err := m.callV(fmt.Sprintf("tokenset_acc%v_k%d", withAcc, k), m.variant(tr.remat), fn, extra...)
 	if err != nil {
 		return nil, err
 	}

@@ -135,16 +135,36 @@ func trainGraph(withAcc, withEnt, withRNG bool) func(n *net, g *graph.Graph, in 
 		if withEnt {
 			loss = graph.Add(loss, graph.ReduceAllSum(graph.Mul(in[5], ent)))
 		}
-		grads := graph.Gradient(loss, n.trainable()...)
-		out := []*graph.Node{logp, ent}
-		for i, gr := range grads {
-			if withAcc {
-				gr = graph.Add(acc[i], gr)
-			}
-			out = append(out, gr)
-		}
-		return out
+		return addGrads([]*graph.Node{logp, ent}, acc, graph.Gradient(loss, n.trainable()...))
 	}
+}
+
+// takeAcc hands the gradient accumulators over to the next graph call as donated inputs (nil before
+// the first micro-batch of a step). tr.acc stays nil until the call returns the new sums, so a failed
+// call drops the gradients rather than keeping donated buffers.
+func (tr *Trainer) takeAcc() ([]any, error) {
+	accs := tr.acc
+	tr.acc = nil
+	var in []any
+	for _, a := range accs {
+		d, err := graph.DonateTensorBuffer(a, tr.m.g.backend, 0)
+		if err != nil {
+			return nil, err
+		}
+		in = append(in, d)
+	}
+	return in, nil
+}
+
+// addGrads appends grads to out, each added to its accumulator when acc is given (later micro-batches).
+func addGrads(out, acc, grads []*graph.Node) []*graph.Node {
+	for i, gr := range grads {
+		if acc != nil {
+			gr = graph.Add(acc[i], gr)
+		}
+		out = append(out, gr)
+	}
+	return out
 }
 
 // Accumulate runs forward and backward on one micro-batch and adds the gradients of the surrogate
@@ -165,17 +185,11 @@ func (tr *Trainer) Accumulate(ids, mask [][]int32, coefLogp, coefEnt [][]float32
 	if err != nil {
 		return nil, nil, fmt.Errorf("model Accumulate: %w", err)
 	}
-	extra := []any{}
-	withAcc := tr.acc != nil
-	if withAcc {
-		for _, a := range tr.acc {
-			d, err := graph.DonateTensorBuffer(a, m.g.backend, 0)
-			if err != nil {
-				return nil, nil, err
-			}
-			extra = append(extra, d)
-		}
+	extra, err := tr.takeAcc()
+	if err != nil {
+		return nil, nil, err
 	}
+	withAcc := extra != nil
 	extra = append(extra, bt.ids, bt.pos, bt.mask, bt.target, cl)
 	withEnt := coefEnt != nil
 	if withEnt {
@@ -190,7 +204,6 @@ func (tr *Trainer) Accumulate(ids, mask [][]int32, coefLogp, coefEnt [][]float32
 		extra = append(extra, tr.rngState())
 	}
 	key := "train_acc" + strconv.FormatBool(withAcc) + "_ent" + strconv.FormatBool(withEnt) + "_rng" + strconv.FormatBool(withRNG)
-	tr.acc = nil // donated (or about to be replaced)
 	outs, err := m.callV(key, m.variant(tr.remat), trainGraph(withAcc, withEnt, withRNG), extra...)
 	if err != nil {
 		return nil, nil, err

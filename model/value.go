@@ -98,7 +98,7 @@ func (m *Model) Values(ids, mask [][]int32, head *ValueHead) (out [][]float32, e
 // dLoss/dV; outputs are V, the head's gradients (w, b) and the trunk's (accumulated).
 func valueAccGraph(withAcc bool) func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	return func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
-		np := len(n.p)
+		np := len(n.trainable())
 		var acc []*graph.Node
 		if withAcc {
 			acc, in = in[:np], in[np:]
@@ -107,15 +107,8 @@ func valueAccGraph(withAcc bool) func(n *net, g *graph.Graph, in []*graph.Node) 
 		h, _, _ := n.forward(ids, pos, causalAllowed(mask))
 		v := headValues(h, w, b)
 		loss := graph.ReduceAllSum(graph.Mul(coef, v))
-		grads := graph.Gradient(loss, append(append([]*graph.Node(nil), n.p...), w, b)...)
-		out := []*graph.Node{v, grads[np], grads[np+1]}
-		for i, gr := range grads[:np] {
-			if withAcc {
-				gr = graph.Add(acc[i], gr)
-			}
-			out = append(out, gr)
-		}
-		return out
+		grads := graph.Gradient(loss, append(append([]*graph.Node(nil), n.trainable()...), w, b)...)
+		return addGrads([]*graph.Node{v, grads[np], grads[np+1]}, acc, grads[:np])
 	}
 }
 
@@ -141,22 +134,15 @@ func (tr *Trainer) AccumulateValue(ids, mask [][]int32, head *ValueHead, coef []
 	if err != nil {
 		return nil, fmt.Errorf("model AccumulateValue: %w", err)
 	}
-	var extra []any
-	withAcc := tr.acc != nil
-	if withAcc {
-		for _, a := range tr.acc {
-			d, err := graph.DonateTensorBuffer(a, m.g.backend, 0)
-			if err != nil {
-				return nil, err
-			}
-			extra = append(extra, d)
-		}
+	extra, err := tr.takeAcc()
+	if err != nil {
+		return nil, err
 	}
+	withAcc := extra != nil
 	w, b := head.tensors()
 	extra = append(extra, bt.ids, bt.pos, bt.mask, w, b, c)
 	key := "value_acc" + fmt.Sprint(withAcc)
-	tr.acc = nil
-	outs, err := m.call(key, valueAccGraph(withAcc), extra...)
+	outs, err := m.callV(key, m.variant(tr.remat), valueAccGraph(withAcc), extra...)
 	if err != nil {
 		return nil, err
 	}
