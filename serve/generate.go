@@ -474,7 +474,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *state, j *jo
 	created := time.Now().Unix()
 	nrows := len(j.rows)
 	tokens := make([][]int32, nrows)
-	sent := make([]int, nrows)  // bytes of text sent per row
+	sent := make([]int, nrows)   // bytes of text sent per row
 	offset := make([]int, nrows) // text offset of the next token's logprobs entry
 	hold := 0
 	for _, stop := range g.stops {

@@ -25,6 +25,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/polo-rl/polo/model"
+	"github.com/polo-rl/polo/rollout"
 	"github.com/polo-rl/polo/task"
 	"github.com/polo-rl/polo/tokenizer"
 	"github.com/polo-rl/polo/train"
@@ -326,8 +327,406 @@ func TestCompletionsMatchModel(t *testing.T) {
 	}
 }
 
+// TestChatAndStreaming: a chat request is rendered with the checkpoint's chat template (the
+// prompt ids are the template's), n > 1 choices come back with log-probs equal to the forward pass,
+// and the streamed answer (text deltas and token ids) equals the non-streamed one for the same seed.
+func TestChatAndStreaming(t *testing.T) {
+	s := startServer(t, hfDir)
+	c := s.client()
+	pol, err := train.LoadPolicy(hfDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf := pol.Tokenizer().(*tokenizer.HF)
+	text, err := hf.ApplyChatTemplate([]tokenizer.Message{{Role: "user", Content: "What is 2+2?"}}, tokenizer.ChatOptions{AddGenerationPrompt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := hf.Encode(text)
+	params := openai.ChatCompletionNewParams{
+		Model:       "m",
+		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is 2+2?")},
+		MaxTokens:   openai.Int(6),
+		Temperature: openai.Float(0.7),
+		N:           openai.Int(2),
+		Seed:        openai.Int(11),
+		Logprobs:    openai.Bool(true),
+		TopLogprobs: openai.Int(3),
+	}
+	ids := option.WithJSONSet("return_token_ids", true)
+	resp, err := c.Chat.Completions.New(context.Background(), params, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Usage.PromptTokens != int64(len(prompt)) || len(resp.Choices) != 2 {
+		t.Fatalf("usage %+v, %d choices; want %d prompt tokens (the chat template's) and 2 choices", resp.Usage, len(resp.Choices), len(prompt))
+	}
+	if got := extraIDs(t, resp.RawJSON(), "prompt_token_ids"); !slices.Equal(got, prompt) {
+		t.Errorf("prompt ids %v, want the chat template's %v", got, prompt)
+	}
+	toks := make([][]int32, 2)
+	for i, ch := range resp.Choices {
+		toks[i] = extraIDs(t, ch.RawJSON(), "token_ids")
+		fwd := forwardLogProbs(t, pol.Model, prompt, toks[i])
+		lps := make([]float64, len(ch.Logprobs.Content))
+		for k, e := range ch.Logprobs.Content {
+			lps[k] = e.Logprob
+			if len(e.TopLogprobs) != 3 || e.TopLogprobs[0].Logprob < e.TopLogprobs[2].Logprob {
+				t.Errorf("choice %d token %d: top list %+v, want 3 sorted entries", i, k, e.TopLogprobs)
+			}
+		}
+		if k, ok := closeTo(lps, fwd, 1e-4); !ok {
+			t.Errorf("choice %d log-probs %v differ from the forward pass %v (at %d)", i, lps, fwd, k)
+		}
+		if ch.Message.Content != pol.Text(toks[i]) {
+			t.Errorf("choice %d content %q, want %q", i, ch.Message.Content, pol.Text(toks[i]))
+		}
+	}
+	if slices.Equal(toks[0], toks[1]) {
+		t.Errorf("both choices drew %v; n = 2 samples should differ at temperature 0.7", toks[0])
+	}
 
-var (
-	_ = errors.New
-	_ = http.StatusOK
-)
+	// Streaming, same request: the deltas add up to the same texts and token ids.
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	st := c.Chat.Completions.NewStreaming(context.Background(), params, ids)
+	texts := make([]string, 2)
+	sids := make([][]int32, 2)
+	finish := make([]string, 2)
+	var usage int64
+	for st.Next() {
+		ch := st.Current()
+		if ch.Usage.TotalTokens > 0 {
+			usage = ch.Usage.CompletionTokens
+		}
+		for _, d := range ch.Choices {
+			texts[d.Index] += d.Delta.Content
+			if f, ok := d.JSON.ExtraFields["token_ids"]; ok && f.Raw() != "null" {
+				var x []int32
+				json.Unmarshal([]byte(f.Raw()), &x)
+				sids[d.Index] = append(sids[d.Index], x...)
+			}
+			if d.FinishReason != "" {
+				finish[d.Index] = d.FinishReason
+			}
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if texts[i] != resp.Choices[i].Message.Content || !slices.Equal(sids[i], toks[i]) || finish[i] != resp.Choices[i].FinishReason {
+			t.Errorf("streamed choice %d: %q %v %s; non-streamed %q %v %s", i, texts[i], sids[i], finish[i],
+				resp.Choices[i].Message.Content, toks[i], resp.Choices[i].FinishReason)
+		}
+	}
+	if usage != resp.Usage.CompletionTokens {
+		t.Errorf("streamed usage %d completion tokens, want %d", usage, resp.Usage.CompletionTokens)
+	}
+}
+
+// TestCompletionStreamAndStop: a streamed completion with a stop string ends before the stop
+// string, and its deltas equal the non-streamed text.
+func TestCompletionStreamAndStop(t *testing.T) {
+	s := startServer(t, charDir)
+	c := s.client()
+	base := openai.CompletionNewParams{Model: "m", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("7+")},
+		MaxTokens: openai.Int(24), Temperature: openai.Float(1), Seed: openai.Int(3), N: openai.Int(3)}
+	full, err := c.Completions.New(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stop at the first character of choice 0 that occurs after its first character
+	text := full.Choices[0].Text
+	if len(text) < 3 {
+		t.Fatalf("choice 0 %q is too short to test stop strings", text)
+	}
+	stop := text[1:2]
+	want := make([]string, 3)
+	for i, ch := range full.Choices {
+		want[i] = ch.Text
+		if k := strings.Index(ch.Text, stop); k >= 0 {
+			want[i] = ch.Text[:k]
+		}
+	}
+	base.Stop = openai.CompletionNewParamsStopUnion{OfString: openai.String(stop)}
+	cut, err := c.Completions.New(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range cut.Choices {
+		if ch.Text != want[i] {
+			t.Errorf("choice %d with stop %q: %q, want %q", i, stop, ch.Text, want[i])
+		}
+	}
+	if cut.Choices[0].FinishReason != "stop" {
+		t.Errorf("choice 0 finish %q, want stop", cut.Choices[0].FinishReason)
+	}
+	st := c.Completions.NewStreaming(context.Background(), base)
+	got := make([]string, 3)
+	chunks := 0
+	for st.Next() {
+		for _, ch := range st.Current().Choices {
+			got[ch.Index] += ch.Text
+			chunks++
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) || chunks < 4 {
+		t.Errorf("streamed %q in %d chunks, want %q", got, chunks, want)
+	}
+}
+
+// TestBadRequests: invalid requests get 4xx answers in OpenAI's error shape, which the SDK reads.
+func TestBadRequests(t *testing.T) {
+	s := startServer(t, charDir)
+	c := s.client()
+	prompt := openai.CompletionNewParamsPromptUnion{OfString: openai.String("1+1=")}
+	sdk := []struct {
+		name   string
+		params openai.CompletionNewParams
+		opts   []option.RequestOption
+		status int
+		param  string
+		want   string
+	}{
+		{"temperature", openai.CompletionNewParams{Model: "m", Prompt: prompt, Temperature: openai.Float(-1)}, nil, 400, "temperature", "temperature"},
+		{"n", openai.CompletionNewParams{Model: "m", Prompt: prompt, N: openai.Int(0)}, nil, 400, "n", "n = 0"},
+		{"model", openai.CompletionNewParams{Model: "gpt-4", Prompt: prompt}, nil, 404, "", "does not exist"},
+		{"logprobs", openai.CompletionNewParams{Model: "m", Prompt: prompt, Logprobs: openai.Int(21)}, nil, 400, "logprobs", "logprobs = 21"},
+		{"token", openai.CompletionNewParams{Model: "m", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: []int64{1, 999}}}, nil, 400, "prompt", "outside the vocabulary"},
+		{"context", openai.CompletionNewParams{Model: "m", Prompt: prompt, MaxTokens: openai.Int(5000)}, nil, 400, "max_tokens", "maximum context length is 2048"},
+		{"top_p", openai.CompletionNewParams{Model: "m", Prompt: prompt, TopP: openai.Float(2)}, nil, 400, "top_p", "top_p = 2"},
+		{"top_k", openai.CompletionNewParams{Model: "m", Prompt: prompt}, []option.RequestOption{option.WithJSONSet("top_k", -5)}, 400, "top_k", "top_k = -5"},
+		{"stop type", openai.CompletionNewParams{Model: "m", Prompt: prompt}, []option.RequestOption{option.WithJSONSet("stop", 3)}, 400, "stop", "stop"},
+		{"prompt type", openai.CompletionNewParams{Model: "m", Prompt: prompt}, []option.RequestOption{option.WithJSONSet("prompt", map[string]int{"a": 1})}, 400, "prompt", "prompt"},
+	}
+	for _, tc := range sdk {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.Completions.New(context.Background(), tc.params, tc.opts...)
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("error %v, want an API error", err)
+			}
+			if apiErr.StatusCode != tc.status || apiErr.Param != tc.param || !strings.Contains(apiErr.Message, tc.want) || apiErr.Type == "" {
+				t.Errorf("status %d type %q param %q message %q; want %d, param %q, message with %q",
+					apiErr.StatusCode, apiErr.Type, apiErr.Param, apiErr.Message, tc.status, tc.param, tc.want)
+			}
+		})
+	}
+	// chat on a tokenizer without a chat template, malformed JSON, unknown route
+	_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "m",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || !strings.Contains(apiErr.Message, "no chat template") {
+		t.Errorf("chat without a template: %v", err)
+	}
+	for _, raw := range []struct{ path, body string }{{"/v1/completions", `{"prompt": "1+`}, {"/v1/nothing", `{}`}, {"/v1/completions", `{"prompt": "1", "n": "two"}`}} {
+		resp, err := http.Post(s.url+raw.path, "application/json", strings.NewReader(raw.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct {
+				Message, Type string
+			}
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode/100 != 4 || body.Error.Message == "" || body.Error.Type == "" {
+			t.Errorf("POST %s %s: status %d, body %+v (%v); want 4xx with error.message and error.type", raw.path, raw.body, resp.StatusCode, body, err)
+		}
+	}
+	// the server survived all of it
+	if _, err := c.Completions.New(context.Background(), openai.CompletionNewParams{Model: "m", Prompt: prompt, MaxTokens: openai.Int(2)}); err != nil {
+		t.Errorf("a good request after the bad ones: %v", err)
+	}
+}
+
+// TestConcurrent: 200 concurrent greedy requests, batched together, each get the completion of
+// their own prompt (equal to a direct decode of that prompt) — none lost, none mixed up.
+func TestConcurrent(t *testing.T) {
+	s := startServer(t, charDir, "--max-batch", "64")
+	c := s.client()
+	pol, err := train.LoadPolicy(charDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const N = 200
+	texts := make([]string, N)
+	prompts := make([][]int32, N)
+	for i := range N {
+		texts[i] = fmt.Sprintf("%d+%d=", i/10, i%17)
+		prompts[i], _ = pol.Prompt(task.Example{Prompt: texts[i]})
+	}
+	dec, err := pol.Model.NewDecoder(N, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rollout.Config{Temperature: 0, MaxNewTokens: 6, StopTokens: pol.StopTokens()}
+	want, err := rollout.Sample(dec, prompts, cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([][]int32, N)
+	errs := make([]error, N)
+	var wg sync.WaitGroup
+	for i := range N {
+		wg.Go(func() {
+			resp, err := c.Completions.New(context.Background(), openai.CompletionNewParams{Model: "m",
+				Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(texts[i])}, MaxTokens: openai.Int(6), Temperature: openai.Float(0)},
+				option.WithJSONSet("return_token_ids", true))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			got[i] = extraIDs(t, resp.Choices[0].RawJSON(), "token_ids")
+		})
+	}
+	wg.Wait()
+	bad := 0
+	for i := range N {
+		if errs[i] != nil || !slices.Equal(got[i], want[i].Tokens) {
+			bad++
+			if bad < 5 {
+				t.Errorf("request %d (%q): %v %v, want %v", i, texts[i], got[i], errs[i], want[i].Tokens)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d requests lost or wrong", bad, N)
+	}
+}
+
+// TestQueueBound: beyond --max-queue sequences waiting, requests are refused at once with 429 in
+// OpenAI's shape, the others are answered.
+func TestQueueBound(t *testing.T) {
+	s := startServer(t, charDir, "--max-batch", "2", "--max-queue", "2")
+	const N = 12
+	status := make([]int, N)
+	types := make([]string, N)
+	var wg sync.WaitGroup
+	for i := range N {
+		wg.Go(func() {
+			resp, err := http.Post(s.url+"/v1/completions", "application/json",
+				strings.NewReader(`{"prompt": "1+2=", "n": 2, "max_tokens": 64, "temperature": 1, "stop_token_ids": [], "ignore_eos": true}`))
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			status[i] = resp.StatusCode
+			var body struct{ Error struct{ Type string } }
+			json.NewDecoder(resp.Body).Decode(&body)
+			types[i] = body.Error.Type
+		})
+	}
+	wg.Wait()
+	ok, busy := 0, 0
+	for i := range N {
+		switch {
+		case status[i] == 200:
+			ok++
+		case status[i] == 429 && types[i] == "rate_limit_exceeded":
+			busy++
+		default:
+			t.Errorf("request %d: status %d type %q", i, status[i], types[i])
+		}
+	}
+	if ok == 0 || busy == 0 {
+		t.Errorf("%d answered, %d refused; want both with a queue of 2 and %d requests of 2 sequences", ok, busy, N)
+	}
+}
+
+// TestReloadWeights: after POST /update_weights_from_disk the server's log-probs are those of the
+// new weights (equal to their forward pass); a failed reload answers success=false and keeps
+// serving the old weights.
+func TestReloadWeights(t *testing.T) {
+	s := startServer(t, charDir)
+	c := s.client()
+	pol2, err := train.LoadPolicy(char2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol1, err := train.LoadPolicy(charDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := pol1.Prompt(task.Example{Prompt: "5+5="})
+	check := func(m *model.Model, label string) {
+		t.Helper()
+		resp, err := c.Completions.New(context.Background(), openai.CompletionNewParams{Model: "m",
+			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("5+5=")}, MaxTokens: openai.Int(5),
+			Temperature: openai.Float(1), Seed: openai.Int(9), Logprobs: openai.Int(0)}, option.WithJSONSet("return_token_ids", true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := extraIDs(t, resp.Choices[0].RawJSON(), "token_ids")
+		if k, ok := closeTo(resp.Choices[0].Logprobs.TokenLogprobs, forwardLogProbs(t, m, prompt, ids), 1e-4); !ok {
+			t.Errorf("%s: log-probs differ from the expected weights' forward pass at %d", label, k)
+		}
+	}
+	post := func(body string) (int, map[string]any) {
+		resp, err := http.Post(s.url+"/update_weights_from_disk", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	check(pol1.Model, "before reload")
+	code, body := post(fmt.Sprintf(`{"model_path": %q}`, char2))
+	if code != 200 || body["success"] != true || body["weight_version"] != "1" {
+		t.Fatalf("reload: %d %v", code, body)
+	}
+	check(pol2.Model, "after reload")
+	code, body = post(`{"model_path": "/nonexistent/folder"}`)
+	if code != 400 || body["success"] != false || !strings.Contains(fmt.Sprint(body["message"]), "nonexistent") {
+		t.Errorf("reload from a missing folder: %d %v; want 400, success false and the folder named", code, body)
+	}
+	code, body = post(fmt.Sprintf(`{"model_path": %q}`, hfDir))
+	if code != 400 || body["success"] != false {
+		t.Errorf("reload of another architecture: %d %v; want 400 and success false", code, body)
+	}
+	check(pol2.Model, "after failed reloads")
+}
+
+// TestShutdown: SIGTERM lets a running request finish, then the process exits 0.
+func TestShutdown(t *testing.T) {
+	s := startServer(t, charDir)
+	c := s.client()
+	st := c.Completions.NewStreaming(context.Background(), openai.CompletionNewParams{Model: "m",
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("1+")}, MaxTokens: openai.Int(200), Temperature: openai.Float(1)},
+		option.WithJSONSet("ignore_eos", true))
+	if !st.Next() {
+		t.Fatalf("no first chunk: %v", st.Err())
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var finish string
+	for st.Next() {
+		for _, ch := range st.Current().Choices {
+			if ch.FinishReason != "" {
+				finish = string(ch.FinishReason)
+			}
+		}
+	}
+	if err := st.Err(); err != nil || finish != "length" {
+		t.Errorf("the running request after SIGTERM: finish %q, error %v; want it to complete", finish, err)
+	}
+	select {
+	case err := <-s.exited:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, s.log())
+		}
+		s.exited <- nil // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM\n%s", s.log())
+	}
+	if !strings.Contains(s.log(), "stopped") {
+		t.Errorf("log %q lacks the shutdown line", s.log())
+	}
+}
