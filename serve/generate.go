@@ -134,12 +134,14 @@ func (s *Server) parsePrompt(raw json.RawMessage) ([][]int32, *apiError) {
 	switch {
 	case len(raw) == 0 || string(raw) == "null":
 		return nil, badRequest("prompt", "need a prompt: a string, an array of strings, or token ids")
+	// (a failed Unmarshal may leave a partly filled slice: each case starts from nil)
 	case json.Unmarshal(raw, &one) == nil:
 		texts = []string{one}
 	case json.Unmarshal(raw, &texts) == nil:
 	case json.Unmarshal(raw, &ids) == nil:
-		idss = [][]int32{ids}
+		texts, idss = nil, [][]int32{ids}
 	case json.Unmarshal(raw, &idss) == nil:
+		texts = nil
 	default:
 		return nil, badRequest("prompt", "prompt: want a string, an array of strings, an array of token ids or an array of those, got %.80s", raw)
 	}

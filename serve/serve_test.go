@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -730,3 +731,102 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("log %q lacks the shutdown line", s.log())
 	}
 }
+
+// TestTrainRemote: `polo train` with rollout.engine remote samples on two polo serve processes
+// (both get requests, both reload the weights at every policy version), and after the run a
+// server's log-probs equal the forward pass of the trainer's final checkpoint. A server that
+// fails to reload stops the run with an error naming it.
+func TestTrainRemote(t *testing.T) {
+	tmp := t.TempDir()
+	base := []string{"task.options.digits=1", "task.test_size=16", "sft.steps=20", "sft.batch_size=32", "sft.lr=0.003",
+		"optim.warmup_steps=2", "model.preset=tiny", "eval.every=0", "log.plots=false", "log.progress=false",
+		"sampling.prompts_per_step=4", "sampling.group_size=4", "rl.mini_batches=1", "rl.epochs=1"}
+	runWith := func(dir string, extra ...string) error {
+		cfg, err := train.LoadConfig("", append(append([]string{"run_dir=" + dir}, base...), extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = train.Run(cfg, train.Options{Log: io.Discard})
+		return err
+	}
+	if err := runWith(filepath.Join(tmp, "warm"), "rl.steps=0"); err != nil {
+		t.Fatal(err)
+	}
+	start := filepath.Join(tmp, "warm", "checkpoints", "sft-000020", "model")
+	s1, s2 := startServer(t, start), startServer(t, start)
+	run := filepath.Join(tmp, "remote")
+	if err := runWith(run, "rl.steps=3", "rollout.engine=remote", fmt.Sprintf("rollout.servers=[%s, %s]", s1.url, s2.url)); err != nil {
+		t.Fatal(err)
+	}
+	info := func(s *server) map[string]any {
+		resp, err := http.Get(s.url + "/get_model_info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return m
+	}
+	for i, s := range []*server{s1, s2} {
+		m := info(s)
+		// versions 0, 1, 2 before steps 1-3, and 3 after the last update
+		if m["weight_version"] != "4" || m["num_requests"].(float64) < 3 {
+			t.Errorf("server %d: %v; want 4 reloads and a share of the 12 sampling requests", i, m)
+		}
+	}
+	final, err := model.Load(filepath.Join(run, "checkpoints", "rl-000003", "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := train.LoadPolicy(filepath.Join(run, "checkpoints", "rl-000003", "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := pol.Prompt(task.Example{Prompt: "3+4="})
+	c2 := s2.client()
+	resp, err := c2.Completions.New(context.Background(), openai.CompletionNewParams{Model: "m",
+		Prompt:    openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: int64s(prompt)},
+		MaxTokens: openai.Int(4), Temperature: openai.Float(1), Seed: openai.Int(1), Logprobs: openai.Int(0)},
+		option.WithJSONSet("return_token_ids", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := extraIDs(t, resp.Choices[0].RawJSON(), "token_ids")
+	fwd := forwardLogProbs(t, final, prompt, ids)
+	if k, ok := closeTo(resp.Choices[0].Logprobs.TokenLogprobs, fwd, 1e-4); !ok {
+		t.Errorf("server log-probs %v, trainer's final policy %v (at %d)", resp.Choices[0].Logprobs.TokenLogprobs, fwd, k)
+	}
+	recs, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+	if err != nil || strings.Count(string(recs), `"phase":"rl"`) != 3 {
+		t.Errorf("metrics.jsonl: %d rl records (%v), want 3", strings.Count(string(recs), `"phase":"rl"`), err)
+	}
+
+	// A server that refuses the weights stops the run.
+	bad := http.NewServeMux()
+	bad.HandleFunc("/update_weights_from_disk", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(400)
+		w.Write([]byte(`{"success": false, "message": "disk full"}`))
+	})
+	hs := &http.Server{Handler: bad}
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(ln)
+	defer hs.Close()
+	err = runWith(filepath.Join(tmp, "stale"), "rl.steps=2", "rollout.engine=remote", fmt.Sprintf("rollout.servers=[%s, http://%s]", s1.url, ln.Addr()))
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), "stale weights") || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Errorf("run with a server that fails to reload: %v; want an error naming the server, its message and stale weights", err)
+	}
+}
+
+func int64s(ids []int32) []int64 {
+	out := make([]int64, len(ids))
+	for i, x := range ids {
+		out[i] = int64(x)
+	}
+	return out
+}
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -54,8 +54,8 @@ type Server struct {
 
 	seedMu sync.Mutex
 	seeds  *rand.Rand
-	ids    atomic.Uint64
-	dir    atomic.Value // string: the folder of the current weights
+	ids    atomic.Uint64 // generation requests accepted so far (also their id)
+	dir    atomic.Value  // string: the folder of the current weights
 }
 
 // New starts the batching loop over pol; call Close to stop it.
@@ -108,7 +108,7 @@ func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) modelInfo(w http.ResponseWriter, _ *http.Request) {
 	v := s.b.version.Load()
 	writeJSON(w, http.StatusOK, map[string]any{"model_path": s.dir.Load(), "served_model_name": s.cfg.Name,
-		"is_generation": true, "weight_version": fmt.Sprint(v)})
+		"is_generation": true, "weight_version": fmt.Sprint(v), "num_requests": s.ids.Load()})
 }
 
 // updateWeights is SGLang's POST /update_weights_from_disk {"model_path": DIR}: it loads DIR's

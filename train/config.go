@@ -34,6 +34,9 @@ type Config struct {
 	Eval       EvalConfig       `yaml:"eval"`
 	Ckpt       CheckpointCfg    `yaml:"checkpoint"`
 	Log        LogConfig        `yaml:"log"`
+
+	// Rollout engine (issue 17: sampling on remote OpenAI-compatible servers; remote.go).
+	Rollout RolloutConfig `yaml:"rollout"`
 }
 
 // ModelConfig picks the policy: a from-scratch preset or a Hugging Face checkpoint folder.
@@ -398,6 +401,9 @@ func (c *Config) Validate() error {
 		if ch.bad {
 			return fmt.Errorf("config field %s: want %s", ch.field, ch.want)
 		}
+	}
+	if err := c.Rollout.check(); err != nil { // rollout engine (issue 17)
+		return err
 	}
 	if c.Task.Path != "" && c.Task.Name != "dataset" {
 		return fmt.Errorf("config field task.path is set (%s) but task.name is %s, which ignores it; set task.name: dataset to train on the file, or remove task.path", c.Task.Path, c.Task.Name)

@@ -115,7 +115,7 @@ func (r *runner) rl() error {
 			return err
 		}
 	}
-	return nil
+	return r.syncFinal(r.trainer.StepCount()) // remote servers end with the saved policy
 }
 
 // referenceModel is the frozen model of the KL term: a copy of the policy as RL starts, or the
@@ -159,7 +159,11 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 		scfg.TokenTemperature = t.TokenTemperature(s.Temperature)
 	}
 	t0 := time.Now()
-	comps, err := r.sample(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step))
+	version := 0 // optimizer updates so far: the policy version the samples come from
+	if r.trainer != nil {
+		version = r.trainer.StepCount()
+	}
+	comps, err := r.rolloutSample(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step), version)
 	if err != nil {
 		return nil, 0, 0, err
 	}

@@ -78,8 +78,9 @@ type runner struct {
 	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
 	bar      *progress
 	start    time.Time
-	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
-	skipped  int // … in all
+	skips    int           // optimizer steps dropped as non-finite in a row (finite.go)
+	skipped  int           // … in all
+	remote   *remoteEngine // rollout.engine remote: the servers and the weights they hold (remote.go)
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
