@@ -78,9 +78,10 @@ type runner struct {
 	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
 	bar      *progress
 	start    time.Time
-	skips    int           // optimizer steps dropped as non-finite in a row (finite.go)
-	skipped  int           // … in all
-	remote   *remoteEngine // rollout.engine remote: the servers and the weights they hold (remote.go)
+	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
+	skipped  int // … in all
+	// rollout.engine remote: the servers and the weights they hold (remote.go)
+	remote *remoteEngine
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
