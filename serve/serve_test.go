@@ -797,9 +797,32 @@ func TestTrainRemote(t *testing.T) {
 	if k, ok := closeTo(resp.Choices[0].Logprobs.TokenLogprobs, fwd, 1e-4); !ok {
 		t.Errorf("server log-probs %v, trainer's final policy %v (at %d)", resp.Choices[0].Logprobs.TokenLogprobs, fwd, k)
 	}
+	// Every step's samples came from the weights being trained: the servers' log-probs of the
+	// sampled tokens equal the trainer's π_old up to float noise (stale weights would show here).
 	recs, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
-	if err != nil || strings.Count(string(recs), `"phase":"rl"`) != 3 {
-		t.Errorf("metrics.jsonl: %d rl records (%v), want 3", strings.Count(string(recs), `"phase":"rl"`), err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(recs)), "\n") {
+		var rec struct {
+			Phase  string
+			Values map[string]float64
+		}
+		json.Unmarshal([]byte(line), &rec)
+		if rec.Phase != "rl" {
+			continue
+		}
+		steps++
+		k3, ok := rec.Values["mismatch_kl_k3"]
+		lo, hi := rec.Values["is_ratio_min"], rec.Values["is_ratio_max"]
+		t.Logf("rl step %d: mismatch_kl_k3 %.3g, π_old/π_sampler in [%.7f, %.7f]", steps, k3, lo, hi)
+		if !ok || k3 > 1e-8 || lo < 0.999 || hi > 1.001 {
+			t.Errorf("rl record %v: want mismatch_kl_k3 < 1e-8 and ratios π_old/π_sampler within 1e-3 of 1", rec.Values)
+		}
+	}
+	if steps != 3 {
+		t.Errorf("metrics.jsonl: %d rl records, want 3", steps)
 	}
 
 	// A server that refuses the weights stops the run.

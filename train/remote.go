@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/polo-rl/polo/objective"
 	"github.com/polo-rl/polo/rollout"
 )
 
@@ -332,4 +333,27 @@ func (r *runner) syncFinal(version int) error {
 		return nil
 	}
 	return r.publish(version)
+}
+
+// setRolloutLogP gives the objective the sampler's log-probs of every response token (the input
+// rollout_logp of the off-policy correction and the mismatch metrics), when every row has them:
+// the local sampler's model log-probs, or those a remote server returned.
+func setRolloutLogP(ob *objective.Batch, b *rolloutBatch, width int) {
+	if len(b.rollout) != b.rows() {
+		return
+	}
+	m := make([][]float64, b.rows())
+	for i, lp := range b.rollout {
+		if len(lp) != len(b.resps[i]) {
+			return
+		}
+		m[i] = make([]float64, width)
+		for j, v := range lp {
+			m[i][j] = float64(v)
+		}
+	}
+	if ob.Extra == nil {
+		ob.Extra = map[string]any{}
+	}
+	ob.Extra[objective.InRolloutLogP] = m
 }

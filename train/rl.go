@@ -26,6 +26,9 @@ type rolloutBatch struct {
 	correct    []bool
 	group      []int
 	temps      [][]float32 // per row, the per-token sampling temperatures (Tempering objectives)
+	// rollout: per row, the sampler's model log-probs of the response tokens (objective input
+	// rollout_logp: off-policy correction and mismatch metrics; remote.go)
+	rollout [][]float32
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -39,6 +42,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.components = append(b.components, o.components...)
 	b.correct = append(b.correct, o.correct...)
 	b.temps = append(b.temps, o.temps...)
+	b.rollout = append(b.rollout, o.rollout...)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
 	}
@@ -58,6 +62,9 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		out.group = append(out.group, b.group[i])
 		if b.temps != nil {
 			out.temps = append(out.temps, b.temps[i])
+		}
+		if b.rollout != nil {
+			out.rollout = append(out.rollout, b.rollout[i])
 		}
 	}
 	return out
@@ -175,6 +182,7 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 		b.resps = append(b.resps, c.Tokens)
 		b.finish = append(b.finish, c.Finish)
 		b.temps = append(b.temps, c.Temperature)
+		b.rollout = append(b.rollout, c.ModelLogProbs)
 		texts[i] = r.codec.text(c.Tokens)
 		main[i] = r.score(texts[i], b.examples[i])
 	}
@@ -203,6 +211,7 @@ func (r *runner) objectiveBatch(b *rolloutBatch) *objective.Batch {
 		}
 		ob.TokenIDs = append(ob.TokenIDs, ids)
 	}
+	setRolloutLogP(ob, b, width)
 	return ob
 }
 
@@ -522,6 +531,9 @@ func appendExpertRows(mb *objective.Batch, exp *rolloutBatch, width int) {
 		mb.Truncated = append(mb.Truncated, false)
 		mb.Lengths = append(mb.Lengths, len(exp.resps[i]))
 		mb.TokenIDs = append(mb.TokenIDs, ids)
+		if r, ok := mb.Extra[objective.InRolloutLogP].([][]float64); ok { // expert rows: no sampler
+			mb.Extra[objective.InRolloutLogP] = append(r, make([]float64, width))
+		}
 	}
 }
 
