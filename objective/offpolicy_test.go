@@ -146,15 +146,27 @@ func TestOffPolicyCorrectionLoss(t *testing.T) {
 // option group.
 func TestOffPolicyEverySurrogatePreset(t *testing.T) {
 	n := 0
+	var with, without []string
+	defer func() { t.Logf("with the option: %v; not Surrogate presets: %v", with, without) }()
 	for _, name := range Names() {
 		o, err := New(name, nil)
 		if err != nil {
 			continue
 		}
 		if _, ok := o.(*Surrogate); !ok {
+			// a preset wrapping the core may take the option too; then it must declare the input
+			if c, err := New(name, map[string]string{"is": "tis"}); err == nil {
+				with = append(with, name+"(wrapped)")
+				if !slices.Contains(c.Inputs(), InRolloutLogP) {
+					t.Errorf("%s accepts is=tis but does not declare rollout_logp", name)
+				}
+			} else {
+				without = append(without, name)
+			}
 			continue
 		}
 		n++
+		with = append(with, name)
 		c, err := New(name, map[string]string{"is": "tis"})
 		if err != nil {
 			t.Errorf("%s with is=tis: %v", name, err)
