@@ -853,3 +853,66 @@ func int64s(ids []int32) []int64 {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// TestTrainRemoteAsync: with rollout.async s, step k trains on samples drawn with the policy of
+// step k−s (after the first steps), each sample's version is recorded (staleness_max = s updates
+// at one update per step), the samples' log-probs differ from the trainer's π_old exactly when
+// they are stale, and TIS reweights them.
+func TestTrainRemoteAsync(t *testing.T) {
+	tmp := t.TempDir()
+	base := []string{"task.options.digits=1", "task.test_size=16", "sft.steps=20", "sft.batch_size=32", "sft.lr=0.003",
+		"optim.warmup_steps=2", "model.preset=tiny", "eval.every=0", "log.plots=false", "log.progress=false",
+		"sampling.prompts_per_step=4", "sampling.group_size=4", "rl.mini_batches=1", "rl.epochs=1", "optim.lr=0.01"}
+	runWith := func(dir string, extra ...string) error {
+		cfg, err := train.LoadConfig("", append(append([]string{"run_dir=" + dir}, base...), extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = train.Run(cfg, train.Options{Log: io.Discard})
+		return err
+	}
+	if err := runWith(filepath.Join(tmp, "warm"), "rl.steps=0"); err != nil {
+		t.Fatal(err)
+	}
+	start := filepath.Join(tmp, "warm", "checkpoints", "sft-000020", "model")
+	s1, s2 := startServer(t, start), startServer(t, start)
+	for _, s := range []int{1, 2} {
+		run := filepath.Join(tmp, fmt.Sprintf("async%d", s))
+		if err := runWith(run, "rl.steps=5", "rollout.engine=remote", fmt.Sprintf("rollout.async=%d", s), "algo.set.is=tis",
+			fmt.Sprintf("rollout.servers=[%s, %s]", s1.url, s2.url)); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		step := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(recs)), "\n") {
+			var rec struct {
+				Phase  string
+				Values map[string]float64
+			}
+			json.Unmarshal([]byte(line), &rec)
+			if rec.Phase != "rl" {
+				continue
+			}
+			step++
+			v := rec.Values
+			want := float64(min(step-1, s)) // step k trains on samples of version k-1-s (from step 1's)
+			t.Logf("async %d step %d: version %v staleness %v mismatch_kl_k3 %.3g is_weight_mean %.6f", s, step, v["policy_version"], v["staleness_max"], v["mismatch_kl_k3"], v["is_weight_mean"])
+			if v["staleness_max"] != want || v["staleness_mean"] != want || v["policy_version"] != float64(step-1) {
+				t.Errorf("async %d step %d: version %v staleness %v/%v, want version %d staleness %v", s, step, v["policy_version"], v["staleness_mean"], v["staleness_max"], step-1, want)
+			}
+			stale := v["mismatch_kl_k3"] > 1e-6
+			if stale != (want > 0) {
+				t.Errorf("async %d step %d: mismatch_kl_k3 %v with staleness %v", s, step, v["mismatch_kl_k3"], want)
+			}
+			if _, ok := v["is_weight_mean"]; !ok {
+				t.Errorf("async %d step %d: no is_weight_mean: TIS did not run", s, step)
+			}
+		}
+		if step != 5 {
+			t.Errorf("async %d: %d rl steps logged, want 5", s, step)
+		}
+	}
+}

@@ -35,12 +35,19 @@ type RolloutConfig struct {
 	ReloadPath string  `yaml:"reload_path"`
 	Timeout    float64 `yaml:"timeout"` // seconds per HTTP request (sampling or reload)
 	Retries    int     `yaml:"retries"` // further attempts of a failed sampling request, each on the next server
+	// Async is the staleness bound s of asynchronous RL: the samples of steps k+1..k+s are drawn
+	// on the servers while step k trains, so a step may train on samples up to s steps old
+	// (0 = synchronous: every step samples from the current policy). Engine remote only.
+	Async int `yaml:"async"`
 }
 
 // check validates the rollout block.
 func (c RolloutConfig) check() error {
 	switch c.Engine {
 	case "local":
+		if c.Async != 0 {
+			return fmt.Errorf("config field rollout.async: %d needs rollout.engine remote (the local sampler shares the trainer's model)", c.Async)
+		}
 		return nil
 	case "remote":
 	default:
@@ -60,6 +67,8 @@ func (c RolloutConfig) check() error {
 		return fmt.Errorf("config field rollout.timeout: want > 0 seconds")
 	case c.Retries < 0:
 		return fmt.Errorf("config field rollout.retries: want >= 0")
+	case c.Async < 0:
+		return fmt.Errorf("config field rollout.async: want >= 0 (0 = synchronous)")
 	case !strings.HasPrefix(c.ReloadPath, "/"):
 		return fmt.Errorf("config field rollout.reload_path: want a path such as /update_weights_from_disk")
 	}
@@ -73,6 +82,17 @@ type remoteEngine struct {
 	client  *http.Client
 	version int // policy version the servers hold; -1 = none yet
 	last    string
+	ahead   map[int]*future // async: sampling in flight for future steps
+	current int             // the policy version when the current step's rollout was collected
+}
+
+// future is one step's sampling running in the background (asynchronous RL).
+type future struct {
+	prompts [][]int32
+	version int // the policy version the servers held for all of it
+	done    chan struct{}
+	comps   []rollout.Completion
+	err     error
 }
 
 func newRemoteEngine(cfg RolloutConfig, runDir string) (*remoteEngine, error) {
@@ -84,22 +104,124 @@ func newRemoteEngine(cfg RolloutConfig, runDir string) (*remoteEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &remoteEngine{cfg: cfg, dir: abs, client: &http.Client{}, version: -1}, nil
+	return &remoteEngine{cfg: cfg, dir: abs, client: &http.Client{}, version: -1, ahead: map[int]*future{}}, nil
 }
 
 // rolloutSample draws the responses of a training step: locally, or on the remote servers after
-// making sure they hold the current policy (version = optimizer updates so far).
-func (r *runner) rolloutSample(prompts [][]int32, scfg rollout.Config, seed uint64, version int) ([]rollout.Completion, error) {
+// making sure they hold the current policy (version = optimizer updates so far). It returns the
+// policy version the responses were sampled with: the current one, or with rollout.async an older
+// one (at most async steps older).
+func (r *runner) rolloutSample(purpose string, step int, prompts [][]int32, scfg rollout.Config, seed uint64, version int) ([]rollout.Completion, int, error) {
 	if r.cfg.Rollout.Engine != "remote" {
-		return r.sample(prompts, scfg, seed)
-	}
-	if err := r.publish(version); err != nil {
-		return nil, err
+		comps, err := r.sample(prompts, scfg, seed)
+		return comps, version, err
 	}
 	if scfg.TokenTemperature != nil {
-		return nil, fmt.Errorf("rollout.engine remote: the objective samples with per-token temperatures, which remote servers do not support; use rollout.engine: local")
+		return nil, 0, fmt.Errorf("rollout.engine remote: the objective samples with per-token temperatures, which remote servers do not support; use rollout.engine: local")
 	}
-	return r.remote.sample(prompts, scfg, seed)
+	if r.cfg.Rollout.Async > 0 && purpose == "rollout" {
+		comps, v, err := r.asyncSample(step, prompts, scfg, seed, version)
+		r.remote.current = version
+		return comps, v, err
+	}
+	if err := r.publish(version); err != nil {
+		return nil, 0, err
+	}
+	r.remote.current = version
+	comps, err := r.remote.sample(prompts, scfg, seed)
+	return comps, version, err
+}
+
+// asyncSample returns step's samples, drawn in the background since an earlier step when they
+// were launched then, and launches steps step+1..step+async with the current weights. Before the
+// servers get new weights every sampling in flight is awaited, so each step's samples come from
+// exactly one recorded policy version.
+func (r *runner) asyncSample(step int, prompts [][]int32, scfg rollout.Config, seed uint64, version int) ([]rollout.Completion, int, error) {
+	if r.remote == nil {
+		if err := r.publish(version); err != nil {
+			return nil, 0, err
+		}
+	}
+	e := r.remote
+	for _, f := range e.ahead { // let in-flight sampling finish on the weights it started with
+		<-f.done
+	}
+	if err := r.publish(version); err != nil {
+		return nil, 0, err
+	}
+	launch := func(k int, p [][]int32, seed uint64) {
+		f := &future{prompts: p, version: version, done: make(chan struct{})}
+		e.ahead[k] = f
+		go func() {
+			defer close(f.done)
+			f.comps, f.err = e.sample(p, scfg, seed)
+		}()
+	}
+	if e.ahead[step] == nil { // the first step, or after a resume
+		launch(step, prompts, seed)
+	}
+	for k := step + 1; k <= step+r.cfg.Rollout.Async && k <= r.cfg.RL.Steps; k++ {
+		if e.ahead[k] != nil {
+			continue
+		}
+		p, err := r.stepPrompts("rollout", k)
+		if err != nil {
+			return nil, 0, err
+		}
+		launch(k, p, seedFor(r.cfg.Seed, "rollout-sample", k))
+	}
+	f := e.ahead[step]
+	<-f.done
+	delete(e.ahead, step)
+	if f.err != nil {
+		return nil, 0, f.err
+	}
+	if len(f.prompts) != len(prompts) {
+		return nil, 0, fmt.Errorf("async rollout: step %d was launched with %d prompts, the step has %d", step, len(f.prompts), len(prompts))
+	}
+	for i := range prompts {
+		if !sameIDs(f.prompts[i], prompts[i]) {
+			return nil, 0, fmt.Errorf("async rollout: step %d's prompts changed after its sampling was launched", step)
+		}
+	}
+	return f.comps, f.version, nil
+}
+
+// stepPrompts are the prompt ids collect samples for a step: prompts_per_step prompts drawn for
+// (purpose, step), each repeated group_size times.
+func (r *runner) stepPrompts(purpose string, step int) ([][]int32, error) {
+	exs, err := r.prompts.draw(purpose, step, r.cfg.Sampling.PromptsPerStep)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]int32
+	for _, ex := range exs {
+		p, err := r.codec.prompt(ex)
+		if err != nil {
+			return nil, err
+		}
+		for range r.cfg.Sampling.GroupSize {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// versionStats logs, with the remote engine, the policy version (optimizer updates) the step
+// started from and how many updates older its samples were (0 when synchronous).
+func (r *runner) versionStats(b *rolloutBatch, vals map[string]float64) {
+	if r.remote == nil || len(b.version) == 0 {
+		return
+	}
+	now := r.remote.current
+	vals["policy_version"] = float64(now)
+	var sum, most float64
+	for _, v := range b.version {
+		st := float64(now - v)
+		sum += st
+		most = max(most, st)
+	}
+	vals["staleness_mean"], vals["staleness_max"] = sum/float64(len(b.version)), most
 }
 
 // publish writes the policy for the servers and makes each reload it, unless they already hold

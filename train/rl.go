@@ -29,6 +29,7 @@ type rolloutBatch struct {
 	// rollout: per row, the sampler's model log-probs of the response tokens (objective input
 	// rollout_logp: off-policy correction and mismatch metrics; remote.go)
 	rollout [][]float32
+	version []int // per row, the policy version (optimizer updates) that sampled it
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -43,6 +44,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.correct = append(b.correct, o.correct...)
 	b.temps = append(b.temps, o.temps...)
 	b.rollout = append(b.rollout, o.rollout...)
+	b.version = append(b.version, o.version...)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
 	}
@@ -65,6 +67,9 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		}
 		if b.rollout != nil {
 			out.rollout = append(out.rollout, b.rollout[i])
+		}
+		if b.version != nil {
+			out.version = append(out.version, b.version[i])
 		}
 	}
 	return out
@@ -170,7 +175,7 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	if r.trainer != nil {
 		version = r.trainer.StepCount()
 	}
-	comps, err := r.rolloutSample(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step), version)
+	comps, sampled, err := r.rolloutSample(purpose, step, b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step), version)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -183,6 +188,7 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 		b.finish = append(b.finish, c.Finish)
 		b.temps = append(b.temps, c.Temperature)
 		b.rollout = append(b.rollout, c.ModelLogProbs)
+		b.version = append(b.version, sampled)
 		texts[i] = r.codec.text(c.Tokens)
 		main[i] = r.score(texts[i], b.examples[i])
 	}
@@ -316,6 +322,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		vals[k] = v
 	}
 	temperatureStats(batch, vals)
+	r.versionStats(batch, vals) // policy version and staleness of the samples (remote.go)
 	tokens := 0
 	for _, resp := range batch.resps {
 		tokens += len(resp)
