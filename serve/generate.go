@@ -77,8 +77,10 @@ func (s *Server) sampling(p *samplingParams, g *gen, chat bool) *apiError {
 		if c.MaxNewTokens < 1 {
 			return badRequest("max_tokens", "max_tokens = %d, want >= 1", c.MaxNewTokens)
 		}
-	} else {
+	} else if ctx > 0 {
 		c.MaxNewTokens = max(1, min(s.cfg.MaxTokens, ctx-longest))
+	} else {
+		c.MaxNewTokens = s.cfg.MaxTokens
 	}
 	if ctx > 0 && longest+c.MaxNewTokens > ctx {
 		return withCode(badRequest("max_tokens", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the prompt, %d for the completion). Please reduce the prompt or max_tokens.",
@@ -145,7 +147,12 @@ func (s *Server) parsePrompt(raw json.RawMessage) ([][]int32, *apiError) {
 	default:
 		return nil, badRequest("prompt", "prompt: want a string, an array of strings, an array of token ids or an array of those, got %.80s", raw)
 	}
-	for _, t := range texts {
+	for i, t := range texts {
+		if c, ok := s.tok.Tokenizer().(*tokenizer.Char); ok {
+			if bad := c.Unknown(t); len(bad) > 0 {
+				return nil, badRequest("prompt", "prompt %d has characters the model's tokenizer does not know: %q", i, string(bad))
+			}
+		}
 		p, err := s.tok.Prompt(task.Example{Prompt: t})
 		if err != nil {
 			return nil, badRequest("prompt", "%v", err)

@@ -499,6 +499,7 @@ func TestBadRequests(t *testing.T) {
 		{"token", openai.CompletionNewParams{Model: "m", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: []int64{1, 999}}}, nil, 400, "prompt", "outside the vocabulary"},
 		{"context", openai.CompletionNewParams{Model: "m", Prompt: prompt, MaxTokens: openai.Int(5000)}, nil, 400, "max_tokens", "maximum context length is 2048"},
 		{"top_p", openai.CompletionNewParams{Model: "m", Prompt: prompt, TopP: openai.Float(2)}, nil, 400, "top_p", "top_p = 2"},
+		{"unknown character", openai.CompletionNewParams{Model: "m", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("1+x=")}}, nil, 400, "prompt", `does not know: "x"`},
 		{"top_k", openai.CompletionNewParams{Model: "m", Prompt: prompt}, []option.RequestOption{option.WithJSONSet("top_k", -5)}, 400, "top_k", "top_k = -5"},
 		{"stop type", openai.CompletionNewParams{Model: "m", Prompt: prompt}, []option.RequestOption{option.WithJSONSet("stop", 3)}, 400, "stop", "stop"},
 		{"prompt type", openai.CompletionNewParams{Model: "m", Prompt: prompt}, []option.RequestOption{option.WithJSONSet("prompt", map[string]int{"a": 1})}, 400, "prompt", "prompt"},
