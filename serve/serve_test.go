@@ -48,7 +48,11 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer os.RemoveAll(tmp)
 		poloBin = filepath.Join(tmp, "polo")
-		cmd := exec.Command("go", "build", "-o", poloBin, "../cmd/polo")
+		args := []string{"build", "-o", poloBin}
+		if os.Getenv("POLO_SERVE_RACE") != "" { // the server binary under the race detector (needs cgo)
+			args = append(args, "-race", "-gcflags=all=-d=checkptr=0") // checkptr trips in third_party/compute's matmul
+		}
+		cmd := exec.Command("go", append(args, "../cmd/polo")...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build polo:", err)
@@ -172,6 +176,9 @@ func startServer(t *testing.T, dir string, extra ...string) *server {
 		case <-s.exited:
 		case <-time.After(20 * time.Second):
 			cmd.Process.Kill()
+		}
+		if strings.Contains(s.log(), "DATA RACE") { // POLO_SERVE_RACE=1
+			t.Errorf("the server reported a data race:\n%s", s.log())
 		}
 	})
 	return s
