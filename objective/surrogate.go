@@ -44,6 +44,10 @@ type Surrogate struct {
 	DynamicSampling bool // drop groups whose rewards are all equal (dapo)
 	OverlongFilter  bool // drop truncated responses (mask_truncated_completions)
 
+	// OffPolicy reweights each token's policy loss by a truncated or masked importance weight
+	// π_old/π_sampler (offpolicy.go); it reads rollout_logp when on.
+	OffPolicy OffPolicyParams
+
 	lossNeed   need                                                  // inputs the loss reads beyond logp, old_logp, advantages
 	advNeed    need                                                  // inputs of advFn (when set; otherwise adv.need())
 	selectNeed need                                                  // inputs of selectFn
@@ -71,6 +75,9 @@ func (s *Surrogate) Inputs() []string {
 	}
 	if s.DynamicSampling {
 		n |= needRewards | needGroup
+	}
+	if s.OffPolicy.on() {
+		return append(n.names(), InRolloutLogP)
 	}
 	return n.names()
 }
@@ -114,6 +121,16 @@ func (s *Surrogate) lossAt(b *Batch, anchor [][]float64) (Result, error) {
 		}
 	}
 	res := Result{GradLogP: newLike(b.Mask), Metrics: map[string]float64{}}
+	var isw [][]float64 // off-policy correction weights (nil: none)
+	if s.OffPolicy.on() {
+		if err := checkExtra(b, InRolloutLogP); err != nil {
+			return Result{}, err
+		}
+		var changed int
+		isw, changed = s.OffPolicy.ISWeights(b.OldLogP, b.Extra[InRolloutLogP].([][]float64), b.Mask)
+		isMetrics(s.OffPolicy, isw, b.Mask, changed, res.Metrics)
+	}
+	MismatchMetrics(b, res.Metrics)
 	if s.EntropyCoef != 0 {
 		res.GradEntropy = newLike(b.Mask)
 	}
@@ -155,6 +172,9 @@ func (s *Surrogate) lossAt(b *Batch, anchor [][]float64) (Result, error) {
 			}
 			if !handled {
 				l, dl, st = s.gate(x, dx, a, lp, anchor[i][t], b.OldLogP[i][t])
+			}
+			if isw != nil {
+				l, dl = isw[i][t]*l, isw[i][t]*dl
 			}
 			if s.Beta != 0 && s.KLIn == "loss" {
 				v, dv := KL(s.KLEstimator, lp, b.RefLogP[i][t])

@@ -20,6 +20,8 @@ type PolicyParams struct {
 	EntropyCoef     float64 `param:"entropy_coef"`
 	DynamicSampling bool    `param:"dynamic_sampling"`
 	OverlongFilter  bool    `param:"overlong_filter"`
+	// Off-policy correction of the sampler/trainer mismatch (offpolicy.go): is, is_level, is_cap, is_cap_low.
+	OffPolicyParams
 }
 
 // GroupAdvParams are the typed parameters of the group advantage stage (presets with group-relative
@@ -41,7 +43,8 @@ func (g *GroupAdvParams) groupAdvParams() *GroupAdvParams { return g }
 
 // DefaultPolicyParams are the shared defaults of PolicyParams.
 func DefaultPolicyParams() PolicyParams {
-	return PolicyParams{EpsLow: 0.2, EpsHigh: 0.2, KLEstimator: KLk3, KLIn: "loss", Agg: AggTokenMean, MaxLen: 1024}
+	return PolicyParams{EpsLow: 0.2, EpsHigh: 0.2, KLEstimator: KLk3, KLIn: "loss", Agg: AggTokenMean, MaxLen: 1024,
+		OffPolicyParams: DefaultOffPolicyParams()}
 }
 
 // DefaultGroupAdvParams are the shared defaults of GroupAdvParams.
@@ -79,6 +82,10 @@ func (p *PolicyParams) apply(s *Surrogate, g *GroupAdvParams) error {
 	s.KLIn, s.adv.klIn = p.KLIn, p.KLIn
 	s.Agg, s.MaxLen, s.EntropyCoef = p.Agg, p.MaxLen, p.EntropyCoef
 	s.DynamicSampling, s.OverlongFilter = p.DynamicSampling, p.OverlongFilter
+	s.OffPolicy = p.OffPolicyParams
+	if err := s.OffPolicy.check(); err != nil {
+		return err
+	}
 	if g != nil {
 		s.adv.std, s.adv.eps, s.adv.singleton = g.AdvStd, g.EpsAdv, g.Singleton
 	}

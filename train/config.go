@@ -38,6 +38,9 @@ type Config struct {
 	// LoRA adapters and memory controls (issue 18; types in lora.go).
 	LoRA   LoRAConfig   `yaml:"lora"`
 	Memory MemoryConfig `yaml:"memory"`
+
+	// Rollout engine (issue 17: sampling on remote OpenAI-compatible servers; remote.go).
+	Rollout RolloutConfig `yaml:"rollout"`
 }
 
 // ModelConfig picks the policy: a from-scratch preset or a Hugging Face checkpoint folder.
@@ -458,6 +461,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateLoRA(); err != nil { // LoRA and memory (issue 18)
+		return err
+	}
+	if err := c.Rollout.check(); err != nil { // rollout engine (issue 17)
 		return err
 	}
 	if c.Task.Path != "" && c.Task.Name != "dataset" {

@@ -101,6 +101,19 @@ func (r *runner) savePolicy(dir string) error {
 	return r.policy.Save(dir)
 }
 
+// saveMerged writes the policy as one full checkpoint (a LoRA adapter folded into its base), the form
+// every inference server loads through a weight reload.
+func (r *runner) saveMerged(dir string) error {
+	if !r.policy.HasAdapter() {
+		return r.policy.Save(dir)
+	}
+	m, err := r.policy.Merged()
+	if err != nil {
+		return err
+	}
+	return m.Save(dir)
+}
+
 // loadPolicy reads a checkpoint's model folder (a full model, or an adapter onto its base).
 func (r *runner) loadPolicy(dir string) (*model.Model, error) {
 	if model.IsAdapterDir(dir) {

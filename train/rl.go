@@ -26,6 +26,10 @@ type rolloutBatch struct {
 	correct    []bool
 	group      []int
 	temps      [][]float32 // per row, the per-token sampling temperatures (Tempering objectives)
+	// rollout: per row, the sampler's model log-probs of the response tokens (objective input
+	// rollout_logp: off-policy correction and mismatch metrics; remote.go)
+	rollout [][]float32
+	version []int // per row, the policy version (optimizer updates) that sampled it
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -39,6 +43,8 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.components = append(b.components, o.components...)
 	b.correct = append(b.correct, o.correct...)
 	b.temps = append(b.temps, o.temps...)
+	b.rollout = append(b.rollout, o.rollout...)
+	b.version = append(b.version, o.version...)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
 	}
@@ -58,6 +64,12 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		out.group = append(out.group, b.group[i])
 		if b.temps != nil {
 			out.temps = append(out.temps, b.temps[i])
+		}
+		if b.rollout != nil {
+			out.rollout = append(out.rollout, b.rollout[i])
+		}
+		if b.version != nil {
+			out.version = append(out.version, b.version[i])
 		}
 	}
 	return out
@@ -123,7 +135,7 @@ func (r *runner) rl() error {
 		}
 	}
 	r.logPhaseMemory("rl")
-	return nil
+	return r.syncFinal(r.trainer.StepCount()) // remote servers end with the saved policy
 }
 
 // referenceModel is the frozen model of the KL term: a copy of the policy as RL starts, or the
@@ -170,7 +182,11 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 		scfg.TokenTemperature = t.TokenTemperature(s.Temperature)
 	}
 	t0 := time.Now()
-	comps, err := r.sample(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step))
+	version := 0 // optimizer updates so far: the policy version the samples come from
+	if r.trainer != nil {
+		version = r.trainer.StepCount()
+	}
+	comps, sampled, err := r.rolloutSample(purpose, step, b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step), version)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -182,6 +198,8 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 		b.resps = append(b.resps, c.Tokens)
 		b.finish = append(b.finish, c.Finish)
 		b.temps = append(b.temps, c.Temperature)
+		b.rollout = append(b.rollout, c.ModelLogProbs)
+		b.version = append(b.version, sampled)
 		texts[i] = r.codec.text(c.Tokens)
 		main[i] = r.score(texts[i], b.examples[i])
 	}
@@ -210,6 +228,7 @@ func (r *runner) objectiveBatch(b *rolloutBatch) *objective.Batch {
 		}
 		ob.TokenIDs = append(ob.TokenIDs, ids)
 	}
+	setRolloutLogP(ob, b, width)
 	return ob
 }
 
@@ -319,6 +338,7 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 		return nil, err
 	}
 	temperatureStats(batch, vals)
+	r.versionStats(batch, vals) // policy version and staleness of the samples (remote.go)
 	tokens := 0
 	for _, resp := range batch.resps {
 		tokens += len(resp)
@@ -586,6 +606,9 @@ func appendExpertRows(mb *objective.Batch, exp *rolloutBatch, width int) {
 		mb.Truncated = append(mb.Truncated, false)
 		mb.Lengths = append(mb.Lengths, len(exp.resps[i]))
 		mb.TokenIDs = append(mb.TokenIDs, ids)
+		if r, ok := mb.Extra[objective.InRolloutLogP].([][]float64); ok { // expert rows: no sampler
+			mb.Extra[objective.InRolloutLogP] = append(r, make([]float64, width))
+		}
 	}
 }
 

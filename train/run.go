@@ -85,6 +85,8 @@ type runner struct {
 	start    time.Time
 	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
 	skipped  int // … in all
+	// rollout.engine remote: the servers and the weights they hold (remote.go)
+	remote *remoteEngine
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.

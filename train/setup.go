@@ -316,6 +316,8 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 		return true, "" // the reference model: a frozen copy of the policy, or distill.teacher
 	case objective.InDrift:
 		return true, "" // measureDrift, after each step's update
+	case objective.InRolloutLogP:
+		return true, "" // the sampler's log-probs, local or remote (setRolloutLogP)
 	case objective.InTeacherLogP:
 		return c.Distill.Teacher != "", "a teacher: set distill.teacher to a model folder"
 	case objective.InValues:
