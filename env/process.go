@@ -188,7 +188,7 @@ func (p *Process) request(ctx context.Context, msg any, out any) error {
 		return nil
 	case <-ctx.Done():
 		p.kill()
-		p.dead = fmt.Errorf("environment process: no reply (%v); killed", ctx.Err())
+		p.dead = fmt.Errorf("environment process: no reply (%w); killed", ctx.Err())
 		return p.dead
 	}
 }
