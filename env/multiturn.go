@@ -14,11 +14,11 @@ import (
 
 // Finish reasons of a Trajectory.
 const (
-	FinishDone       = "done"         // the environment ended the episode
-	FinishMaxTurns   = "max_turns"    // Limits.MaxTurns policy turns without an end
-	FinishMaxTokens  = "max_tokens"   // the next turn or observation would not fit in Limits.MaxTokens
-	FinishTruncated  = "truncated"    // a turn reached the sampler's max_new_tokens without its end token
-	FinishEnvError   = "env_error"    // the environment failed (crash, malformed reply, render error)
+	FinishDone        = "done"         // the environment ended the episode
+	FinishMaxTurns    = "max_turns"    // Limits.MaxTurns policy turns without an end
+	FinishMaxTokens   = "max_tokens"   // the next turn or observation would not fit in Limits.MaxTokens
+	FinishTruncated   = "truncated"    // a turn reached the sampler's max_new_tokens without its end token
+	FinishEnvError    = "env_error"    // the environment failed (crash, malformed reply, render error)
 	FinishToolTimeout = "tool_timeout" // a step ran past Limits.StepTimeout or the trajectory's Limits.ToolTime
 )
 
@@ -104,6 +104,9 @@ type Runner struct {
 	Parallel int
 	// Log, when set, receives one line per trajectory that ends by a fault or a limit.
 	Log func(line string)
+	// OnTurn, when set, sees every batch of sampled turns as the sampler returned them: rows[k] is
+	// the trajectory of comps[k] (for streaming, logging and tests).
+	OnTurn func(rows []int, comps []rollout.Completion)
 }
 
 // Run samples one trajectory per example. Only a decoder failure is an error; environment faults
@@ -181,6 +184,9 @@ func (r *Runner) Run(examples []task.Example, seed uint64) ([]Trajectory, error)
 		comps, err := rollout.Sample(r.Decoder, ctxs, cfg, roundSeed(seed, round))
 		if err != nil {
 			return nil, fmt.Errorf("env: turn %d: %w", round+1, err)
+		}
+		if r.OnTurn != nil {
+			r.OnTurn(active, comps)
 		}
 		var step []int
 		turns := make([][]int32, n)
