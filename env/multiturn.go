@@ -67,7 +67,10 @@ func (t *Trajectory) Response() ([]int32, []bool) { return t.IDs[t.PromptLen:], 
 // Limits bound one trajectory.
 type Limits struct {
 	MaxTurns  int // policy turns; 0 means 8
-	MaxTokens int // ids in the whole trajectory, prompt included; 0 means 4096. The decoder must hold this many.
+	MaxTokens int // ids in the whole trajectory, prompt included; 0 means 4096. A fixed Decoder must hold this many.
+	// MaxResponse bounds the ids after the first prompt (policy turns and observations: the
+	// trainer's response width); 0 means no bound besides MaxTokens.
+	MaxResponse int
 	// StepTimeout bounds one Reset or Step (all its tool calls); 0 means 30 s.
 	StepTimeout time.Duration
 	// ToolTime bounds the environment's time over the whole trajectory; 0 means 120 s.
@@ -90,10 +93,23 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// room is how many more ids the trajectory may take.
+func (t *Trajectory) room(l Limits) int {
+	n := l.MaxTokens - len(t.IDs)
+	if l.MaxResponse > 0 {
+		n = min(n, l.MaxResponse-(len(t.IDs)-t.PromptLen))
+	}
+	return n
+}
+
 // Runner samples multi-turn trajectories: every round, the turns of all unfinished trajectories
 // are sampled in one batch, then their environments are stepped concurrently.
 type Runner struct {
+	// Decoder is one decoder for every round; it must hold Limits.MaxTokens ids per row. When
+	// Decoders is set it is used instead, once per round, sized for that round's longest context
+	// plus the turn's token limit (how a KV-cache decoder of fixed capacity is used).
 	Decoder  rollout.Decoder
+	Decoders func(rows, maxLen int) (rollout.Decoder, error)
 	Template Template
 	Envs     Factory
 	// Sampling is the per-turn sampler configuration; MaxNewTokens bounds one turn and the
@@ -112,7 +128,7 @@ type Runner struct {
 // Run samples one trajectory per example. Only a decoder failure is an error; environment faults
 // end their own trajectory (Finish, Reason) and the others go on.
 func (r *Runner) Run(examples []task.Example, seed uint64) ([]Trajectory, error) {
-	if r.Decoder == nil || r.Template == nil || r.Envs == nil {
+	if r.Decoder == nil && r.Decoders == nil || r.Template == nil || r.Envs == nil {
 		return nil, errors.New("env: runner needs a decoder, a template and an environment factory")
 	}
 	lim := r.Limits.withDefaults()
@@ -165,11 +181,12 @@ func (r *Runner) Run(examples []task.Example, seed uint64) ([]Trajectory, error)
 
 	for round := 0; ; round++ {
 		var active []int
-		room := 0
+		room, longest := 0, 0
 		for i := range trajs {
 			if trajs[i].Finish == "" {
 				active = append(active, i)
-				room = max(room, lim.MaxTokens-len(trajs[i].IDs))
+				room = max(room, trajs[i].room(lim))
+				longest = max(longest, len(trajs[i].IDs))
 			}
 		}
 		if len(active) == 0 {
@@ -181,7 +198,14 @@ func (r *Runner) Run(examples []task.Example, seed uint64) ([]Trajectory, error)
 		}
 		cfg := scfg
 		cfg.MaxNewTokens = min(cfg.MaxNewTokens, room)
-		comps, err := rollout.Sample(r.Decoder, ctxs, cfg, roundSeed(seed, round))
+		var err error
+		dec := r.Decoder
+		if r.Decoders != nil {
+			if dec, err = r.Decoders(len(ctxs), longest+cfg.MaxNewTokens); err != nil {
+				return nil, fmt.Errorf("env: turn %d: %w", round+1, err)
+			}
+		}
+		comps, err := rollout.Sample(dec, ctxs, cfg, roundSeed(seed, round))
 		if err != nil {
 			return nil, fmt.Errorf("env: turn %d: %w", round+1, err)
 		}
@@ -193,9 +217,9 @@ func (r *Runner) Run(examples []task.Example, seed uint64) ([]Trajectory, error)
 		for k, i := range active {
 			t, c := &trajs[i], comps[k]
 			toks, lps := c.Tokens, c.LogProbs
-			cut := len(toks) > lim.MaxTokens-len(t.IDs)
-			if cut {
-				keep := lim.MaxTokens - len(t.IDs)
+			keep := t.room(lim)
+			cut := len(toks) > keep || c.Finish == rollout.FinishLength && len(toks) == keep
+			if len(toks) > keep {
 				toks, lps = toks[:keep], lps[:keep]
 			}
 			turns[i] = toks
@@ -203,7 +227,7 @@ func (r *Runner) Run(examples []task.Example, seed uint64) ([]Trajectory, error)
 			t.Turns++
 			switch {
 			case cut:
-				r.end(i, t, FinishMaxTokens, fmt.Sprintf("turn %d reached max_tokens %d", t.Turns, lim.MaxTokens))
+				r.end(i, t, FinishMaxTokens, fmt.Sprintf("turn %d reached the token limit (max_tokens %d, max_response %d)", t.Turns, lim.MaxTokens, lim.MaxResponse))
 			case c.Finish == rollout.FinishLength:
 				r.end(i, t, FinishTruncated, fmt.Sprintf("turn %d reached max_new_tokens %d without an end token", t.Turns, cfg.MaxNewTokens))
 			default:
@@ -265,8 +289,8 @@ func (r *Runner) stepOne(i int, t *Trajectory, e Environment, tr Transcript, tur
 		r.end(i, t, FinishEnvError, fmt.Sprintf("turn %d: render observation: %v", t.Turns, err))
 		return
 	}
-	if len(t.IDs)+len(ids) >= lim.MaxTokens {
-		r.end(i, t, FinishMaxTokens, fmt.Sprintf("observation of turn %d (%d ids) does not fit in max_tokens %d", t.Turns, len(ids), lim.MaxTokens))
+	if len(ids) >= t.room(lim) {
+		r.end(i, t, FinishMaxTokens, fmt.Sprintf("observation of turn %d (%d ids) leaves no room for another turn (max_tokens %d, max_response %d)", t.Turns, len(ids), lim.MaxTokens, lim.MaxResponse))
 		return
 	}
 	t.append(ids, nil, SourceEnv)
