@@ -16,6 +16,9 @@ const (
 	// FormatLlama3 is Llama 3.x's JSON tool call: the whole turn (after an optional
 	// <|python_tag|>) is {"name": ..., "parameters": {...}} ("arguments" is accepted too).
 	FormatLlama3 = "llama3"
+	// FormatCalc is a compact format for character-level demo models: every {expression} in the
+	// turn is a call of the calculator.
+	FormatCalc = "calc"
 	// FormatNone parses no tool calls (plain multi-turn conversation).
 	FormatNone = "none"
 )
@@ -29,10 +32,29 @@ func ParseToolCalls(format, text string) ([]ToolCall, error) {
 		return parseTagged(text, "<tool_call>", "</tool_call>")
 	case FormatLlama3:
 		return parseLlama3(text)
+	case FormatCalc:
+		return parseCalc(text)
 	case FormatNone, "":
 		return nil, nil
 	}
-	return nil, fmt.Errorf("unknown tool-call format %q (want qwen3, llama3 or none)", format)
+	return nil, fmt.Errorf("unknown tool-call format %q (want qwen3, llama3, calc or none)", format)
+}
+
+func parseCalc(text string) ([]ToolCall, error) {
+	var calls []ToolCall
+	for n := 1; ; n++ {
+		i := strings.IndexByte(text, '{')
+		if i < 0 {
+			return calls, nil
+		}
+		j := strings.IndexByte(text[i:], '}')
+		if j < 0 {
+			return calls, fmt.Errorf("tool call %d: { without }", n)
+		}
+		args, _ := json.Marshal(map[string]string{"expression": text[i+1 : i+j]})
+		calls = append(calls, ToolCall{Name: "calculator", Arguments: args})
+		text = text[i+j+1:]
+	}
 }
 
 func parseTagged(text, open, close string) ([]ToolCall, error) {

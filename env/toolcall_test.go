@@ -27,6 +27,8 @@ func TestParseToolCalls(t *testing.T) {
 			[]string{`search|{"query": "go"}`}, ""},
 		{"llama3 prose", FormatLlama3, "It is 1024.", nil, ""},
 		{"llama3 trailing text", FormatLlama3, "{\"name\": \"a\", \"parameters\": {}} thanks", nil, "text after the call"},
+		{"calc", FormatCalc, "{12*34} and {5+5}", []string{`calculator|{"expression":"12*34"}`, `calculator|{"expression":"5+5"}`}, ""},
+		{"calc unclosed", FormatCalc, "{12*34", nil, "{ without }"},
 		{"none", FormatNone, "<tool_call>{}</tool_call>", nil, ""},
 	}
 	for _, tt := range tests {

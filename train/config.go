@@ -34,6 +34,8 @@ type Config struct {
 	Eval       EvalConfig       `yaml:"eval"`
 	Ckpt       CheckpointCfg    `yaml:"checkpoint"`
 	Log        LogConfig        `yaml:"log"`
+	// Agent: multi-turn tool-using rollouts (agent.go, docs/agents.md).
+	Agent AgentConfig `yaml:"agent"`
 }
 
 // ModelConfig picks the policy: a from-scratch preset or a Hugging Face checkpoint folder.
@@ -405,7 +407,7 @@ func (c *Config) Validate() error {
 	if rows := c.Sampling.PromptsPerStep * c.Sampling.GroupSize; c.RL.MiniBatches > rows {
 		return fmt.Errorf("config field rl.mini_batches: %d is more than the %d responses per step", c.RL.MiniBatches, rows)
 	}
-	return nil
+	return c.Agent.validate() // agent mode (agent.go)
 }
 
 // mixesExperts reports whether algo.name builds an objective that takes expert rows; an objective

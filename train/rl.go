@@ -26,6 +26,7 @@ type rolloutBatch struct {
 	correct    []bool
 	group      []int
 	temps      [][]float32 // per row, the per-token sampling temperatures (Tempering objectives)
+	agent      *agentRows  // agent mode: loss mask and tool statistics per row (agent.go)
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -39,6 +40,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.components = append(b.components, o.components...)
 	b.correct = append(b.correct, o.correct...)
 	b.temps = append(b.temps, o.temps...)
+	b.agent = appendAgent(b.agent, o.agent)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
 	}
@@ -46,7 +48,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 
 // subset keeps the given rows in order.
 func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
-	out := &rolloutBatch{}
+	out := &rolloutBatch{agent: b.agent.subset(rows)}
 	for _, i := range rows {
 		out.examples = append(out.examples, b.examples[i])
 		out.prompts = append(out.prompts, b.prompts[i])
@@ -136,6 +138,9 @@ func (r *runner) referenceModel() (*model.Model, error) {
 
 // collect samples prompts_per_step prompts × group_size responses and scores them.
 func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, float64, float64, error) {
+	if r.agent != nil {
+		return r.agent.collect(r, purpose, step, nPrompts)
+	}
 	g := r.cfg.Sampling.GroupSize
 	exs, err := r.prompts.draw(purpose, step, nPrompts)
 	if err != nil {
@@ -187,7 +192,9 @@ func (r *runner) objectiveBatch(b *rolloutBatch) *objective.Batch {
 	for i := range b.rows() {
 		m := make([]float64, width)
 		for j := range b.resps[i] {
-			m[j] = 1
+			if b.agent.trained(i, j) { // agent mode: environment tokens are not trained on
+				m[j] = 1
+			}
 		}
 		ob.Mask = append(ob.Mask, m)
 		ob.PromptID = append(ob.PromptID, promptKey(b, i))
@@ -279,6 +286,12 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	}
 	for k, v := range filterStats {
 		vals["filter_"+k] = v
+	}
+	if r.agent != nil { // agent mode: ASPO shaping and tool metrics (agent.go)
+		if err := r.agent.shapeAdvantages(batch, ob.Advantages, ob.Mask, vals); err != nil {
+			return nil, err
+		}
+		agentStats(batch, vals)
 	}
 	rows := keptRows(batch, keep, nPrompts)
 	vals["rows_trained"] = float64(len(rows))

@@ -80,6 +80,8 @@ type runner struct {
 	start    time.Time
 	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
 	skipped  int // … in all
+
+	agent *agentLoop // agent mode (agent.go); nil otherwise
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
@@ -143,7 +145,7 @@ func (r *runner) setup() error {
 	if n := len(r.prompts.skipped); n > 0 {
 		fmt.Fprintf(r.opts.Log, "dataset %s: skipped %d malformed rows (task.on_error: skip); the first: %v\n", r.cfg.Task.Path, n, r.prompts.skipped[0])
 	}
-	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet); err != nil {
+	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet+agentAlphabet(r.cfg, r.prompts.alphabet)); err != nil {
 		return err
 	}
 	if !r.opts.Resume { // (a resume loads its own checkpoint, not model.path)
@@ -159,6 +161,9 @@ func (r *runner) setup() error {
 	}
 	r.verifier = reward.Safe(v, time.Duration(r.cfg.Reward.Timeout*float64(time.Second)))
 	if r.rewarder, err = newRewarder(r.cfg); err != nil {
+		return err
+	}
+	if r.agent, err = newAgentLoop(r); err != nil { // agent mode (agent.go)
 		return err
 	}
 	objs, err := newObjective(r.cfg)
@@ -282,6 +287,9 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.rewarder.loadState(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.agent.loadState(r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if err := r.loadDrift(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -339,6 +347,9 @@ func (r *runner) checkpoint() error {
 		r.state.ObjectiveState = data
 	}
 	if err := r.rewarder.saveState(&r.state); err != nil {
+		return err
+	}
+	if err := r.agent.saveState(&r.state); err != nil {
 		return err
 	}
 	if err := r.saveDrift(&r.state); err != nil {
@@ -524,6 +535,9 @@ func sequences(prompts, conts [][]int32, pad int32) (ids, mask [][]int32) {
 // the training temperature ("pass1_sampled", the quantity RL optimises), then logs the record under
 // phase/step and returns greedy accuracy.
 func (r *runner) evaluate(phase string, step int) (float64, error) {
+	if r.agent != nil {
+		return r.agent.evaluate(r, phase, step)
+	}
 	test := r.prompts.test
 	if len(test) == 0 {
 		return math.NaN(), nil
