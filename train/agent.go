@@ -44,6 +44,13 @@ type AgentConfig struct {
 	ToolTime    float64     `yaml:"tool_time"`    // seconds of environment time per trajectory
 	OTC         OTCShaping  `yaml:"otc"`
 	ASPO        ASPOShaping `yaml:"aspo"`
+	// SFTTraces makes the SFT warm-up train on tool-use traces instead of bare answers: "calc"
+	// writes {prompt's expression} → the calculator's result → the answer (calc format, builtin
+	// calculator); "" keeps the reference answers.
+	SFTTraces string `yaml:"sft_traces"`
+	// SFTRepeatCall is the fraction of calc traces that call the calculator a second, redundant
+	// time before answering (tool overuse that OTC should remove).
+	SFTRepeatCall float64 `yaml:"sft_repeat_call"`
 }
 
 // OTCShaping is OTC's tool-efficiency reward (spec A1): the verifier component becomes
@@ -89,6 +96,12 @@ func (a AgentConfig) validate() error {
 		return fmt.Errorf("config fields agent.otc.c and agent.otc.alpha: want >= 0")
 	case a.ASPO.Delta != 0 && !(a.ASPO.K > 0 && a.ASPO.K <= 1):
 		return fmt.Errorf("config field agent.aspo.k: want in (0, 1] when agent.aspo.delta is set")
+	}
+	if a.SFTTraces != "" && (a.SFTTraces != "calc" || a.ToolFormat != env.FormatCalc || a.Env != "builtin") {
+		return fmt.Errorf("config field agent.sft_traces: %q needs sft_traces calc with tool_format calc and env builtin", a.SFTTraces)
+	}
+	if a.SFTRepeatCall < 0 || a.SFTRepeatCall > 1 {
+		return fmt.Errorf("config field agent.sft_repeat_call: want in [0, 1]")
 	}
 	if _, err := env.ParseToolCalls(a.ToolFormat, ""); a.ToolFormat != "" && err != nil {
 		return fmt.Errorf("config field agent.tool_format: %v", err)
@@ -537,4 +550,50 @@ func (a *agentLoop) loadState(st runState) error {
 	}
 	a.otc = h
 	return nil
+}
+
+// sftTarget is the supervised target after the prompt and which of its ids are trained: the
+// reference answer and EOS, or in agent mode with sft_traces calc an expert trace — the policy's
+// turns trained, the calculator's observations not.
+func (r *runner) sftTarget(ex task.Example, step int) ([]int32, []bool, error) {
+	if r.agent == nil || r.cfg.Agent.SFTTraces == "" {
+		ans := r.codec.answer(ex)
+		mask := make([]bool, len(ans))
+		for i := range mask {
+			mask[i] = true
+		}
+		return ans, mask, nil
+	}
+	expr := strings.TrimSuffix(strings.TrimSpace(ex.Prompt), "=")
+	v, err := env.Calculate(expr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent.sft_traces calc: example %s: prompt %q is not an expression: %v", ex.ID, ex.Prompt, err)
+	}
+	tr, _, err := r.agent.tmpl.Begin(env.Start{Messages: []env.Message{{Role: "user", Content: ex.Prompt}}})
+	if err != nil {
+		return nil, nil, err
+	}
+	calls := 1
+	if u := float64(seedFor(r.cfg.Seed, "sft-trace/"+ex.Prompt, step)>>11) / (1 << 53); u < r.cfg.Agent.SFTRepeatCall {
+		calls = 2
+	}
+	var ids []int32
+	var mask []bool
+	add := func(x []int32, trained bool) {
+		ids = append(ids, x...)
+		for range x {
+			mask = append(mask, trained)
+		}
+	}
+	for range calls {
+		turn := append(r.codec.tok.Encode("{"+expr+"}"), r.codec.eos)
+		add(turn, true)
+		obs, err := tr.Continue(turn, []env.Message{{Role: "tool", Content: env.FormatRat(v)}})
+		if err != nil {
+			return nil, nil, err
+		}
+		add(obs, false)
+	}
+	add(r.codec.answer(ex), true)
+	return ids, mask, nil
 }

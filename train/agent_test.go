@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,4 +138,39 @@ func TestAgentRunAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameMetrics(t, want, comparableMetrics(t, dir))
+}
+
+// TestAgentSFTTrace: with sft_traces calc the SFT target is the expert's tool-use trace, with the
+// calculator's observation left out of the loss; sft_repeat_call 1 calls twice.
+func TestAgentSFTTrace(t *testing.T) {
+	for _, tt := range []struct {
+		repeat string
+		want   string
+	}{
+		{"0", "{4*7}<eos>[28]28<eos>"},
+		{"1", "{4*7}<eos>[28]{4*7}<eos>[28]28<eos>"},
+	} {
+		cfg := agentRun(t, filepath.Join(t.TempDir(), "run"), "agent.sft_traces=calc", "agent.sft_repeat_call="+tt.repeat)
+		r := &runner{cfg: cfg, dir: cfg.RunDir, ckptDir: filepath.Join(cfg.RunDir, "checkpoints"), opts: Options{Log: io.Discard}}
+		if err := r.setup(); err != nil {
+			t.Fatal(err)
+		}
+		ids, mask, err := r.sftTarget(task.Example{ID: "x", Prompt: "4*7=", Answer: "28"}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.log.Close()
+		if got := r.codec.tok.Decode(ids, false); got != tt.want {
+			t.Errorf("repeat %s: trace %q, want %q", tt.repeat, got, tt.want)
+		}
+		var trained string
+		for i, m := range mask {
+			if m {
+				trained += r.codec.tok.Decode(ids[i:i+1], false)
+			}
+		}
+		if want := strings.NewReplacer("[28]", "").Replace(tt.want); trained != want {
+			t.Errorf("repeat %s: trained tokens %q, want %q", tt.repeat, trained, want)
+		}
+	}
 }

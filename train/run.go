@@ -404,24 +404,36 @@ func (r *runner) sft() error {
 			return err
 		}
 		var prompts, answers [][]int32
+		var trained [][]bool // per answer token: in the loss (agent traces leave observations out)
 		for _, ex := range exs {
 			p, err := r.codec.prompt(ex)
 			if err != nil {
 				return err
 			}
+			a, m, err := r.sftTarget(ex, step) // agent.go
+			if err != nil {
+				return err
+			}
 			prompts = append(prompts, p)
-			answers = append(answers, r.codec.answer(ex))
+			answers = append(answers, a)
+			trained = append(trained, m)
 		}
 		ids, mask := sequences(prompts, answers, r.codec.pad)
 		nTok := 0
-		for _, a := range answers {
-			nTok += len(a)
+		for _, m := range trained {
+			for _, in := range m {
+				if in {
+					nTok++
+				}
+			}
 		}
 		coef := make([][]float32, len(ids))
 		for b := range ids {
 			coef[b] = make([]float32, len(ids[b])-1)
 			for j := range answers[b] {
-				coef[b][len(prompts[b])-1+j] = float32(-1 / float64(nTok))
+				if trained[b][j] {
+					coef[b][len(prompts[b])-1+j] = float32(-1 / float64(nTok))
+				}
 			}
 		}
 		t0 := time.Now()
