@@ -118,7 +118,7 @@ type Runner struct {
 	Limits   Limits
 	// Parallel bounds concurrent environment calls; 0 means 32.
 	Parallel int
-	// Log, when set, receives one line per trajectory that ends by a fault or a limit.
+	// Log, when set, receives one line per trajectory that ends by a fault (env_error, tool_timeout).
 	Log func(line string)
 	// OnTurn, when set, sees every batch of sampled turns as the sampler returned them: rows[k] is
 	// the trajectory of comps[k] (for streaming, logging and tests).
@@ -316,7 +316,7 @@ func (t *Trajectory) append(ids []int32, logps []float32, source string) {
 
 func (r *Runner) end(i int, t *Trajectory, finish, reason string) {
 	t.Finish, t.Reason = finish, reason
-	if r.Log != nil {
+	if r.Log != nil && (finish == FinishEnvError || finish == FinishToolTimeout) { // limits are routine: Finish and the metrics count them
 		r.Log(fmt.Sprintf("trajectory %d (example %s): %s: %s", i, t.Example.ID, finish, reason))
 	}
 }
