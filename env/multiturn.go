@@ -71,8 +71,11 @@ type Limits struct {
 	// MaxResponse bounds the ids after the first prompt (policy turns and observations: the
 	// trainer's response width); 0 means no bound besides MaxTokens.
 	MaxResponse int
-	// StepTimeout bounds one Reset or Step (all its tool calls); 0 means 30 s.
+	// StepTimeout bounds one Step (all its tool calls); 0 means 30 s.
 	StepTimeout time.Duration
+	// ResetTimeout bounds starting an environment and its Reset (an interpreter starting on a
+	// busy machine); 0 means 60 s.
+	ResetTimeout time.Duration
 	// ToolTime bounds the environment's time over the whole trajectory; 0 means 120 s.
 	ToolTime time.Duration
 }
@@ -89,6 +92,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.ToolTime <= 0 {
 		l.ToolTime = 120 * time.Second
+	}
+	if l.ResetTimeout <= 0 {
+		l.ResetTimeout = 60 * time.Second
 	}
 	return l
 }
@@ -156,10 +162,8 @@ func (r *Runner) Run(examples []task.Example, seed uint64) ([]Trajectory, error)
 			return
 		}
 		envs[i] = e
-		ctx, cancel := context.WithTimeout(context.Background(), lim.StepTimeout)
-		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), lim.ResetTimeout)
 		start, err := e.Reset(ctx, examples[i])
-		t.ToolTime += time.Since(t0)
 		cancel()
 		if err != nil {
 			r.end(i, t, faultFinish(err), fmt.Sprintf("reset: %v", err))
