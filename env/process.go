@@ -155,8 +155,17 @@ func (p *Process) request(ctx context.Context, msg any, out any) error {
 		return fmt.Errorf("environment request: %w", err)
 	}
 	b = append(b, '\n')
-	if _, err := p.stdin.Write(b); err != nil {
-		p.dead = p.replyError(ctx, fmt.Errorf("environment process: write: %w", err))
+	wrote := make(chan error, 1)
+	go func() { _, err := p.stdin.Write(b); wrote <- err }() // a process that stops reading must not block us
+	select {
+	case err := <-wrote:
+		if err != nil {
+			p.dead = p.replyError(ctx, fmt.Errorf("environment process: write: %w", err))
+			return p.dead
+		}
+	case <-ctx.Done():
+		p.kill()
+		p.dead = fmt.Errorf("environment process: not reading its input (%w); killed", ctx.Err())
 		return p.dead
 	}
 	select {

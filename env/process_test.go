@@ -1,6 +1,8 @@
 package env
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -113,5 +115,25 @@ func TestProcessFaults(t *testing.T) {
 	st := Stats(trajs)
 	if st["tool_calls_per_traj"] != 2.0/7 || st["tool_error_rate"] != 0.5 || st["finish_env_error_frac"] != 4.0/7 {
 		t.Errorf("stats %v", st)
+	}
+}
+
+// TestProcessNotReading: a process that stops reading its input cannot block a request past its
+// deadline, even when the request is larger than the pipe's buffer.
+func TestProcessNotReading(t *testing.T) {
+	p, err := StartProcess(ProcessConfig{Command: []string{"sleep", "60"}, CloseGrace: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	_, err = p.Reset(ctx, task.Example{ID: "big", Prompt: strings.Repeat("x", 4<<20)})
+	if err == nil || !strings.Contains(err.Error(), "not reading its input") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want one saying the process is not reading", err)
+	}
+	if el := time.Since(t0); el > 5*time.Second {
+		t.Errorf("the request took %v past its 0.5 s deadline", el)
 	}
 }
