@@ -447,14 +447,14 @@ func (a *agentLoop) shapeAdvantages(b *rolloutBatch, adv, mask [][]float64, vals
 	return nil
 }
 
-// stats adds the agent metrics of a batch.
+// agentStats adds the agent metrics of a batch: means per trajectory, tokens by source.
 func agentStats(b *rolloutBatch, vals map[string]float64) {
 	a := b.agent
 	if a == nil || len(a.turns) == 0 {
 		return
 	}
 	n := float64(len(a.turns))
-	var turns, calls, errs, model, envTok float64
+	var turns, calls, errs, model, envTok, prompt float64
 	finish := map[string]float64{}
 	for i := range a.turns {
 		turns += float64(a.turns[i])
@@ -462,6 +462,7 @@ func agentStats(b *rolloutBatch, vals map[string]float64) {
 		errs += float64(a.errs[i])
 		model += float64(a.modelTok[i])
 		envTok += float64(a.envTok[i])
+		prompt += float64(a.promptTok[i])
 		finish[a.finish[i]]++
 	}
 	vals["turns_per_traj"] = turns / n
@@ -472,6 +473,7 @@ func agentStats(b *rolloutBatch, vals map[string]float64) {
 	}
 	vals["tokens_model"] = model / n
 	vals["tokens_env"] = envTok / n
+	vals["tokens_prompt"] = prompt / n
 	for _, f := range []string{env.FinishDone, env.FinishMaxTurns, env.FinishMaxTokens, env.FinishTruncated, env.FinishEnvError, env.FinishToolTimeout} {
 		vals["finish_"+f+"_frac"] = finish[f] / n
 	}
