@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/polo-rl/polo/metrics"
 	"github.com/polo-rl/polo/objective"
+	"github.com/polo-rl/polo/reward"
 	"github.com/polo-rl/polo/task"
 )
 
@@ -172,5 +174,84 @@ func TestAgentSFTTrace(t *testing.T) {
 		if want := strings.NewReplacer("[28]", "").Replace(tt.want); trained != want {
 			t.Errorf("repeat %s: trained tokens %q, want %q", tt.repeat, trained, want)
 		}
+	}
+}
+
+// TestAgentASPO: ASPO's bias reaches every trained token of a correct trajectory that called a
+// tool, by the spec's formula: delta=-2, k=0.7, first calls at 2, 4, 6 of 10 response tokens,
+// advantage 0.5: bias -2·(p−4)/10 = +0.4, 0, −0.4, clipped to ±0.35.
+func TestAgentASPO(t *testing.T) {
+	a := &agentLoop{cfg: AgentConfig{ASPO: ASPOShaping{Delta: -2, K: 0.7}}}
+	b := &rolloutBatch{agent: &agentRows{first: []int{2, 4, 6, -1, 3}}, correct: []bool{true, true, true, true, false}, group: []int{0, 0, 0, 0, 0}}
+	adv := make([][]float64, 5)
+	mask := make([][]float64, 5)
+	for i := range 5 {
+		b.resps = append(b.resps, make([]int32, 10))
+		b.prompts = append(b.prompts, []int32{1})
+		adv[i] = make([]float64, 12)
+		mask[i] = make([]float64, 12)
+		for j := range 10 {
+			if j != 7 { // token 7 is an observation
+				mask[i][j] = 1
+				adv[i][j] = 0.5
+			}
+		}
+	}
+	adv[4] = make([]float64, 12)
+	for j := range 10 {
+		adv[4][j] = -1
+	}
+	vals := map[string]float64{}
+	if err := a.shapeAdvantages(b, adv, mask, vals); err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{0.85, 0.5, 0.15, 0.5, -1} // no call (row 3) and wrong (row 4) keep theirs
+	for i, w := range want {
+		for j := range 12 {
+			exp := 0.0
+			if mask[i][j] != 0 || i == 4 && j < 10 {
+				exp = w
+			}
+			if i == 4 && j == 7 {
+				exp = -1
+			}
+			if d := adv[i][j] - exp; d > 1e-12 || d < -1e-12 {
+				t.Fatalf("row %d token %d: advantage %v, want %v", i, j, adv[i][j], exp)
+			}
+		}
+	}
+	if vals["aspo_shaped_frac"] != 0.4 {
+		t.Errorf("aspo_shaped_frac = %v, want 0.4 (rows 0 and 2)", vals["aspo_shaped_frac"])
+	}
+}
+
+// TestAgentOTC: OTC replaces each reward by rtool(m, n)·reward per group, n the fewest calls of a
+// correct trajectory (here 1): one call keeps 1, two calls get sin((4/3)·π/2) = √3/2, a wrong
+// answer 0; with scope global a later group of the same prompt keeps n = 1.
+func TestAgentOTC(t *testing.T) {
+	a := &agentLoop{otc: reward.NewOTCHistory(), otcCfg: reward.OTCConfig{C: 3}}
+	ex := task.Example{ID: "q", Prompt: "12*34="}
+	b := &rolloutBatch{agent: &agentRows{calls: []int{1, 2, 1, 0}}, group: []int{0, 0, 0, 0}}
+	for range 4 {
+		b.examples = append(b.examples, ex)
+	}
+	main := []reward.Score{{Value: 1, Correct: true}, {Value: 1, Correct: true}, {Value: 1, Correct: true}, {Value: 0}}
+	if err := a.shapeOTC(b, main); err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1, math.Sqrt(3) / 2, 1, 0}
+	for i, w := range want {
+		if math.Abs(main[i].Value-w) > 1e-12 {
+			t.Errorf("row %d: %v, want %v", i, main[i].Value, w)
+		}
+	}
+	// Next step: only two-call answers are correct, but the history remembers n = 1.
+	b.agent.calls = []int{2, 2, 3, 3}
+	main = []reward.Score{{Value: 1, Correct: true}, {Value: 1, Correct: true}, {Value: 0}, {Value: 0}}
+	if err := a.shapeOTC(b, main); err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(main[0].Value-math.Sqrt(3)/2) > 1e-12 {
+		t.Errorf("global scope: %v, want √3/2", main[0].Value)
 	}
 }
