@@ -11,6 +11,7 @@ import (
 
 	"github.com/polo-rl/polo/env"
 	"github.com/polo-rl/polo/metrics"
+	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/reward"
 	"github.com/polo-rl/polo/rollout"
 	"github.com/polo-rl/polo/task"
@@ -141,6 +142,10 @@ type agentLoop struct {
 	envs   env.Factory
 	otc    *reward.OTCHistory
 	otcCfg reward.OTCConfig
+
+	dec             *model.Decoder // reused across rounds and steps (decoder)
+	decModel        *model.Model
+	decRows, decLen int
 }
 
 // agentRows is the per-row agent data of a rollout batch (parallel to its rows).
@@ -274,7 +279,7 @@ func (a *agentLoop) run(r *runner, exs []task.Example, scfg rollout.Config, seed
 	scfg.MaxNewTokens = a.cfg.TurnTokens
 	scfg.StopTokens = []int32{r.codec.eos}
 	run := &env.Runner{
-		Decoders: func(rows, maxLen int) (rollout.Decoder, error) { return r.policy.NewDecoder(rows, maxLen) },
+		Decoders: func(rows, maxLen int) (rollout.Decoder, error) { return a.decoder(r, rows, maxLen) },
 		Template: a.tmpl,
 		Envs:     a.envs,
 		Sampling: scfg,
@@ -283,6 +288,22 @@ func (a *agentLoop) run(r *runner, exs []task.Example, scfg rollout.Config, seed
 		Log: func(line string) { fmt.Fprintf(r.opts.Log, "agent: %s\n", line) },
 	}
 	return run.Run(exs, seed)
+}
+
+// decoder returns a KV-cache decoder for one round. Its batch and capacity are fixed for the run
+// (a step's rows; max_tokens plus one turn), so that rounds with fewer active rows or shorter
+// contexts compile no new graphs: the prefill graph varies only with the bucketed context length.
+func (a *agentLoop) decoder(r *runner, rows, maxLen int) (rollout.Decoder, error) {
+	rows = max(rows, r.cfg.Sampling.PromptsPerStep*r.cfg.Sampling.GroupSize)
+	maxLen = max(maxLen, a.cfg.MaxTokens+a.cfg.TurnTokens)
+	if a.dec == nil || a.decRows != rows || a.decLen != maxLen || a.decModel != r.policy {
+		d, err := r.policy.NewDecoder(rows, maxLen)
+		if err != nil {
+			return nil, err
+		}
+		a.dec, a.decRows, a.decLen, a.decModel = d, rows, maxLen, r.policy
+	}
+	return a.dec, nil
 }
 
 // collect is runner.collect in agent mode: trajectories instead of single completions.
