@@ -65,6 +65,7 @@ func StartProcess(cfg ProcessConfig) (*Process, error) {
 	}
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Dir = cfg.Dir
+	cmd.WaitDelay = time.Second // children that keep stderr open must not hold up Wait
 	p := &Process{cfg: cfg, cmd: cmd, replies: make(chan reply, 1), stderr: &tailBuffer{max: 4096}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	var err error
