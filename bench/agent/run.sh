@@ -10,6 +10,9 @@ export GOEXPERIMENT=simd
 go build -o "$out/polo" ./cmd/polo
 for c in notools tools otc; do
   rm -rf "$out/$c"
-  /usr/bin/time -f "$c wall %e s" "$out/polo" train "bench/agent/$c.yaml" --set run_dir="$out/$c" --set log.progress=false 2>&1 | grep -v '^agent: ' | tail -12
+  if ! /usr/bin/time -f "$c wall %e s" "$out/polo" train "bench/agent/$c.yaml" --set run_dir="$out/$c" --set log.progress=false > "$out/$c.log" 2>&1; then
+    tail -5 "$out/$c.log"; exit 1
+  fi
+  grep -v '^agent: ' "$out/$c.log" | tail -12
 done
 python3 bench/agent/table.py "$out" | tee bench/results/agent-demo-cpu.txt
