@@ -255,3 +255,33 @@ func TestAgentOTC(t *testing.T) {
 		t.Errorf("global scope: %v, want √3/2", main[0].Value)
 	}
 }
+
+// TestAgentProcessEnv trains two steps against the documented example environment process
+// (examples/env/arith_env.py): every trajectory talks to its own Python process, none fails, and
+// the reward is the process's verdict.
+func TestAgentProcessEnv(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "proc")
+	cfg := agentRun(t, dir, "agent.env=process", "agent.command=[python3, ../examples/env/arith_env.py]",
+		"rl.steps=2", "eval.every=0", "task.test_size=8", "sampling.prompts_per_step=4", "agent.otc.enabled=false", "sft.steps=5")
+	if _, err := Run(cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := metrics.Read(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for _, rec := range recs {
+		if rec.Phase != "rl" {
+			continue
+		}
+		steps++
+		v := rec.Values
+		if v["finish_env_error_frac"] != 0 || v["finish_tool_timeout_frac"] != 0 || v["reward_mean"] != v["accuracy"] {
+			t.Errorf("step %d: env errors %v, timeouts %v, reward %v vs accuracy %v", rec.Step, v["finish_env_error_frac"], v["finish_tool_timeout_frac"], v["reward_mean"], v["accuracy"])
+		}
+	}
+	if steps != 2 {
+		t.Fatalf("%d rl records, want 2", steps)
+	}
+}
