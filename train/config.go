@@ -41,6 +41,8 @@ type Config struct {
 
 	// Rollout engine (issue 17: sampling on remote OpenAI-compatible servers; remote.go).
 	Rollout RolloutConfig `yaml:"rollout"`
+	// Agent: multi-turn tool-using rollouts (agent.go, docs/agents.md).
+	Agent AgentConfig `yaml:"agent"`
 }
 
 // ModelConfig picks the policy: a from-scratch preset or a Hugging Face checkpoint folder.
@@ -472,7 +474,10 @@ func (c *Config) Validate() error {
 	if rows := c.Sampling.PromptsPerStep * c.Sampling.GroupSize; c.RL.MiniBatches > rows {
 		return fmt.Errorf("config field rl.mini_batches: %d is more than the %d responses per step", c.RL.MiniBatches, rows)
 	}
-	return nil
+	if c.Agent.Enabled && c.Rollout.Engine == "remote" {
+		return fmt.Errorf("config field rollout.engine: agent mode samples its multi-turn trajectories on the local engine; remote is not supported with agent.enabled yet")
+	}
+	return c.Agent.validate() // agent mode (agent.go)
 }
 
 // mixesExperts reports whether algo.name builds an objective that takes expert rows; an objective

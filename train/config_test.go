@@ -51,6 +51,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad set syntax", "", []string{"algo.name"}, "key=value"},
 		{"unknown set key", "", []string{"rl.stepz=3"}, "stepz"},
 		{"not a mapping", "- 1\n- 2\n", nil, "mapping"},
+		{"agent on remote servers", "", []string{"agent.enabled=true", "rollout.engine=remote", "rollout.servers=[http://127.0.0.1:1]"}, "agent mode samples"},
 		{"task.path without dataset", "task:\n  path: gsm8k.jsonl\n", nil, "task.path is set (gsm8k.jsonl) but task.name is addition"},
 	}
 	for _, tc := range cases {

@@ -19,6 +19,10 @@ var plotKeys = []struct{ key, phase, file, label string }{
 	{"kl_ref_k3", "rl", "kl.png", "KL(policy ‖ reference), k3"},
 	{"entropy", "rl", "entropy.png", "entropy (nats/token)"},
 	{"response_len", "rl", "response_length.png", "response length (tokens)"},
+	// agent mode (agent.go)
+	{"tool_calls_per_traj", "rl", "tool_calls.png", "tool calls per trajectory"},
+	{"turns_per_traj", "rl", "turns.png", "policy turns per trajectory"},
+	{"tool_error_rate", "rl", "tool_errors.png", "tool error rate (errors / calls)"},
 }
 
 // summarize computes the end-of-run figures from the whole metrics log, so a resumed run reports

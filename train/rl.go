@@ -29,7 +29,8 @@ type rolloutBatch struct {
 	// rollout: per row, the sampler's model log-probs of the response tokens (objective input
 	// rollout_logp: off-policy correction and mismatch metrics; remote.go)
 	rollout [][]float32
-	version []int // per row, the policy version (optimizer updates) that sampled it
+	version []int      // per row, the policy version (optimizer updates) that sampled it
+	agent   *agentRows // agent mode: loss mask and tool statistics per row (agent.go)
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -45,6 +46,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.temps = append(b.temps, o.temps...)
 	b.rollout = append(b.rollout, o.rollout...)
 	b.version = append(b.version, o.version...)
+	b.agent = appendAgent(b.agent, o.agent)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
 	}
@@ -52,7 +54,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 
 // subset keeps the given rows in order.
 func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
-	out := &rolloutBatch{}
+	out := &rolloutBatch{agent: b.agent.subset(rows)}
 	for _, i := range rows {
 		out.examples = append(out.examples, b.examples[i])
 		out.prompts = append(out.prompts, b.prompts[i])
@@ -159,6 +161,9 @@ func (r *runner) referenceModel() (*model.Model, error) {
 
 // collect samples prompts_per_step prompts × group_size responses and scores them.
 func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, float64, float64, error) {
+	if r.agent != nil {
+		return r.agent.collect(r, purpose, step, nPrompts)
+	}
 	g := r.cfg.Sampling.GroupSize
 	exs, err := r.prompts.draw(purpose, step, nPrompts)
 	if err != nil {
@@ -216,7 +221,9 @@ func (r *runner) objectiveBatch(b *rolloutBatch) *objective.Batch {
 	for i := range b.rows() {
 		m := make([]float64, width)
 		for j := range b.resps[i] {
-			m[j] = 1
+			if b.agent.trained(i, j) { // agent mode: environment tokens are not trained on
+				m[j] = 1
+			}
 		}
 		ob.Mask = append(ob.Mask, m)
 		ob.PromptID = append(ob.PromptID, promptKey(b, i))
@@ -312,6 +319,12 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	}
 	r.distStats(ob, vals)
 	r.segmentMetrics(vals)
+	if r.agent != nil { // agent mode: ASPO shaping and tool metrics (agent.go)
+		if err := r.agent.shapeAdvantages(batch, ob.Advantages, ob.Mask, vals); err != nil {
+			return nil, err
+		}
+		agentStats(batch, vals)
+	}
 	rows := keptRows(batch, keep, nPrompts)
 	vals["rows_trained"] = float64(len(rows))
 	vals["rows_sampled"] = float64(sampled)

@@ -87,6 +87,8 @@ type runner struct {
 	skipped  int // … in all
 	// rollout.engine remote: the servers and the weights they hold (remote.go)
 	remote *remoteEngine
+
+	agent *agentLoop // agent mode (agent.go); nil otherwise
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
@@ -151,7 +153,7 @@ func (r *runner) setup() error {
 	if n := len(r.prompts.skipped); n > 0 {
 		fmt.Fprintf(r.opts.Log, "dataset %s: skipped %d malformed rows (task.on_error: skip); the first: %v\n", r.cfg.Task.Path, n, r.prompts.skipped[0])
 	}
-	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet); err != nil {
+	if r.codec, err = newCodec(r.cfg, r.prompts.alphabet+agentAlphabet(r.cfg, r.prompts.alphabet)); err != nil {
 		return err
 	}
 	if !r.opts.Resume { // (a resume loads its own checkpoint, not model.path)
@@ -167,6 +169,9 @@ func (r *runner) setup() error {
 	}
 	r.verifier = reward.Safe(v, time.Duration(r.cfg.Reward.Timeout*float64(time.Second)))
 	if r.rewarder, err = newRewarder(r.cfg); err != nil {
+		return err
+	}
+	if r.agent, err = newAgentLoop(r); err != nil { // agent mode (agent.go)
 		return err
 	}
 	objs, err := newObjective(r.cfg)
@@ -296,6 +301,9 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.rewarder.loadState(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.agent.loadState(r.state); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if err := r.loadDrift(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -363,6 +371,9 @@ func (r *runner) checkpoint() error {
 	if err := r.rewarder.saveState(&r.state); err != nil {
 		return err
 	}
+	if err := r.agent.saveState(&r.state); err != nil {
+		return err
+	}
 	if err := r.saveDrift(&r.state); err != nil {
 		return err
 	}
@@ -421,24 +432,36 @@ func (r *runner) sft() error {
 			return err
 		}
 		var prompts, answers [][]int32
+		var trained [][]bool // per answer token: in the loss (agent traces leave observations out)
 		for _, ex := range exs {
 			p, err := r.codec.prompt(ex)
 			if err != nil {
 				return err
 			}
+			a, m, err := r.sftTarget(ex, step) // agent.go
+			if err != nil {
+				return err
+			}
 			prompts = append(prompts, p)
-			answers = append(answers, r.codec.answer(ex))
+			answers = append(answers, a)
+			trained = append(trained, m)
 		}
 		ids, mask := sequences(prompts, answers, r.codec.pad)
 		nTok := 0
-		for _, a := range answers {
-			nTok += len(a)
+		for _, m := range trained {
+			for _, in := range m {
+				if in {
+					nTok++
+				}
+			}
 		}
 		coef := make([][]float32, len(ids))
 		for b := range ids {
 			coef[b] = make([]float32, len(ids[b])-1)
 			for j := range answers[b] {
-				coef[b][len(prompts[b])-1+j] = float32(-1 / float64(nTok))
+				if trained[b][j] {
+					coef[b][len(prompts[b])-1+j] = float32(-1 / float64(nTok))
+				}
 			}
 		}
 		t0 := time.Now()
@@ -558,6 +581,9 @@ func sequences(prompts, conts [][]int32, pad int32) (ids, mask [][]int32) {
 // the training temperature ("pass1_sampled", the quantity RL optimises), then logs the record under
 // phase/step and returns greedy accuracy.
 func (r *runner) evaluate(phase string, step int) (float64, error) {
+	if r.agent != nil {
+		return r.agent.evaluate(r, phase, step)
+	}
 	test := r.prompts.test
 	if len(test) == 0 {
 		return math.NaN(), nil
