@@ -8,16 +8,20 @@ import (
 
 // scratchGen is addition with a worked reasoning part, for early-exit experiments (LYNX): the
 // answer is the whole trace, column sums from the right separated by the cue character '|', the
-// result, a redundant check by subtraction, then '#' and the result:
+// result, a redundant check by subtraction of each operand, then '#' and the result:
 //
-//	"347+285=" → "7+5=12|4+8+1=13|3+2+1=6|=632|632-285=347|#632"
+//	"347+285=" → "7+5=12|4+8+1=13|3+2+1=6|=632|632-285=347|632-347=285|#632"
 //
+// With option early=P, P% of the traces stop after the result ("...|=632|#632"), as reasoning
+// models sometimes do; the model then knows how to answer from that point, which is what makes
+// exiting there possible.
 // The checker reads the number after the last '#', so a response that stops reasoning early and
 // answers ("7+5=12|#632") is still scored on its answer.
 type scratchGen struct {
 	genBase
 	digits intRange
 	check  bool
+	early  intRange
 }
 
 func (g *scratchGen) Next() (Example, error) {
@@ -39,8 +43,8 @@ func (g *scratchGen) Next() (Example, error) {
 	}
 	r := strconv.FormatInt(sum, 10)
 	steps = append(steps, "="+r)
-	if g.check {
-		steps = append(steps, fmt.Sprintf("%s-%d=%d", r, b, a))
+	if g.check && g.rng.Intn(100) >= g.early.draw(g.rng) {
+		steps = append(steps, fmt.Sprintf("%s-%d=%d", r, b, a), fmt.Sprintf("%s-%d=%d", r, a, b))
 	}
 	trace := strings.Join(steps, "|") + "|#" + r
 	prompt := fmt.Sprintf("%d+%d=", a, b)

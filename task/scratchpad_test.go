@@ -17,9 +17,9 @@ func TestScratchpad(t *testing.T) {
 		a, _ := strconv.Atoi(ab[0])
 		b, _ := strconv.Atoi(ab[1])
 		r := ex.Meta["result"]
-		// 3 column steps, the result, the check: 5 cues, the last one before '#'.
-		if r != strconv.Itoa(a+b) || !strings.HasSuffix(ex.Answer, "|#"+r) || strings.Count(ex.Answer, "|") != 5 ||
-			!strings.Contains(ex.Answer, "|="+r+"|"+r+"-"+ab[1]+"="+strconv.Itoa(a)+"|") {
+		// 3 column steps, the result, two checks: 6 cues, the last one before '#'.
+		if r != strconv.Itoa(a+b) || !strings.HasSuffix(ex.Answer, "|#"+r) || strings.Count(ex.Answer, "|") != 6 ||
+			!strings.Contains(ex.Answer, "|="+r+"|"+r+"-"+ab[1]+"="+strconv.Itoa(a)+"|"+r+"-"+ab[0]+"="+strconv.Itoa(b)+"|") {
 			t.Fatalf("%s → %s", ex.Prompt, ex.Answer)
 		}
 		if c := g.Check(ex.Answer, ex); !c.Correct {
@@ -28,6 +28,11 @@ func TestScratchpad(t *testing.T) {
 		if c, _ := CheckExample("1+1=2|#"+r, ex); !c.Correct {
 			t.Fatalf("early answer not read: %+v", c)
 		}
+	}
+	// early=100: every trace stops after the result.
+	ge, _ := NewGenerator("scratchpad", map[string]string{"digits": "2", "early": "100"}, 1)
+	if ex, _ := ge.Next(); strings.Count(ex.Answer, "|") != 3 || strings.Contains(ex.Answer, "-") {
+		t.Fatalf("early trace %q", ex.Answer)
 	}
 	ex := Example{Meta: map[string]string{"task": "scratchpad", "result": "632"}}
 	for resp, ok := range map[string]bool{
