@@ -51,3 +51,45 @@ func rows3(flat []float32, bt *batch, w int) [][][]float32 {
 	}
 	return out
 }
+
+// layerHiddenGraph runs the first `layer` decoder blocks and returns their output (the residual
+// stream, not normed) [B, T, D].
+func layerHiddenGraph(layer int) func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
+	return func(n *net, _ *graph.Graph, in []*graph.Node) []*graph.Node {
+		ids, pos, mask := in[0], in[1], in[2]
+		allowed := causalAllowed(mask)
+		cos, sin := n.ropeCosSin(pos)
+		h := n.embed(ids)
+		for _, li := range n.lay.layers[:layer] {
+			x := rmsNorm(h, n.p[li.inNorm], n.cfg.RMSNormEps)
+			q, k, v := n.qkv(li, x, cos, sin)
+			h = graph.Add(h, linear(n.attend(q, k, v, allowed), n.p[li.o], n.opt(li.ob)))
+			h = graph.Add(h, n.mlp(li, rmsNorm(h, n.p[li.postNorm], n.cfg.RMSNormEps)))
+		}
+		return []*graph.Node{h}
+	}
+}
+
+// HiddenAt returns the residual stream after the first `layer` decoder blocks, [B][T][D]
+// (layer 0 = the embeddings, NumLayers = the last block's output before the final norm): the
+// frozen intermediate-layer features that value heads (Digi-Q) are trained on.
+func (m *Model) HiddenAt(ids, mask [][]int32, layer int) (hidden [][][]float32, err error) {
+	defer recoverErr(&err, "model HiddenAt")
+	if layer < 0 || layer > m.cfg.NumLayers {
+		return nil, fmt.Errorf("model HiddenAt: layer %d, want 0..%d", layer, m.cfg.NumLayers)
+	}
+	bt, err := m.makeBatch(ids, mask)
+	if err != nil {
+		return nil, fmt.Errorf("model HiddenAt: %w", err)
+	}
+	outs, err := m.call(fmt.Sprintf("hidden_at_%d", layer), layerHiddenGraph(layer), bt.ids, bt.pos, bt.mask)
+	if err != nil {
+		return nil, err
+	}
+	defer finalize(outs)
+	hf, err := tensors.CopyFlatData[float32](outs[0])
+	if err != nil {
+		return nil, err
+	}
+	return rows3(hf, bt, m.cfg.HiddenSize), nil
+}
