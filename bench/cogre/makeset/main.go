@@ -74,7 +74,9 @@ var capitalTemplates = []template{
 	{"{H}, the seat of government of {T}, hosted the summit.", "the seat of government of", "seat of government"},
 }
 
-func fill(s, h, t string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "{H}", h), "{T}", t) }
+func fill(s, h, t string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "{H}", h), "{T}", t)
+}
 
 type row struct {
 	ID       string `json:"id"`
