@@ -32,6 +32,8 @@ func TestSeedCommandErrors(t *testing.T) {
 		{[]string{"value", "train", "--model", dir}, "needs --model DIR -o FILE"},
 		{[]string{"value", "eval", "--model", dir, "--critic", bad}, "model folder"},
 		{[]string{"data"}, "usage: polo data select"},
+		{[]string{"prompt"}, "usage: polo prompt optimize"},
+		{[]string{"prompt", "optimize", "--model", dir, "--budget", "1"}, "--budget >= 2"},
 		{[]string{"data", "select", "--model", dir}, "needs --model DIR --data FILE -o OUT"},
 		{[]string{"data", "select", "--model", dir, "--data", bad, "-o", bad, "--quality", "best"}, "--quality"},
 	} {
