@@ -183,6 +183,9 @@ func ForcedExits(m Model, prompts [][]int32, traces []Result, e Exit, correct fu
 type Probe struct {
 	Head      *rollout.AcceptHead `json:"head"` // 0 residual blocks: logistic regression
 	CalibNeg  []float64           `json:"calib_negative_scores"`
+	// CalibTrace holds, per calibration trace, the largest score of its negative cues (0 when it
+	// has none): calibrating on these bounds the rate of traces with any premature exit.
+	CalibTrace []float64 `json:"calib_trace_max_scores"`
 	Cue       string              `json:"cue"`
 	Marker    string              `json:"marker"`
 	TrainPos  int                 `json:"train_positive"`
@@ -213,10 +216,21 @@ func TrainProbe(train, calib []Cue, seed uint64) (*Probe, error) {
 	if _, err := p.Head.Train(xs, ys, cfg); err != nil {
 		return nil, err
 	}
+	traceMax := map[int]float64{}
+	var rows []int
 	for _, c := range calib {
-		if !c.Label {
-			p.CalibNeg = append(p.CalibNeg, p.Head.Predict(c.Hidden))
+		if _, ok := traceMax[c.Row]; !ok {
+			traceMax[c.Row] = 0 // no wrong-exit cue: nothing to exit at prematurely
+			rows = append(rows, c.Row)
 		}
+		if !c.Label {
+			s := p.Head.Predict(c.Hidden)
+			p.CalibNeg = append(p.CalibNeg, s)
+			traceMax[c.Row] = math.Max(traceMax[c.Row], s)
+		}
+	}
+	for _, r := range rows {
+		p.CalibTrace = append(p.CalibTrace, traceMax[r])
 	}
 	return p, nil
 }

@@ -138,7 +138,8 @@ func TestDecodeAndForcedExits(t *testing.T) {
 	}
 	// A probe trained on the two cues ranks the safe one higher.
 	p, err := TrainProbe(cues, cues, 1)
-	if err != nil || p.Head.Predict(cues[1].Hidden) <= p.Head.Predict(cues[0].Hidden) || len(p.CalibNeg) != 1 {
+	if err != nil || p.Head.Predict(cues[1].Hidden) <= p.Head.Predict(cues[0].Hidden) || len(p.CalibNeg) != 1 ||
+		len(p.CalibTrace) != 1 || p.CalibTrace[0] != p.CalibNeg[0] {
 		t.Fatalf("probe %+v (%v)", p, err)
 	}
 }

@@ -16,3 +16,6 @@ $POLO lynx calibrate --model $M --train 256 --calib 256 -o runs/lynx-probe.json
 echo
 echo "## polo lynx eval --model M --probe runs/lynx-probe.json --alpha 0.05,0.1,0.2,0.3 --limit 256"
 $POLO lynx eval --model $M --probe runs/lynx-probe.json --alpha 0.05,0.1,0.2,0.3 --limit 256
+echo
+echo "## polo lynx eval --model M --probe runs/lynx-probe.json --alpha 0.05,0.1,0.2,0.3 --limit 256 --per-trace"
+$POLO lynx eval --model $M --probe runs/lynx-probe.json --alpha 0.05,0.1,0.2,0.3 --limit 256 --per-trace

@@ -152,6 +152,7 @@ func lynxEval(args []string, stdout, stderr io.Writer) error {
 	probePath := fs.String("probe", "", "probe file from lynx calibrate")
 	alphas := fs.String("alpha", "0.05,0.1,0.2", "risk levels (comma-separated): bound on the rate of premature exits")
 	limit := fs.Int("limit", 256, "held-out prompts")
+	perTrace := fs.Bool("per-trace", false, "calibrate on each calibration trace's largest wrong-exit score: bounds the fraction of traces with a premature exit (instead of the fraction of wrong-exit cues)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -221,7 +222,7 @@ func lynxEval(args []string, stdout, stderr io.Writer) error {
 	acc0, tok0, _ := summarise(full)
 	fmt.Fprintf(stdout, "%d held-out prompts, %d cues (%d where exiting would be wrong); %d calibration negatives\n", len(prompts), len(cues), negs, len(p.CalibNeg))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tλ\taccuracy\tmean tokens\ttokens saved\texited\tpremature exits / wrong-exit cues\t")
+	fmt.Fprintln(tw, "policy\tλ\taccuracy\tmean tokens\ttokens saved\texited\twrong-exit cues over λ; traces with one\t")
 	fmt.Fprintf(tw, "full reasoning\t-\t%.3f\t%.1f\t0.0%%\t0.000\t-\t\n", acc0, tok0)
 	// Oracle: exit at the first cue where a forced exit is right.
 	oracle := make([]lynx.Result, len(full))
@@ -245,8 +246,13 @@ func lynxEval(args []string, stdout, stderr io.Writer) error {
 	}
 	otoks /= float64(len(oracle))
 	fmt.Fprintf(tw, "oracle (first safe cue)\t-\t%.3f\t%.1f\t%.1f%%\t%.3f\t0\t\n", acc0, otoks, 100*(1-otoks/tok0), float64(len(first))/float64(len(full)))
+	calib, unit := p.CalibNeg, "cue"
+	if *perTrace {
+		calib, unit = p.CalibTrace, "trace"
+	}
+	fmt.Fprintf(stdout, "calibration unit: %s (%d calibration scores)\n", unit, len(calib))
 	for _, a := range as {
-		lam, err := lynx.ConformalThreshold(p.CalibNeg, a)
+		lam, err := lynx.ConformalThreshold(calib, a)
 		if err != nil {
 			return err
 		}
@@ -256,13 +262,15 @@ func lynxEval(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		acc, tok, exited := summarise(rs)
-		prem := 0
+		prem, badTrace := 0, map[int]bool{}
 		for _, c := range cues {
 			if !c.Label && p.Head.Predict(c.Hidden) > lam {
 				prem++
+				badTrace[c.Row] = true
 			}
 		}
-		fmt.Fprintf(tw, "LYNX α=%g\t%.4g\t%.3f\t%.1f\t%.1f%%\t%.3f\t%d/%d = %.3f\t\n", a, lam, acc, tok, 100*(1-tok/tok0), exited, prem, negs, float64(prem)/float64(max(negs, 1)))
+		fmt.Fprintf(tw, "LYNX α=%g\t%.4g\t%.3f\t%.1f\t%.1f%%\t%.3f\t%d/%d = %.3f; traces %d/%d = %.3f\t\n", a, lam, acc, tok, 100*(1-tok/tok0), exited,
+			prem, negs, float64(prem)/float64(max(negs, 1)), len(badTrace), len(prompts), float64(len(badTrace))/float64(len(prompts)))
 	}
 	return tw.Flush()
 }
