@@ -181,16 +181,16 @@ func ForcedExits(m Model, prompts [][]int32, traces []Result, e Exit, correct fu
 
 // Probe is a logistic-regression probe on cue hidden states with its calibration scores.
 type Probe struct {
-	Head      *rollout.AcceptHead `json:"head"` // 0 residual blocks: logistic regression
-	CalibNeg  []float64           `json:"calib_negative_scores"`
+	Head     *rollout.AcceptHead `json:"head"` // 0 residual blocks: logistic regression
+	CalibNeg []float64           `json:"calib_negative_scores"`
 	// CalibTrace holds, per calibration trace, the largest score of its negative cues (0 when it
 	// has none): calibrating on these bounds the rate of traces with any premature exit.
 	CalibTrace []float64 `json:"calib_trace_max_scores"`
-	Cue       string              `json:"cue"`
-	Marker    string              `json:"marker"`
-	TrainPos  int                 `json:"train_positive"`
-	TrainNeg  int                 `json:"train_negative"`
-	CalibSize int                 `json:"calib_size"`
+	Cue        string    `json:"cue"`
+	Marker     string    `json:"marker"`
+	TrainPos   int       `json:"train_positive"`
+	TrainNeg   int       `json:"train_negative"`
+	CalibSize  int       `json:"calib_size"`
 }
 
 // TrainProbe fits the probe on labelled cues by BCE (Adam) and stores the scores of the
