@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/polo-rl/polo/eval"
 	"github.com/polo-rl/polo/rollout"
@@ -388,11 +389,11 @@ func valueExtract(args []string, stdout, stderr io.Writer) error {
 		if chk, err := task.CheckExample(pol.Text(g[0].Tokens), exs[i]); err == nil && chk.Correct {
 			first++
 		}
-		if !ok {
+		text := pol.Text(g[best].Tokens)
+		if !ok || strings.TrimSpace(text) == "" { // an empty response is no demonstration
 			continue
 		}
 		kept++
-		text := pol.Text(g[best].Tokens)
 		if chk, err := task.CheckExample(text, exs[i]); err == nil && chk.Correct {
 			right++
 		}
@@ -406,7 +407,7 @@ func valueExtract(args []string, stdout, stderr io.Writer) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d prompts × %d candidates: kept %d (Q-best beats V), of which %.3f correct (a random candidate: %.3f)\nwrote %s\n",
+	fmt.Fprintf(stdout, "%d prompts × %d candidates: kept %d (Q-best beats V, non-empty), of which %.3f correct (a random candidate: %.3f)\nwrote %s\n",
 		len(prompts), *n, kept, float64(right)/float64(max(kept, 1)), float64(first)/float64(len(prompts)), *out)
 	return nil
 }
