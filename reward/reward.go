@@ -46,7 +46,7 @@ const (
 
 // Kinds lists the verifier kinds NewVerifier accepts.
 func Kinds() []string {
-	return []string{"exact", "numeric", "math", "math_verl", "math_dapo", "format", "code", "task"}
+	return []string{"exact", "numeric", "math", "math_verl", "math_dapo", "format", "code", "task", "keywords"}
 }
 
 // NewVerifier builds a verifier by kind. Options (all kinds): correct=<value> (default 1) and
@@ -93,6 +93,12 @@ func NewVerifier(kind string, opts map[string]string) (Verifier, error) {
 			c.fraction, c.rv = frac, rv
 			v = c
 		}
+	case "keywords": // CogRE: relation label + keyword score (reward/keywords.go)
+		kv, err := newKeywordsVerifier(o, rv)
+		if err != nil {
+			return nil, err
+		}
+		v = kv
 	case "task":
 		v = VerifierFunc(func(resp string, ex task.Example) Score {
 			chk, err := task.CheckExample(resp, ex)

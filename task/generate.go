@@ -33,7 +33,7 @@ type Check struct {
 
 // GeneratorNames lists the registered synthetic tasks.
 func GeneratorNames() []string {
-	return []string{"addition", "arithmetic", "countdown", "sort", "reverse", "copy", "modular", "linear"}
+	return []string{"addition", "arithmetic", "countdown", "sort", "reverse", "copy", "modular", "linear", "scratchpad"}
 }
 
 // NewGenerator builds a named generator. Integer options accept a single value ("3") or an
@@ -66,6 +66,9 @@ func NewGenerator(name string, opts map[string]string, seed int64) (Generator, e
 	case "linear":
 		g = &linearGen{genBase: base, coef: o.intRange("coef", 9, 1, 1<<20), x: o.intRange("x", 9, 0, 1<<20),
 			b: o.intRange("b", 20, 0, 1<<20)}
+	case "scratchpad": // addition with a reasoning trace (task/scratchpad.go)
+		g = &scratchGen{genBase: base, digits: o.intRange("digits", 3, 1, 9), check: o.Bool("check", true),
+			early: o.intRange("early", 0, 0, 100)}
 	default:
 		return nil, fmt.Errorf("unknown task generator %q; choose one of %s", name, strings.Join(GeneratorNames(), ", "))
 	}
