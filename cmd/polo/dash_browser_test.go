@@ -87,28 +87,12 @@ func TestDashBrowser(t *testing.T) {
 		ml.Write(r)
 	}
 
-	// polo dash, on a free port; its first stdout line names the URL.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pr, pw := io.Pipe()
-	served := make(chan error, 1)
-	go func() { served <- serveDash(ctx, []string{done, live, "--port", "0"}, pw, io.Discard); pw.Close() }()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("polo dash printed no address: %v (%v)", err, <-served)
-	}
-	go io.Copy(io.Discard, pr)
-	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(line)
-	if url == "" || !strings.Contains(line, " 2 run(s)") {
+	url, line, served, bctx := openDash(t, ctx, []string{done, live}, 1000)
+	if !strings.Contains(line, " 2 run(s)") {
 		t.Fatalf("polo dash said %q", line)
 	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 1000))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
 	shots := os.Getenv("POLO_DASH_SCREENSHOTS")
 	if shots == "" {
 		shots = dir
@@ -290,21 +274,7 @@ func TestDashScreenshots(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pr, pw := io.Pipe()
-	served := make(chan error, 1)
-	go func() { served <- serveDash(ctx, []string{runs, "--port", "0"}, pw, io.Discard); pw.Close() }()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("polo dash: %v (%v)", err, <-served)
-	}
-	go io.Copy(io.Discard, pr)
-	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(line)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 900))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	url, _, served, bctx := openDash(t, ctx, []string{runs}, 900)
 	if err := chromedp.Do(bctx, chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +292,31 @@ func TestDashScreenshots(t *testing.T) {
 	viewportShot(t, bctx, filepath.Join(shots, "dashboard-samples.png"))
 	cancel()
 	<-served
+}
+
+// openDash starts `polo dash` on runs at a free port and a headless Chromium window 1400 wide and
+// height tall; both stop when ctx ends. It returns the dashboard's URL, the first line polo dash
+// printed, the channel that receives serveDash's result, and the browser's context.
+func openDash(t *testing.T, ctx context.Context, runs []string, height int) (url, line string, served chan error, browser context.Context) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	served = make(chan error, 1)
+	go func() { served <- serveDash(ctx, append(runs, "--port", "0"), pw, io.Discard); pw.Close() }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("polo dash printed no address: %v (%v)", err, <-served)
+	}
+	go io.Copy(io.Discard, pr)
+	url = regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(line)
+	if url == "" {
+		t.Fatalf("polo dash said %q", line)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, height))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { bcancel(); acancel() })
+	return url, line, served, bctx
 }
 
 // viewportShot saves what a user sees in the window (the documentation's screenshots).
