@@ -120,6 +120,26 @@ func TestAgentRunAndResume(t *testing.T) {
 	if calls == 0 || envTok == 0 || modelTok == 0 || evals < 2 {
 		t.Fatalf("calls %v, env tokens %v, model tokens %v over the run, %d evaluations: the policy's turns never reached the calculator", calls, envTok, modelTok, evals)
 	}
+	// The logged samples show whole trajectories: turns and observations, not just the first turn.
+	samples, err := metrics.ReadSamples(filepath.Join(dir, "samples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withObs := 0
+	for _, s := range samples {
+		if s.Kind != "rollout" {
+			continue
+		}
+		if whole := strings.Join(s.Tokens, ""); s.Response != whole {
+			t.Fatalf("logged response %q, the trajectory's tokens are %q", s.Response, whole)
+		}
+		if strings.Contains(s.Response, cfg.Agent.Open) {
+			withObs++
+		}
+	}
+	if withObs == 0 {
+		t.Errorf("no logged rollout sample shows an observation (%q) among %d samples", cfg.Agent.Open, len(samples))
+	}
 	var st runState
 	data, err := os.ReadFile(filepath.Join(dir, "checkpoints", "rl-000006", "state.json"))
 	if err != nil {

@@ -54,10 +54,14 @@ func (r *runner) logRollouts(step int, b *rolloutBatch, ob *objective.Batch) err
 	now := unixNow()
 	out := make([]metrics.Sample, n)
 	for i := range n {
+		resp := r.codec.text(b.resps[i])
+		if b.agent != nil { // the whole trajectory: every turn and observation, special tokens kept
+			resp = r.codec.tok.Decode(b.resps[i], false)
+		}
 		s := metrics.Sample{
 			Step: step, Phase: "rl", Kind: "rollout", Group: b.group[i], Time: now,
 			Prompt:   r.codec.tok.Decode(b.prompts[i], false),
-			Response: r.codec.text(b.resps[i]),
+			Response: resp,
 			Reward:   b.rewards[i], Correct: b.correct[i], Length: len(b.resps[i]), Finish: b.finish[i],
 		}
 		if len(r.rewarder.names) > 1 && i < len(b.components) {
