@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,7 +181,7 @@ func (r *runner) asyncSample(step int, prompts [][]int32, scfg rollout.Config, s
 		return nil, 0, fmt.Errorf("async rollout: step %d was launched with %d prompts, the step has %d", step, len(f.prompts), len(prompts))
 	}
 	for i := range prompts {
-		if !sameIDs(f.prompts[i], prompts[i]) {
+		if !slices.Equal(f.prompts[i], prompts[i]) {
 			return nil, 0, fmt.Errorf("async rollout: step %d's prompts changed after its sampling was launched", step)
 		}
 	}
@@ -312,7 +313,7 @@ func (e *remoteEngine) sample(prompts [][]int32, scfg rollout.Config, seed uint6
 	var groups []group
 	for i := 0; i < len(prompts); {
 		j := i + 1
-		for j < len(prompts) && sameIDs(prompts[j], prompts[i]) {
+		for j < len(prompts) && slices.Equal(prompts[j], prompts[i]) {
 			j++
 		}
 		groups = append(groups, group{i, j - i})
@@ -336,18 +337,6 @@ func (e *remoteEngine) sample(prompts [][]int32, scfg rollout.Config, seed uint6
 		return nil, err
 	}
 	return out, nil
-}
-
-func sameIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // request runs one group, trying the servers from k mod len(servers) on.

@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -122,7 +123,7 @@ func Extract(baseDir, tunedDir string, opts Options) (*Vector, error) {
 			opts.warnf("skipping tensor %q: missing from %s", name, where)
 			continue
 		}
-		if !equalShape(b.Shape, t.Shape) {
+		if !slices.Equal(b.Shape, t.Shape) {
 			return nil, fmt.Errorf("tensor %q has shape %v in base but %v in tuned", name, b.Shape, t.Shape)
 		}
 		d := make([]float32, len(b.Data))
@@ -220,7 +221,7 @@ func ApplyTensors(theta map[string]model.HostTensor, v *Vector, scale float64, o
 		}
 		rows := 0 // leading rows to update when only the vocabulary differs
 		switch {
-		case equalShape(t.Shape, d.Shape):
+		case slices.Equal(t.Shape, d.Shape):
 			rows = -1
 		case len(t.Shape) == 2 && len(d.Shape) == 2 && t.Shape[1] == d.Shape[1] && isVocabMatrix(name):
 			rows = min(t.Shape[0], d.Shape[0])
@@ -311,18 +312,6 @@ func finite(name string, xs []float32) error {
 		}
 	}
 	return nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func prod(s []int) int {
