@@ -21,6 +21,9 @@ type BestOfNConfig struct {
 	// Gate: value imitates the best candidate only when its Q beats V(s) (spec C2's gate, marked
 	// unverified there); none always imitates it (N = 1 with gate none is plain self-imitation).
 	Gate string `yaml:"gate"`
+	// WithReference adds the example's reference answer as candidate n+1 (spec C2: "optionally
+	// plus the dataset action"; off by default).
+	WithReference bool `yaml:"with_reference"`
 	// FeatureModel is the frozen model whose layer features the critic reads (the model the critic
 	// was trained on); "" = model.path. It stays frozen while the policy trains, as Digi-Q's
 	// frozen VLM features do.
@@ -126,6 +129,11 @@ func (r *runner) bestOfNTargets(exs []task.Example, step int) (*bonStep, error) 
 	cands := make([][][]int32, len(exs))
 	for k, c := range comps {
 		cands[k/n] = append(cands[k/n], c.Tokens)
+	}
+	if r.cfg.SFT.BestOfN.WithReference {
+		for i, ex := range exs {
+			cands[i] = append(cands[i], r.codec.answer(ex))
+		}
 	}
 	q, v, err := r.bon.critic.Score(r.bon.features.HiddenAt, prompts, cands, 256)
 	if err != nil {

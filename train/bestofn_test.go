@@ -1,8 +1,10 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -186,6 +188,35 @@ func TestBestOfNQGateAndErrors(t *testing.T) {
 	for _, r := range recs {
 		if r.Phase == "sft" && (r.Values["bon_kept"] != 0 || r.Values["skipped"] != 1) {
 			t.Errorf("gated step %d: %v, want bon_kept 0 and skipped", r.Step, r.Values)
+		}
+	}
+	// with_reference: the reference answer is candidate n+1.
+	cfg = smallRun(t, filepath.Join(t.TempDir(), "withref"), "model.path="+base, "sft.source=best_of_n_q",
+		"sft.best_of_n.critic="+path, "sft.best_of_n.n=2", "sft.best_of_n.with_reference=true", "sft.steps=1",
+		"sft.batch_size=4", "rl.steps=0", "eval.every=0")
+	var seenPrompts [][]int32
+	var seenCands [][][]int32
+	opts := Options{observeBestOfN: func(_ int, prompts [][]int32, cands [][][]int32, _ []int) {
+		seenPrompts, seenCands = append(seenPrompts, prompts...), append(seenCands, cands...)
+	}}
+	if _, err := Run(cfg, opts); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := LoadPolicy(filepath.Join(cfg.RunDir, "checkpoints", "sft-000001", "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seenPrompts) != 4 {
+		t.Fatalf("%d prompts observed, want 4", len(seenPrompts))
+	}
+	for i, p := range seenPrompts {
+		var a, b int
+		if _, err := fmt.Sscanf(pol.Text(p), "%d+%d=", &a, &b); err != nil {
+			t.Fatalf("prompt %q: %v", pol.Text(p), err)
+		}
+		c := seenCands[i]
+		if len(c) != 3 || pol.Text(c[2]) != strconv.Itoa(a+b) {
+			t.Errorf("prompt %q: %d candidates, last %q; want 3 with the reference %d last", pol.Text(p), len(c), pol.Text(c[len(c)-1]), a+b)
 		}
 	}
 	_, narrow := bonCritic(t, 3, 0, 0)
