@@ -19,11 +19,14 @@ func (c *Critic) Fits(hiddenSize, numLayers int) error {
 	return nil
 }
 
+// scoreBytes bounds the hidden states one Score call asks for at once.
+const scoreBytes = 256 << 20
+
 // Score ranks candidate responses: for every prompt i and candidate j, q[i][j] is Q of the
 // response's last action (the hidden state at its last token: the critic's predicted reward of
 // the whole response), and v[i] is V of the prompt's state (the hidden state at the prompt's last
-// token). Features come from hidden at the critic's layer, `batch` sequences per call (256 when
-// batch < 1). An empty response is scored at the prompt's last position by the Q head.
+// token). Features come from hidden at the critic's layer, at most `batch` sequences per call (256
+// when batch < 1) and at most 256 MiB of hidden states. An empty response is scored at the prompt's last position by the Q head.
 func (c *Critic) Score(hidden HiddenFunc, prompts [][]int32, resps [][][]int32, batch int) (q [][]float64, v []float64, err error) {
 	if len(prompts) != len(resps) {
 		return nil, nil, fmt.Errorf("value: %d prompts, %d candidate lists", len(prompts), len(resps))
@@ -49,12 +52,18 @@ func (c *Critic) Score(hidden HiddenFunc, prompts [][]int32, resps [][][]int32, 
 		q[i] = make([]float64, len(resps[i]))
 	}
 	v = make([]float64, len(prompts))
-	for s := 0; s < len(seqs); s += batch {
-		part := seqs[s:min(s+batch, len(seqs))]
-		T := 0
-		for _, r := range part {
-			T = max(T, len(r))
+	for s := 0; s < len(seqs); {
+		// Up to batch rows, and no more than scoreBytes of returned hidden states (they cover every
+		// position, and a large model's rows are long and wide).
+		e, T := s, 0
+		for e < len(seqs) && e-s < batch {
+			t := max(T, len(seqs[e]))
+			if e > s && (e-s+1)*t*c.Q.In*4 > scoreBytes {
+				break
+			}
+			e, T = e+1, t
 		}
+		part := seqs[s:e]
 		ids, mask := make([][]int32, len(part)), make([][]int32, len(part))
 		for k, r := range part {
 			ids[k], mask[k] = make([]int32, T), make([]int32, T)
@@ -81,6 +90,7 @@ func (c *Critic) Score(hidden HiddenFunc, prompts [][]int32, resps [][][]int32, 
 				q[ref.i][ref.j] = c.Q.Eval(x)
 			}
 		}
+		s = e
 	}
 	return q, v, nil
 }
