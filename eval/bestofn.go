@@ -15,6 +15,9 @@ type Sample struct {
 	Correct bool `json:"correct"`
 	// Score is an external score (a reward function or a reward model); used by StrategyScorer.
 	Score float64 `json:"score,omitempty"`
+	// Q is a value critic's score of the response (value.Critic.Score: Q of its last action);
+	// used by QValue.
+	Q float64 `json:"q,omitempty"`
 	// SelfCertainty is the mean per-token self-certainty of the response (spec C1).
 	SelfCertainty float64 `json:"self_certainty"`
 	// MeanLogProb is the mean per-token log-probability of the response under the model.
@@ -41,6 +44,7 @@ const (
 	StrategyLogP   = "mean-logprob"   // argmax of the mean token log-probability
 	StrategyScorer = "scorer"         // argmax of Sample.Score
 	StrategyOracle = "oracle"         // correct if any sample is (pass@N): an upper bound
+	StrategyQ      = "q-value"        // argmax of Sample.Q (a value critic; Digi-Q / B-Coder ranking)
 )
 
 // DefaultStrategies are the strategies Run reports when Options.Strategies is empty. The scorer is
@@ -97,6 +101,15 @@ func MeanLogProb() Strategy {
 func Scorer() Strategy {
 	return Strategy{StrategyScorer, func(s []Sample, _ Equal) int {
 		return argmaxAnswered(s, func(x Sample) float64 { return x.Score })
+	}}
+}
+
+// QValue selects the sample a value critic scores highest (Sample.Q): the ranker of Digi-Q's
+// Best-of-N and B-Coder's post-processing. Like the other argmax strategies it ranks samples
+// without an extracted answer below answered ones; ties go to the first.
+func QValue() Strategy {
+	return Strategy{StrategyQ, func(s []Sample, _ Equal) int {
+		return argmaxAnswered(s, func(x Sample) float64 { return x.Q })
 	}}
 }
 

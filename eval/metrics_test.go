@@ -169,10 +169,10 @@ func TestMajorityVoteTies(t *testing.T) {
 func TestArgmaxStrategies(t *testing.T) {
 	a, b := "a", "b"
 	samples := []Sample{
-		{Answer: nil, SelfCertainty: 9, MeanLogProb: -0.1, Score: 5}, // most confident but no answer
-		{Answer: &a, SelfCertainty: 2, MeanLogProb: -1, Score: math.NaN()},
-		{Answer: &b, SelfCertainty: 3, MeanLogProb: -2, Score: 1},
-		{Answer: &a, SelfCertainty: 3, MeanLogProb: -0.5, Score: 1, Correct: true},
+		{Answer: nil, SelfCertainty: 9, MeanLogProb: -0.1, Score: 5, Q: 7}, // most confident but no answer
+		{Answer: &a, SelfCertainty: 2, MeanLogProb: -1, Score: math.NaN(), Q: 0.8},
+		{Answer: &b, SelfCertainty: 3, MeanLogProb: -2, Score: 1, Q: 0.2},
+		{Answer: &a, SelfCertainty: 3, MeanLogProb: -0.5, Score: 1, Correct: true, Q: 0.8},
 	}
 	tests := []struct {
 		st   Strategy
@@ -181,6 +181,7 @@ func TestArgmaxStrategies(t *testing.T) {
 		{SelfCertaintyArgmax(), 2}, // tie 3/3 → first; sample 0 is unanswered
 		{MeanLogProb(), 3},
 		{Scorer(), 2}, // NaN ranks lowest; tie → first
+		{QValue(), 1}, // Q argmax among answered samples; tie 0.8/0.8 → first
 		{First(), 0},
 		{Majority(), 1},
 		{Borda(0.5), 1}, // SC order 0,2,3,1: a gets 2^.5 + 1 = 2.41 (ranks 3, 4), b gets 3^.5 = 1.73 (rank 2)

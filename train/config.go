@@ -153,6 +153,10 @@ type SFTConfig struct {
 	LR        float64 `yaml:"lr"`
 	// OTR (issue 16, methods): One-Token Rollout replaces the cross-entropy when otr.k > 0 (train/otr.go).
 	OTR OTRConfig `yaml:"otr"`
+	// Source of the SFT targets: reference (the task's answers) or best_of_n_q (Digi-Q's Best-of-N
+	// policy extraction: imitate the value critic's pick of n policy samples; train/bestofn.go).
+	Source  string        `yaml:"source"`
+	BestOfN BestOfNConfig `yaml:"best_of_n"`
 }
 
 // OTRConfig is One-Token Rollout: at every answer position, k tokens drawn from the policy at
@@ -461,6 +465,9 @@ func (c *Config) Validate() error {
 		if ch.bad {
 			return fmt.Errorf("config field %s: want %s", ch.field, ch.want)
 		}
+	}
+	if err := c.checkSFTSource(); err != nil { // sft.source best_of_n_q (bestofn.go)
+		return err
 	}
 	if err := c.validateLoRA(); err != nil { // LoRA and memory (issue 18)
 		return err

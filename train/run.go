@@ -36,6 +36,9 @@ type Options struct {
 	// observe, when set (tests), sees every objective batch the trainer builds: "loss" before each
 	// Loss call, "after" before AfterBatch.
 	observe func(stage string, b *objective.Batch)
+	// observeBestOfN, when set (tests), sees every sft.source best_of_n_q step: the prompts, their
+	// candidates and the imitated candidate of each (-1: none).
+	observeBestOfN func(step int, prompts [][]int32, cands [][][]int32, chosen []int)
 }
 
 // Summary is what a finished run reports.
@@ -89,6 +92,7 @@ type runner struct {
 	remote *remoteEngine
 
 	agent *agentLoop // agent mode (agent.go); nil otherwise
+	bon   *bestOfN   // sft.source best_of_n_q (bestofn.go); loaded at its first step
 }
 
 // Run trains according to cfg. With opts.Resume it continues cfg.RunDir from its latest checkpoint.
@@ -432,7 +436,24 @@ func (r *runner) sft() error {
 			return err
 		}
 		var prompts, answers [][]int32
-		var trained [][]bool // per answer token: in the loss (agent traces leave observations out)
+		var trained [][]bool  // per answer token: in the loss (agent traces leave observations out)
+		var rowCoef []float64 // per row, the coefficient of its trained tokens (nil: −1/tokens)
+		var extra map[string]float64
+		if r.cfg.SFT.Source == sourceBestOfNQ { // Digi-Q policy extraction (bestofn.go)
+			bs, err := r.bestOfNTargets(exs, step)
+			if err != nil {
+				return err
+			}
+			prompts, answers, rowCoef, extra = bs.prompts, bs.answers, bs.coef, bs.vals
+			for _, a := range answers {
+				m := make([]bool, len(a))
+				for i := range m {
+					m[i] = true
+				}
+				trained = append(trained, m)
+			}
+			exs = nil
+		}
 		for _, ex := range exs {
 			p, err := r.codec.prompt(ex)
 			if err != nil {
@@ -459,18 +480,24 @@ func (r *runner) sft() error {
 		for b := range ids {
 			coef[b] = make([]float32, len(ids[b])-1)
 			for j := range answers[b] {
-				if trained[b][j] {
+				switch {
+				case !trained[b][j]:
+				case rowCoef != nil:
+					coef[b][len(prompts[b])-1+j] = float32(rowCoef[b])
+				default:
 					coef[b][len(prompts[b])-1+j] = float32(-1 / float64(nTok))
 				}
 			}
 		}
 		t0 := time.Now()
 		loss := 0.0
-		if r.cfg.SFT.OTR.K > 0 { // One-Token Rollout instead of cross-entropy (otr.go)
+		switch {
+		case len(ids) == 0: // every prompt gated out (best_of_n_q): nothing to imitate this step
+		case r.cfg.SFT.OTR.K > 0: // One-Token Rollout instead of cross-entropy (otr.go)
 			if loss, err = r.otrAccumulate(step, ids, mask, prompts, answers, nTok); err != nil {
 				return err
 			}
-		} else {
+		default:
 			logp, err := r.accumulate(ids, mask, coef, nil)
 			if err != nil {
 				return err
@@ -486,16 +513,19 @@ func (r *runner) sft() error {
 		if applied, err = r.finiteLoss("sft", step, loss); err != nil {
 			return err
 		}
-		if applied {
+		if applied && len(ids) > 0 {
 			if gradNorm, applied, err = r.applyStep("sft", step, lr); err != nil {
 				return err
 			}
 		}
 		r.state.Step = step
 		vals := map[string]float64{"loss": loss, "grad_norm": gradNorm, "lr": lr, "train_s": time.Since(t0).Seconds()}
-		if !applied {
+		if !applied || len(ids) == 0 {
 			vals["skipped"] = 1
 			delete(vals, "grad_norm")
+		}
+		for k, v := range extra {
+			vals[k] = v
 		}
 		if err := r.log.Write(metrics.Record{Step: step, Phase: "sft", Values: vals}); err != nil {
 			return err

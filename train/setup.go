@@ -411,6 +411,11 @@ func Check(c Config) error {
 	if _, err := newOTR(c); err != nil { // sft.otr (otr.go)
 		return err
 	}
+	if c.SFT.Source == sourceBestOfNQ && c.SFT.Steps > 0 { // the critic and its feature model load and fit
+		if _, err := newBestOfN(c); err != nil {
+			return err
+		}
+	}
 	if c.Task.Name != "dataset" {
 		ps, err := newPromptSource(c) // the generator, its options, the held-out set
 		if err != nil {

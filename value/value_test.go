@@ -2,6 +2,7 @@ package value
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -106,5 +107,60 @@ func TestHeadGradient(t *testing.T) {
 	}
 	if loss(c) >= loss(h) {
 		t.Fatalf("loss did not fall: %v → %v", loss(h), loss(c))
+	}
+}
+
+// Score reads Q at each response's last token and V at the prompt's last token of the critic's
+// layer; with one-hot features (feature k = 1 where the token is k) and linear-through-SiLU heads
+// the scores are known in closed form.
+func TestScore(t *testing.T) {
+	const d = 4
+	hidden := func(ids, mask [][]int32, layer int) ([][][]float32, error) {
+		if layer != 2 {
+			t.Fatalf("layer %d, want the critic's 2", layer)
+		}
+		out := make([][][]float32, len(ids))
+		for b, row := range ids {
+			for p, id := range row {
+				x := make([]float32, d)
+				if mask[b][p] == 1 {
+					x[id] = 1
+				}
+				out[b] = append(out[b], x)
+			}
+		}
+		return out, nil
+	}
+	// Q(x) = silu(2·x·[0,1,2,3]) so a response ending in token k scores silu(2k); V(x) = 5·x_0.
+	q := &Head{In: d, Hidden: 1, W1: []float64{0, 2, 4, 6}, B1: []float64{0}, W2: []float64{1}}
+	v := &Head{In: d, Hidden: 1, W1: []float64{1, 0, 0, 0}, B1: []float64{0}, W2: []float64{5}}
+	c := &Critic{Q: q, V: v, Layer: 2}
+	silu := func(z float64) float64 { return z / (1 + math.Exp(-z)) }
+	prompts := [][]int32{{1, 0}, {2}}
+	resps := [][][]int32{{{1, 3}, {2}, {3, 3, 1}}, {{}, {0}}}
+	gotQ, gotV, err := c.Score(hidden, prompts, resps, 2) // batch 2 splits groups across calls
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantQ := [][]float64{{silu(6), silu(4), silu(2)}, {silu(4), silu(0)}}
+	wantV := []float64{5 * silu(1), 0}
+	for i := range wantQ {
+		for j := range wantQ[i] {
+			if math.Abs(gotQ[i][j]-wantQ[i][j]) > 1e-12 {
+				t.Errorf("q[%d][%d] = %v, want %v", i, j, gotQ[i][j], wantQ[i][j])
+			}
+		}
+		if math.Abs(gotV[i]-wantV[i]) > 1e-12 {
+			t.Errorf("v[%d] = %v, want %v", i, gotV[i], wantV[i])
+		}
+	}
+	if best, _ := BestOfN(gotQ[0], gotV[0]); best != 0 {
+		t.Errorf("best of prompt 0 = %d, want 0", best)
+	}
+	if err := c.Fits(3, 4); err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Errorf("Fits(3, 4) = %v, want a mismatch", err)
+	}
+	if err := c.Fits(d, 1); err == nil {
+		t.Error("Fits accepted a model with fewer layers than the critic's layer")
 	}
 }

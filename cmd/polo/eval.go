@@ -20,6 +20,7 @@ import (
 	"github.com/polo-rl/polo/task"
 	"github.com/polo-rl/polo/tokenizer"
 	"github.com/polo-rl/polo/train"
+	"github.com/polo-rl/polo/value"
 )
 
 func init() {
@@ -31,6 +32,7 @@ type evalFlags struct {
 	model, taskName, data                 string
 	promptField, answerField, answerStyle string
 	verifier, ks, out                     string
+	selects, critic                       string
 	n, limit, batch, trials               int
 	seed                                  uint64
 	chat, quiet                           bool
@@ -62,9 +64,12 @@ func runEval(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.chat, "chat", false, "wrap each text prompt as a user message with the tokenizer's chat template")
 	fs.StringVar(&f.out, "out", "", "write report.json, examples.jsonl and best_of_n.png to this folder")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
+	fs.StringVar(&f.selects, "select", "", "extra Best-of-N selectors, comma-separated: q (rank by a value critic's Q; needs --value)")
+	fs.StringVar(&f.critic, "value", "", "value critic (JSON from polo value train) for --select q")
 	f.sampling = addSamplingFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: polo eval --model DIR [--task NAME [--task-opt k=v]... | --data FILE] [--n 16] [--k 1,4,16] [--out DIR]
+                 [--select q --value CRITIC.json]
 
 Without --task or --data, a model inside a run folder (RUN_DIR/checkpoints/<name>/model) is
 evaluated on the run's own held-out test set, with the run's verifier and max_new_tokens.`)
@@ -94,9 +99,19 @@ evaluated on the run's own held-out test set, with the run's verifier and max_ne
 	if err != nil {
 		return err
 	}
+	useQ, err := parseSelect(f.selects, f.critic)
+	if err != nil {
+		return err
+	}
 	pol, run, err := loadPolicy(f.model, stderr)
 	if err != nil {
 		return err
+	}
+	var critic *value.Critic
+	if useQ {
+		if critic, err = loadCritic(f.critic, pol); err != nil {
+			return err
+		}
 	}
 	src, err := evalExamples(f, run)
 	if err != nil {
@@ -157,9 +172,11 @@ evaluated on the run's own held-out test set, with the run's verifier and max_ne
 		return comps, err
 	}
 	texts := make([][]string, len(prompts))
+	resps := make([][][]int32, len(prompts))
 	judge := func(i int, c rollout.Completion) (eval.Judgement, error) {
 		text := pol.Text(c.Tokens)
 		texts[i] = append(texts[i], text)
+		resps[i] = append(resps[i], c.Tokens)
 		s := safe.Verify(text, src.examples[i])
 		j := eval.Judgement{Correct: s.Correct, Score: s.Value}
 		if a := strings.TrimSpace(s.Extracted); a != "" {
@@ -174,7 +191,21 @@ evaluated on the run's own held-out test set, with the run's verifier and max_ne
 	for i := range examples {
 		examples[i].ID = src.examples[i].ID
 	}
-	rep, err := eval.Run(examples, eval.Options{K: ks, Trials: f.trials, Seed: f.seed})
+	strategies := eval.DefaultStrategies()
+	if critic != nil {
+		q, _, err := critic.Score(pol.Model.HiddenAt, prompts, resps, f.batch)
+		if err != nil {
+			return fmt.Errorf("score candidates with --value %s: %w", f.critic, err)
+		}
+		for i := range examples {
+			for j := range examples[i].Samples {
+				examples[i].Samples[j].Q = q[i][j]
+			}
+		}
+		// q-value sits just above the oracle (the last default row).
+		strategies = append(strategies[:len(strategies)-1:len(strategies)-1], eval.QValue(), eval.Oracle())
+	}
+	rep, err := eval.Run(examples, eval.Options{K: ks, Trials: f.trials, Seed: f.seed, Strategies: strategies})
 	if err != nil {
 		return err
 	}
@@ -299,6 +330,24 @@ func parseKs(s string, n int) ([]int, error) {
 		ks = append(ks, k)
 	}
 	return ks, nil
+}
+
+// parseSelect reads --select (comma-separated extra selectors) and --value: whether to rank by a
+// value critic. --value alone implies --select q.
+func parseSelect(list, critic string) (useQ bool, err error) {
+	for _, part := range strings.Split(list, ",") {
+		switch strings.TrimSpace(part) {
+		case "":
+		case "q", "q-value":
+			useQ = true
+		default:
+			return false, usagef("--select %q: unknown selector %q; want q (the default strategies are always reported)", list, strings.TrimSpace(part))
+		}
+	}
+	if useQ && critic == "" {
+		return false, usagef("--select q needs --value CRITIC.json (train one with polo value train)")
+	}
+	return useQ || critic != "", nil
 }
 
 // promptSet is the examples to evaluate and where they came from.

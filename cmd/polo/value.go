@@ -267,8 +267,8 @@ func loadCritic(path string, pol *train.Policy) (*value.Critic, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	if c.Q.In != pol.Model.Config().HiddenSize || c.Layer < 0 || c.Layer > pol.Model.Config().NumLayers {
-		return nil, usagef("critic %s (features %d, layer %d) does not fit this model (hidden %d, %d layers)", path, c.Q.In, c.Layer, pol.Model.Config().HiddenSize, pol.Model.Config().NumLayers)
+	if err := c.Fits(pol.Model.Config().HiddenSize, pol.Model.Config().NumLayers); err != nil {
+		return nil, usagef("%s: %v; use a critic trained on this model (polo value train --model ...)", path, err)
 	}
 	return c, nil
 }
@@ -326,13 +326,12 @@ func valueEval(args []string, stdout, stderr io.Writer) error {
 					j2.Answer = &a
 				}
 			}
-			j2.Score = q[i][j]
-			examples[i].Samples = append(examples[i].Samples, eval.FromCompletion(c, j2))
+			smp := eval.FromCompletion(c, j2)
+			smp.Q = q[i][j]
+			examples[i].Samples = append(examples[i].Samples, smp)
 		}
 	}
-	qs := eval.Scorer()
-	qs.Name = "q-value"
-	rep, err := eval.Run(examples, eval.Options{Strategies: append(eval.DefaultStrategies(), qs), Seed: *seed})
+	rep, err := eval.Run(examples, eval.Options{Strategies: append(eval.DefaultStrategies(), eval.QValue()), Seed: *seed})
 	if err != nil {
 		return err
 	}
