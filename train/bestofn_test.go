@@ -34,7 +34,11 @@ func bonBase(t *testing.T) string {
 	if _, err := Run(cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(cfg.RunDir, "checkpoints", "reference", "model")
+	ref := filepath.Join(cfg.RunDir, "checkpoints", "reference", "model")
+	if _, err := LoadPolicy(ref); err != nil { // the reference folder carries its tokenizer
+		t.Fatal(err)
+	}
+	return ref
 }
 
 // meanTokenLogp is each row's mean log-prob of its continuation under m.

@@ -95,7 +95,10 @@ func (r *runner) rl() error {
 			// With LoRA the reference is the base, already in model.path or checkpoints/base.
 			if shared := r.policy.HasAdapter() && r.cfg.Distill.Teacher == ""; !shared {
 				if err := writeFolderAtomic(r.ckptDir, "reference", func(tmp string) error {
-					return r.ref.Save(filepath.Join(tmp, "model"))
+					if err := r.ref.Save(filepath.Join(tmp, "model")); err != nil {
+						return err
+					}
+					return r.codec.save(filepath.Join(tmp, "model")) // loadable on its own (polo eval, LoadPolicy)
 				}); err != nil {
 					return err
 				}
