@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -379,7 +381,11 @@ type graphs struct {
 
 	mu    sync.Mutex
 	execs map[string]*graph.Exec
+	opts  ComputeOptions // compute.go: bf16 matmuls, fused attention
 }
+
+// builds counts graph constructions in the process (callV uses it to time compilations).
+var builds atomic.Int64
 
 func newGraphs(b compute.Backend, cfg Config, lay *layout) *graphs {
 	return &graphs{backend: b, cfg: cfg, lay: lay, execs: map[string]*graph.Exec{}}
@@ -410,7 +416,7 @@ func (v variant) key() string {
 func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
-	key += v.key()
+	key += v.key() + gs.opts.key()
 	if e, ok := gs.execs[key]; ok {
 		return e, nil
 	}
@@ -419,8 +425,10 @@ func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in
 	if v.al != nil {
 		na = len(v.al.names)
 	}
+	opts := gs.opts
 	e, err := graph.NewExec(gs.backend, func(g *graph.Graph, in []*graph.Node) []*graph.Node {
-		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np], al: v.al, a: in[np : np+na], remat: v.remat}
+		builds.Add(1)
+		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np], al: v.al, a: in[np : np+na], remat: v.remat, co: opts}
 		return fn(n, g, in[np+na:])
 	})
 	if err != nil {
@@ -462,7 +470,20 @@ func (m *Model) callV(key string, v variant, fn func(n *net, g *graph.Graph, in 
 	}
 	m.mu.RUnlock()
 	args = append(args, extra...)
-	return e.Call(args...)
+	return timedCall(e, key, args...)
+}
+
+// timedCall runs e and, when the call compiled a new graph, records it in the compile statistics
+// (the time of the whole call: construction, compilation and one execution). Calls that compile
+// concurrently in other goroutines may be attributed to each other; the counts stay right.
+func timedCall(e *graph.Exec, key string, args ...any) ([]*tensors.Tensor, error) {
+	before := builds.Load()
+	t0 := time.Now()
+	outs, err := e.Call(args...)
+	if builds.Load() != before {
+		noteCompile(key, time.Since(t0))
+	}
+	return outs, err
 }
 
 // batch is a padded, bucketed batch ready for a graph.
