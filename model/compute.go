@@ -129,7 +129,7 @@ func (n *net) attendFlash(q, k, v, allowed *Node) *Node {
 type CompileStats struct {
 	Graphs  int            `json:"graphs"`
 	Seconds float64        `json:"seconds"`
-	ByName  map[string]int `json:"by_name"` // graphs per executable (e.g. "train_accfalse_entfalse_rngfalse")
+	ByName  map[string]int `json:"by_name"` // graphs per executable and variant (e.g. "train_accfalse_entfalse_rngfalse/bf16")
 }
 
 var compileStats = struct {
@@ -155,5 +155,5 @@ func noteCompile(name string, d time.Duration) {
 	defer compileStats.Unlock()
 	compileStats.s.Graphs++
 	compileStats.s.Seconds += d.Seconds()
-	compileStats.s.ByName[name]++
+	compileStats.s.ByName[strings.TrimPrefix(name, "polo_")]++
 }

@@ -470,18 +470,18 @@ func (m *Model) callV(key string, v variant, fn func(n *net, g *graph.Graph, in 
 	}
 	m.mu.RUnlock()
 	args = append(args, extra...)
-	return timedCall(e, key, args...)
+	return timedCall(e, args...)
 }
 
 // timedCall runs e and, when the call compiled a new graph, records it in the compile statistics
 // (the time of the whole call: construction, compilation and one execution). Calls that compile
 // concurrently in other goroutines may be attributed to each other; the counts stay right.
-func timedCall(e *graph.Exec, key string, args ...any) ([]*tensors.Tensor, error) {
+func timedCall(e *graph.Exec, args ...any) ([]*tensors.Tensor, error) {
 	before := builds.Load()
 	t0 := time.Now()
 	outs, err := e.Call(args...)
 	if builds.Load() != before {
-		noteCompile(key, time.Since(t0))
+		noteCompile(e.Name(), time.Since(t0))
 	}
 	return outs, err
 }

@@ -38,7 +38,7 @@ func (m *Model) compile(key string, v variant, fn func(n *net, g *graph.Graph, i
 		return err
 	}
 	if builds.Load() != before {
-		noteCompile(key, time.Since(t0))
+		noteCompile(e.Name(), time.Since(t0))
 	}
 	return nil
 }
