@@ -684,13 +684,7 @@ func (r *runner) scoreWith(v reward.Verifier, name, text string, ex task.Example
 // writeCompileStats writes RUN_DIR/compile.json: the graphs this run compiled (since before, the
 // process-wide statistics at its start), with the seconds of the calls that compiled them.
 func writeCompileStats(dir string, before model.CompileStats, sum *Summary) error {
-	now := model.GlobalCompileStats()
-	d := model.CompileStats{Graphs: now.Graphs - before.Graphs, Seconds: now.Seconds - before.Seconds, ByName: map[string]int{}}
-	for k, v := range now.ByName {
-		if n := v - before.ByName[k]; n > 0 {
-			d.ByName[k] = n
-		}
-	}
+	d := model.CompileSince(before)
 	sum.Graphs, sum.CompileS = d.Graphs, d.Seconds
 	data, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {

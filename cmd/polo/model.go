@@ -25,6 +25,8 @@ func runModel(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ref := fs.String("reference", "", "reference.safetensors made with transformers (input_ids, attention_mask, logits, ...)")
 	tol := fs.Float64("tol", 1e-4, "max absolute difference of logits and logprobs")
 	rel := fs.Float64("rel-tol", 1e-4, "max relative error of loss and gradients")
+	computeDT := fs.String("compute", "float32", "matmul dtype inside the graphs: float32 or bf16 (then loosen --tol/--rel-tol)")
+	flash := fs.Bool("flash", false, "fused attention")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usagef("%v", err)
 	}
@@ -34,6 +36,9 @@ func runModel(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	m, err := model.Load(*dir)
 	if err != nil {
 		return err
+	}
+	if err := m.SetCompute(model.ComputeOptions{DType: *computeDT, Flash: *flash}); err != nil {
+		return usagef("model check: %v", err)
 	}
 	items, err := model.CheckReference(m, *ref, model.CheckTolerance{Logits: *tol, Rel: *rel})
 	if err != nil {
