@@ -37,6 +37,11 @@ func TestModelBenchGPUFlags(t *testing.T) {
 		"--tol", "0.05", "--rel-tol", "0.05"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "all 7 checks") {
 		t.Fatalf("check bf16: exit %d\n%s%s", code, out.String(), errb.String())
 	}
+	out.Reset()
+	if code := run([]string{"model", "check", "--all", filepath.Join("..", "..", "testdata", "models")}, strings.NewReader(""), &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "== qwen3 float32\n") || !strings.Contains(out.String(), "all 5 models within tolerance") {
+		t.Fatalf("check --all: exit %d\n%s%s", code, out.String(), errb.String())
+	}
 	if code := run([]string{"model", "bench", "--config", cfg, "--mode", "sample", "--compute", "fp8"}, strings.NewReader(""), &out, &errb); code != 2 {
 		t.Fatalf("fp8: exit %d, want 2", code)
 	}
