@@ -145,6 +145,11 @@ part parity "$T_PARITY" bash -c parity
 # ---------------------------------------------------------------- 2 train step
 part train_polo "$T_TRAIN" "$POLO" model bench --config "$MODEL_CFG" --mode full --batch "$TB" --seq "$TT" --steps "$TSTEPS" \
   --compute "$COMPUTE" --flash="$FLASH" --warmup
+# cuDNN flash attention is the least proven piece: if the step failed with it, try once without.
+if [ "$FLASH" = true ] && ! grep -q '"rc": 0' "$OUT/parts/train_polo.status"; then
+  part train_polo_noflash "$T_TRAIN" "$POLO" model bench --config "$MODEL_CFG" --mode full --batch "$TB" --seq "$TT" --steps "$TSTEPS" \
+    --compute "$COMPUTE" --flash=false --warmup
+fi
 part train_torch "$T_TTRAIN" "$PYTHON" bench/gpu/torch_ref.py train --config "$MODEL_CFG" --batch "$TB" --seq "$TT" --steps "$TSTEPS" \
   --dtype "$([ "$COMPUTE" = bf16 ] && echo bf16 || echo f32)" "${TORCH_ARGS[@]}"
 

@@ -97,8 +97,12 @@ def main():
     parts = os.path.join(out, "parts")
     env = read_json(os.path.join(out, "env.json")) or {}
     S = {"env": env, "parts": {}}
-    for name in ["parity", "train_polo", "train_torch", "sample_polo", "sample_torch", "grpo", "sample_vllm"]:
-        st = read_json(os.path.join(parts, name + ".status")) or {"rc": None, "skipped": "did not run"}
+    for name in ["parity", "train_polo", "train_polo_noflash", "train_torch", "sample_polo", "sample_torch", "grpo", "sample_vllm"]:
+        st = read_json(os.path.join(parts, name + ".status"))
+        if st is None:
+            if name == "train_polo_noflash":
+                continue  # only runs when the flash step failed
+            st = {"rc": None, "skipped": "did not run"}
         st["log_tail"] = tail(read(os.path.join(parts, name + ".log"), ""))
         S["parts"][name] = st
 
@@ -106,7 +110,7 @@ def main():
     S["parity"] = parity(read(os.path.join(parts, "parity.out"), ""))
 
     # 2 train step
-    tp = last_json(read(os.path.join(parts, "train_polo.out"), ""))
+    tp = last_json(read(os.path.join(parts, "train_polo.out"), "")) or last_json(read(os.path.join(parts, "train_polo_noflash.out"), ""))
     tt = last_json(read(os.path.join(parts, "train_torch.out"), ""))
     shapes = env.get("shapes", {})
     tokens = shapes.get("train_batch", 0) * shapes.get("train_seq", 0)

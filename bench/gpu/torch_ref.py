@@ -144,7 +144,12 @@ def build(cfg, impl, device, dtype=torch.float32):
         kw = {k: v for k, v in cfg.items() if k not in ("model_type", "architectures", "torch_dtype", "dtype", "transformers_version")}
         conf = AutoConfig.for_model(cfg["model_type"], **kw)
         torch.manual_seed(0)
-        m = AutoModelForCausalLM.from_config(conf, attn_implementation="sdpa", torch_dtype=dtype)
+        try:  # transformers 5 names it dtype, 4 torch_dtype
+            m = AutoModelForCausalLM.from_config(conf, attn_implementation="sdpa", dtype=dtype)
+        except TypeError:
+            m = AutoModelForCausalLM.from_config(conf, attn_implementation="sdpa", torch_dtype=dtype)
+        if next(m.parameters()).dtype != dtype:
+            m = m.to(dtype)
         return m.to(device), impl
     torch.manual_seed(0)
     return Plain(cfg).to(device=device, dtype=dtype), impl
