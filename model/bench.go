@@ -101,7 +101,7 @@ func Bench(cfg Config, o BenchOptions) (res BenchResult, err error) {
 	defer func() { res.Compile = CompileSince(before) }()
 	if o.WarmUp {
 		t := time.Now()
-		if err := tr.WarmUp(o.Batch, o.Seq); err != nil {
+		if err := tr.WarmUp(o.Batch, o.Seq, 1); err != nil {
 			return res, err
 		}
 		res.WarmUpSeconds = time.Since(t).Seconds()

@@ -65,8 +65,9 @@ func (m *Model) WarmUp(batch, seq int) error {
 }
 
 // WarmUp compiles what one optimizer step on micro-batches of `batch` rows of `seq` tokens uses:
-// the first and the later Accumulate of a step (without entropy coefficients) and Step.
-func (tr *Trainer) WarmUp(batch, seq int) error {
+// the first Accumulate of a step, the later ones when microBatches > 1 (both without entropy
+// coefficients), and Step.
+func (tr *Trainer) WarmUp(batch, seq, microBatches int) error {
 	if err := checkWarmUp(batch, seq); err != nil {
 		return err
 	}
@@ -78,6 +79,9 @@ func (tr *Trainer) WarmUp(batch, seq int) error {
 	}
 	coef := shapes.Make(dtypes.Float32, bucketBatch(batch), bucketLen(seq))
 	for _, withAcc := range []bool{false, true} {
+		if withAcc && microBatches < 2 {
+			continue
+		}
 		var in []shapes.Shape
 		if withAcc {
 			in = append(in, trained...)

@@ -34,7 +34,7 @@ func TestWarmUp(t *testing.T) {
 			if err := m.WarmUp(b, seq); err != nil {
 				t.Fatal(err)
 			}
-			if err := tr.WarmUp(b, seq); err != nil {
+			if err := tr.WarmUp(b, seq, 2); err != nil {
 				t.Fatal(err)
 			}
 			if err := dec.WarmUp(4); err != nil {

@@ -79,7 +79,7 @@ func TestXLAWarmUpStepDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []func() error{func() error { return m.WarmUp(b, seq) }, func() error { return tr.WarmUp(b, seq) }, func() error { return dec.WarmUp(4) }} {
+	for _, f := range []func() error{func() error { return m.WarmUp(b, seq) }, func() error { return tr.WarmUp(b, seq, 2) }, func() error { return dec.WarmUp(4) }} {
 		if err := f(); err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,8 @@
 #                                                          built here with -tags xla and carried along)
 #                     bench/gpu/run.sh OUT_DIR --dry-run   same steps on CPU with tiny shapes (tests the script)
 # Environment: POLO (binary), PYTHON (interpreter with torch), BUDGET_S, HBM_GBPS (memory bandwidth,
-# default from the GPU's name), POLO_COMPUTE (bf16), POLO_FLASH (true).
+# default from the GPU's name), POLO_COMPUTE (bf16), POLO_FLASH (true); XLA_FLAGS passes through to
+# the plugin (e.g. --xla_gpu_autotune_level=0 trades kernel choice for shorter compiles).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -60,7 +61,7 @@ else
   MODEL_CFG=model/presets/qwen2.5-0.5b.json; TB=8; TT=1024; TSTEPS=5
   SB=64; SP=64; SN=256
   GRPO_SET=(rl.steps=40 sft.steps=200 sampling.prompts_per_step=64 sampling.group_size=16 eval.every=20)
-  T_PARITY=60; T_TRAIN=150; T_TTRAIN=45; T_SAMPLE=120; T_TSAMPLE=70; T_VLLM=60; T_GRPO=80
+  T_PARITY=75; T_TRAIN=150; T_TTRAIN=45; T_SAMPLE=110; T_TSAMPLE=60; T_VLLM=60; T_GRPO=70
   TORCH_ARGS=(--device cuda)
   # The CUDA PJRT plugin shipped inside JAX's CUDA wheel (docs/gpu.md, shared notes/engine.md).
   PLUGIN=""
@@ -96,7 +97,7 @@ fi
   echo "  \"device\": \"$DEVICE\","
   echo "  \"gpu\": \"$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)\","
   echo "  \"cpu\": \"$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)\","
-  echo "  \"backend\": \"${GOMLX_BACKEND:-go}\","
+  echo "  \"backend\": \"${GOMLX_BACKEND:-go}\", \"xla_flags\": \"${XLA_FLAGS:-}\","
   echo "  \"polo\": \"$("$POLO" version 2>/dev/null | head -1 || true)\","
   echo "  \"git\": \"$(git rev-parse --short HEAD 2>/dev/null)\","
   echo "  \"torch\": \"$("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)\","

@@ -29,7 +29,7 @@ func TestModelBenchGPUFlags(t *testing.T) {
 		"--compute", "bf16", "--flash"}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), `"train_acctrue_entfalse_rngfalse/bf16/flash":1`) {
+	if !strings.Contains(out.String(), `"train_accfalse_entfalse_rngfalse/bf16/flash":1`) {
 		t.Fatalf("train result lacks the warm-up's graphs: %s", out.String())
 	}
 	out.Reset()
