@@ -25,15 +25,70 @@ import (
 //     DType bf16), otherwise GoMLX's own fused op or its decomposed form. The padding mask travels
 //     as an additive bias [B, heads, T, T] next to the causal flag. The KV-cache decode step keeps
 //     the plain attention.
+//   - BucketsPerOctave > 0 pads shapes coarsely, for backends where a compilation is expensive (XLA
+//     on a GPU: about a minute per graph of a 0.5B model): a sequence length t in (p, 2p] (p a power
+//     of two, lengths of at most 16 become 16) is rounded up to a multiple of p/BucketsPerOctave, and
+//     so is a batch size (from 1). 1 gives powers of two (at most 2× padding), 4 at most 25% padding
+//     with 4 graphs per doubling of the length. 0 (the default) keeps the CPU's fine buckets
+//     (docs/model.md), where compiling costs a fraction of a second and padding costs compute.
 type ComputeOptions struct {
-	DType string `json:"dtype" yaml:"dtype"`
-	Flash bool   `json:"flash" yaml:"flash"`
+	DType            string `json:"dtype" yaml:"dtype"`
+	Flash            bool   `json:"flash" yaml:"flash"`
+	BucketsPerOctave int    `json:"buckets_per_octave" yaml:"buckets_per_octave"`
+}
+
+// coarseStep is the padding granularity at size t under BucketsPerOctave n with smallest bucket lo.
+func coarseStep(t, n, lo int) int {
+	if t <= lo {
+		return lo
+	}
+	p := 1
+	for p*2 < t {
+		p *= 2
+	}
+	return max(1, p/n)
+}
+
+func roundUp(t, step int) int { return (t + step - 1) / step * step }
+
+// bucketLen is the padded sequence length of t tokens under these options.
+func (o ComputeOptions) bucketLen(t int) int {
+	if o.BucketsPerOctave <= 0 {
+		return bucketLen(t)
+	}
+	return max(16, roundUp(t, coarseStep(t, o.BucketsPerOctave, 16)))
+}
+
+// decodeCapacity is the number of KV-cache slots a decoder for rows of at most maxLen tokens needs:
+// room for any prompt left-padded to its bucket plus the rest of maxLen, itself bucketed.
+func (o ComputeOptions) decodeCapacity(maxLen int) int {
+	if o.BucketsPerOctave <= 0 {
+		// Left-padding a prompt to its bucket wastes fewer slots than bucketLen's granularity at
+		// that length (at most its granularity at maxLen), so a row of maxLen tokens always fits.
+		return bucketLen(maxLen + bucketStep(maxLen) - 1)
+	}
+	need := maxLen
+	for p := 1; p <= maxLen; p++ {
+		need = max(need, o.bucketLen(p)+maxLen-p)
+	}
+	return o.bucketLen(need)
+}
+
+// bucketBatch is the padded batch size of b rows under these options.
+func (o ComputeOptions) bucketBatch(b int) int {
+	if o.BucketsPerOctave <= 0 {
+		return bucketBatch(b)
+	}
+	return roundUp(b, coarseStep(b, o.BucketsPerOctave, 1))
 }
 
 // bf16 reports whether matmuls run in bfloat16.
 func (o ComputeOptions) bf16() bool { return o.DType == "bf16" || o.DType == "bfloat16" }
 
 func (o ComputeOptions) validate() error {
+	if o.BucketsPerOctave < 0 || o.BucketsPerOctave > 64 {
+		return fmt.Errorf("compute buckets_per_octave %d: want 0 (fine CPU buckets) to 64", o.BucketsPerOctave)
+	}
 	switch strings.ToLower(o.DType) {
 	case "", "f32", "float32", "bf16", "bfloat16":
 		return nil
@@ -48,6 +103,9 @@ func (o ComputeOptions) key() string {
 	}
 	if o.Flash {
 		k += "/flash"
+	}
+	if o.BucketsPerOctave > 0 {
+		k += fmt.Sprintf("/b%d", o.BucketsPerOctave)
 	}
 	return k
 }

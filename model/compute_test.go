@@ -127,3 +127,68 @@ func TestCompileStats(t *testing.T) {
 		t.Fatalf("compile stats before %+v after %+v: want one more logprobs graph", before, after)
 	}
 }
+
+func TestCoarseBuckets(t *testing.T) {
+	for _, c := range []struct{ n, t, len, batch int }{
+		{1, 5, 16, 8}, {1, 17, 32, 32}, {1, 100, 128, 128}, {1, 1024, 1024, 1024}, {1, 1025, 2048, 2048},
+		{4, 3, 16, 3}, {4, 12, 16, 12}, {4, 100, 112, 112}, {4, 520, 640, 640}, {4, 1000, 1024, 1024},
+	} {
+		o := ComputeOptions{BucketsPerOctave: c.n}
+		if got := o.bucketLen(c.t); got != c.len {
+			t.Errorf("n=%d bucketLen(%d) = %d, want %d", c.n, c.t, got, c.len)
+		}
+		if got := o.bucketBatch(c.t); got != c.batch {
+			t.Errorf("n=%d bucketBatch(%d) = %d, want %d", c.n, c.t, got, c.batch)
+		}
+	}
+	// The decoder's capacity holds any prompt left-padded to its bucket plus the rest of maxLen.
+	for _, n := range []int{0, 1, 2, 4, 8} {
+		o := ComputeOptions{BucketsPerOctave: n}
+		for maxLen := 1; maxLen <= 700; maxLen++ {
+			capacity := o.decodeCapacity(maxLen)
+			for p := 1; p <= maxLen; p++ {
+				if o.bucketLen(p)+maxLen-p > capacity {
+					t.Fatalf("n=%d maxLen %d prompt %d: %d slots needed, capacity %d", n, maxLen, p, o.bucketLen(p)+maxLen-p, capacity)
+				}
+			}
+		}
+	}
+}
+
+// TestCoarseBucketsSameResults: padding to coarse buckets changes no log-prob and no decoded logit.
+func TestCoarseBucketsSameResults(t *testing.T) {
+	run := func(o ComputeOptions) (lp [][]float32, logits [][]float32) {
+		m, r := loadReference(t, "qwen3")
+		if err := m.SetCompute(o); err != nil {
+			t.Fatal(err)
+		}
+		ids, mask := append(r.ids[:len(r.ids):len(r.ids)], r.ids[0]), append(r.mask[:len(r.mask):len(r.mask)], r.mask[0])
+		lp, _, err := m.LogProbs(ids, mask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := m.NewDecoder(3, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dec.Prefill([][]int32{{1, 2, 3}, {4, 5, 6, 7, 8}, {9}}); err != nil {
+			t.Fatal(err)
+		}
+		for s := 0; s < 5; s++ {
+			if logits, err = dec.Step([]int32{int32(s), 2, 3}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return lp, logits
+	}
+	lp0, lg0 := run(ComputeOptions{})
+	lp1, lg1 := run(ComputeOptions{BucketsPerOctave: 1})
+	for i := range lp0 {
+		if md, _ := diffs(lp1[i], lp0[i]); md > 1e-5 {
+			t.Fatalf("row %d: log-probs differ by %g with coarse buckets", i, md)
+		}
+		if md, _ := diffs(lg1[i], lg0[i]); md > 1e-5 {
+			t.Fatalf("row %d: decoded logits differ by %g with coarse buckets", i, md)
+		}
+	}
+}

@@ -548,7 +548,8 @@ func (m *Model) makeBatch(ids, mask [][]int32) (*batch, error) {
 			return nil, fmt.Errorf("row %d: ids has %d and mask %d columns, want %d (pad every row to the same length)", i, len(ids[i]), len(mask[i]), t)
 		}
 	}
-	bt := &batch{b: len(ids), t: t, bb: bucketBatch(len(ids)), tb: bucketLen(t), maskH: mask}
+	co := m.Compute()
+	bt := &batch{b: len(ids), t: t, bb: co.bucketBatch(len(ids)), tb: co.bucketLen(t), maskH: mask}
 	n := bt.bb * bt.tb
 	fid, fpos, fmask, ftgt := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	v := int32(m.cfg.VocabSize)

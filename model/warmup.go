@@ -44,8 +44,9 @@ func (m *Model) compile(key string, v variant, fn func(n *net, g *graph.Graph, i
 }
 
 // batchShapes are the shapes of ids, pos, mask and target of a bucketed batch.
-func batchShapes(batch, seq int) []shapes.Shape {
-	s := shapes.Make(dtypes.Int32, bucketBatch(batch), bucketLen(seq))
+func (m *Model) batchShapes(batch, seq int) []shapes.Shape {
+	co := m.Compute()
+	s := shapes.Make(dtypes.Int32, co.bucketBatch(batch), co.bucketLen(seq))
 	return []shapes.Shape{s, s, s, s}
 }
 
@@ -61,7 +62,7 @@ func (m *Model) WarmUp(batch, seq int) error {
 	if err := checkWarmUp(batch, seq); err != nil {
 		return err
 	}
-	return m.compile("logprobs", m.variant(false), logprobsGraph, batchShapes(batch, seq)...)
+	return m.compile("logprobs", m.variant(false), logprobsGraph, m.batchShapes(batch, seq)...)
 }
 
 // WarmUp compiles what one optimizer step on micro-batches of `batch` rows of `seq` tokens uses:
@@ -77,7 +78,8 @@ func (tr *Trainer) WarmUp(batch, seq, microBatches int) error {
 	for _, s := range tr.shapes {
 		trained = append(trained, shapes.Make(dtypes.Float32, s...))
 	}
-	coef := shapes.Make(dtypes.Float32, bucketBatch(batch), bucketLen(seq))
+	co := m.Compute()
+	coef := shapes.Make(dtypes.Float32, co.bucketBatch(batch), co.bucketLen(seq))
 	for _, withAcc := range []bool{false, true} {
 		if withAcc && microBatches < 2 {
 			continue
@@ -86,7 +88,7 @@ func (tr *Trainer) WarmUp(batch, seq, microBatches int) error {
 		if withAcc {
 			in = append(in, trained...)
 		}
-		in = append(append(in, batchShapes(batch, seq)...), coef)
+		in = append(append(in, m.batchShapes(batch, seq)...), coef)
 		if withRNG {
 			in = append(in, shapes.Make(dtypes.Uint64, 3))
 		}
@@ -108,7 +110,7 @@ func (tr *Trainer) WarmUp(batch, seq, microBatches int) error {
 // WarmUp compiles the decoder's prefill graph for prompts of up to promptLen tokens and its
 // decode-step graph.
 func (d *Decoder) WarmUp(promptLen int) error {
-	pb := bucketLen(promptLen)
+	pb := d.m.Compute().bucketLen(promptLen)
 	if promptLen < 1 || pb >= d.capacity {
 		return fmt.Errorf("model decoder warm-up: prompt of %d tokens does not fit %d cache slots", promptLen, d.capacity)
 	}

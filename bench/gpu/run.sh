@@ -16,7 +16,8 @@
 #                                                          built here with -tags xla and carried along)
 #                     bench/gpu/run.sh OUT_DIR --dry-run   same steps on CPU with tiny shapes (tests the script)
 # Environment: POLO (binary), PYTHON (interpreter with torch), BUDGET_S, HBM_GBPS (memory bandwidth,
-# default from the GPU's name), POLO_COMPUTE (bf16), POLO_FLASH (true); XLA_FLAGS passes through to
+# default from the GPU's name), POLO_COMPUTE (bf16), POLO_FLASH (true), POLO_BUCKETS (the GRPO run's
+# model.compute.buckets_per_octave, 2); XLA_FLAGS passes through to
 # the plugin (e.g. --xla_gpu_autotune_level=0 trades kernel choice for shorter compiles).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -163,7 +164,8 @@ part sample_torch "$T_TSAMPLE" "$PYTHON" bench/gpu/torch_ref.py sample --config 
 # ---------------------------------------------------------------- 4 GRPO (demo task, bigger batch)
 sets=()
 for s in "${GRPO_SET[@]}" run_dir="$OUT/parts/grpo-run" log.plots=false log.tensorboard=false log.progress=false \
-  model.compute.dtype="$([ $DRY = 1 ] && echo float32 || echo "$COMPUTE")" model.compute.flash="$FLASH"; do
+  model.compute.dtype="$([ $DRY = 1 ] && echo float32 || echo "$COMPUTE")" model.compute.flash="$FLASH" \
+  model.compute.buckets_per_octave="${POLO_BUCKETS:-2}"; do
   sets+=(--set "$s")
 done
 rm -rf "$OUT/parts/grpo-run"
