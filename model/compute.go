@@ -125,7 +125,7 @@ func (m *Model) SetCompute(o ComputeOptions) error {
 		return nil
 	}
 	gs.opts = o
-	gs.execs = map[string]*Exec{}
+	gs.execs = map[string]*executable{}
 	return nil
 }
 

@@ -380,15 +380,19 @@ type graphs struct {
 	lay     *layout
 
 	mu    sync.Mutex
-	execs map[string]*graph.Exec
+	execs map[string]*executable
 	opts  ComputeOptions // compute.go: bf16 matmuls, fused attention
 }
 
-// builds counts graph constructions in the process (callV uses it to time compilations).
-var builds atomic.Int64
+// executable is a compiled-on-demand graph with the number of graphs built for it so far (one per
+// input shape), which timedCall uses to tell a call that compiled from one that did not.
+type executable struct {
+	*graph.Exec
+	builds atomic.Int64
+}
 
 func newGraphs(b compute.Backend, cfg Config, lay *layout) *graphs {
-	return &graphs{backend: b, cfg: cfg, lay: lay, execs: map[string]*graph.Exec{}}
+	return &graphs{backend: b, cfg: cfg, lay: lay, execs: map[string]*executable{}}
 }
 
 // maxGraphsPerExec bounds the distinct input shapes one executable compiles (see bucketing).
@@ -413,7 +417,7 @@ func (v variant) key() string {
 }
 
 // exec returns the executable named key, building it with fn on first use.
-func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*executable, error) {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
 	key += v.key() + gs.opts.key()
@@ -426,8 +430,9 @@ func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in
 		na = len(v.al.names)
 	}
 	opts := gs.opts
+	ex := &executable{}
 	e, err := graph.NewExec(gs.backend, func(g *graph.Graph, in []*graph.Node) []*graph.Node {
-		builds.Add(1)
+		ex.builds.Add(1)
 		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np], al: v.al, a: in[np : np+na], remat: v.remat, co: opts}
 		return fn(n, g, in[np+na:])
 	})
@@ -435,8 +440,9 @@ func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in
 		return nil, err
 	}
 	e.WithName("polo_" + key).SetMaxCache(maxGraphsPerExec)
-	gs.execs[key] = e
-	return e, nil
+	ex.Exec = e
+	gs.execs[key] = ex
+	return ex, nil
 }
 
 // call runs an executable with the model's weights (and adapter) followed by extra inputs.
@@ -474,13 +480,13 @@ func (m *Model) callV(key string, v variant, fn func(n *net, g *graph.Graph, in 
 }
 
 // timedCall runs e and, when the call compiled a new graph, records it in the compile statistics
-// (the time of the whole call: construction, compilation and one execution). Calls that compile
-// concurrently in other goroutines may be attributed to each other; the counts stay right.
-func timedCall(e *graph.Exec, args ...any) ([]*tensors.Tensor, error) {
-	before := builds.Load()
+// (the time of the whole call: construction, compilation and one execution). Exact unless calls of
+// the same executable overlap in time while one of them compiles.
+func timedCall(e *executable, args ...any) ([]*tensors.Tensor, error) {
+	before := e.builds.Load()
 	t0 := time.Now()
 	outs, err := e.Call(args...)
-	if builds.Load() != before {
+	if e.builds.Load() != before {
 		noteCompile(e.Name(), time.Since(t0))
 	}
 	return outs, err

@@ -32,12 +32,12 @@ func (m *Model) compile(key string, v variant, fn func(n *net, g *graph.Graph, i
 		}
 	}
 	in = append(in, extra...)
-	before := builds.Load()
+	before := e.builds.Load()
 	t0 := time.Now()
 	if _, err := e.Compile(in...); err != nil {
 		return err
 	}
-	if builds.Load() != before {
+	if e.builds.Load() != before {
 		noteCompile(e.Name(), time.Since(t0))
 	}
 	return nil
