@@ -42,8 +42,8 @@ fi
 PYTHON=${PYTHON:-python3}
 
 if [ $DRY = 1 ]; then
-  POLO=${POLO:-$ROOT/bin/polo}
-  if [ ! -x "$POLO" ]; then
+  if [ -z "${POLO:-}" ]; then  # outside bin/, which travels to the GPU machine (64 MiB carry limit)
+    POLO=${TMPDIR:-/tmp}/polo-dryrun
     log "building $POLO (CPU dry run)"
     GOEXPERIMENT=simd go build -o "$POLO" ./cmd/polo || exit 1
   fi
