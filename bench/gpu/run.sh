@@ -66,10 +66,13 @@ else
   TORCH_ARGS=(--device cuda)
   # The CUDA PJRT plugin shipped inside JAX's CUDA wheel (docs/gpu.md, shared notes/engine.md).
   PLUGIN=""
-  for sp in $("$PYTHON" -c "import site,sys; print('\n'.join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))" 2>/dev/null); do
-    [ -d "$sp/jax_plugins" ] || continue
-    PLUGIN=$(ls "$sp"/jax_plugins/xla_cuda*/xla_cuda_plugin.so 2>/dev/null | head -1)
-    if [ -n "$PLUGIN" ]; then SITE=$sp; break; fi
+  for py in "$PYTHON" python3 /usr/bin/python3 python; do  # JAX may live in another interpreter than torch
+    command -v "$py" >/dev/null 2>&1 || continue
+    for sp in $("$py" -c "import site,sys; print('\n'.join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))" 2>/dev/null); do
+      [ -d "$sp/jax_plugins" ] || continue
+      PLUGIN=$(ls "$sp"/jax_plugins/xla_cuda*/xla_cuda_plugin.so 2>/dev/null | head -1)
+      if [ -n "$PLUGIN" ]; then SITE=$sp; break 2; fi
+    done
   done
   if [ -z "$PLUGIN" ]; then
     log "no CUDA PJRT plugin found (jax_plugins/xla_cuda*/xla_cuda_plugin.so in $PYTHON's site-packages); polo parts will fail"
