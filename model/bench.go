@@ -44,6 +44,8 @@ type BenchOptions struct {
 	Seq     int
 	Steps   int // timed steps after the first (which includes compilation)
 	Seed    int64
+	Compute ComputeOptions // bf16 autocast, fused attention
+	WarmUp  bool           // compile the step's graphs before the first step (timed as WarmUpSeconds)
 	Verbose func(format string, a ...any)
 }
 
@@ -57,6 +59,9 @@ type BenchResult struct {
 	PeakRSS           uint64    // peak resident memory over the whole run
 	PeakStepRSS       uint64    // peak resident memory during the steps alone (after a reset), 0 if unknown
 	Loss              float64   // mean token NLL of the first step (a sanity figure: ≈ ln V for random weights)
+	WarmUpSeconds     float64   // compiling the graphs before the first step (with WarmUp)
+	Compile           CompileStats
+	Compute           ComputeOptions
 }
 
 // Bench builds a model of cfg with random weights and times training steps (forward, backward,
@@ -88,6 +93,20 @@ func Bench(cfg Config, o BenchOptions) (res BenchResult, err error) {
 		return res, err
 	}
 	tr.SetActivationCheckpointing(o.Remat)
+	if err := m.SetCompute(o.Compute); err != nil {
+		return res, err
+	}
+	res.Compute = m.Compute()
+	before := GlobalCompileStats()
+	defer func() { res.Compile = CompileSince(before) }()
+	if o.WarmUp {
+		t := time.Now()
+		if err := tr.WarmUp(o.Batch, o.Seq, 1); err != nil {
+			return res, err
+		}
+		res.WarmUpSeconds = time.Since(t).Seconds()
+		say("warm-up compiled the step's graphs in %.1f s", res.WarmUpSeconds)
+	}
 	rng := rand.New(rand.NewPCG(uint64(o.Seed), 11))
 	ids, mask, coef := make([][]int32, o.Batch), make([][]int32, o.Batch), make([][]float32, o.Batch)
 	n := float32(o.Batch * (o.Seq - 1))
@@ -135,4 +154,16 @@ func Bench(cfg Config, o BenchOptions) (res BenchResult, err error) {
 	}
 	res.PeakRSS = max(res.PeakStepRSS, res.RSSAfterInit)
 	return res, nil
+}
+
+// CompileSince is what the process compiled since the statistics before (GlobalCompileStats).
+func CompileSince(before CompileStats) CompileStats {
+	now := GlobalCompileStats()
+	d := CompileStats{Graphs: now.Graphs - before.Graphs, Seconds: now.Seconds - before.Seconds, ByName: map[string]int{}}
+	for k, v := range now.ByName {
+		if n := v - before.ByName[k]; n > 0 {
+			d.ByName[k] = n
+		}
+	}
+	return d
 }

@@ -36,9 +36,7 @@ func (m *Model) NewDecoder(batch, maxLen int) (*Decoder, error) {
 	if batch <= 0 || maxLen <= 0 {
 		return nil, fmt.Errorf("model NewDecoder: batch (%d) and maxLen (%d) must be positive", batch, maxLen)
 	}
-	// Left-padding a prompt to its bucket wastes fewer slots than bucketLen's granularity at that
-	// length (at most its granularity at maxLen), so a row of maxLen tokens always fits.
-	capacity := bucketLen(maxLen + bucketStep(maxLen) - 1)
+	capacity := m.Compute().decodeCapacity(maxLen)
 	if err := m.checkDecodeSize(batch, maxLen, capacity); err != nil { // memory.go: context and memory bounds
 		return nil, err
 	}
@@ -139,7 +137,7 @@ func (d *Decoder) Prefill(prompts [][]int32) (logits [][]float32, err error) {
 		}
 		longest = max(longest, len(p))
 	}
-	pb := bucketLen(longest)
+	pb := d.m.Compute().bucketLen(longest)
 	if pb >= d.capacity {
 		return nil, fmt.Errorf("model Prefill: prompt of %d tokens does not fit a decoder of %d cache slots", longest, d.capacity)
 	}

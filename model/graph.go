@@ -22,6 +22,8 @@ type net struct {
 	// remat recomputes each layer's forward in the backward pass instead of keeping its
 	// activations (activation checkpointing).
 	remat bool
+	// co: bf16 matmuls and fused attention (compute.go)
+	co ComputeOptions
 }
 
 // linear computes x·Wᵀ (+b) for a Hugging Face [out, in] weight; x is [..., in].
@@ -88,16 +90,19 @@ func (n *net) qkv(l int, li layerIdx, x, cos, sin *Node) (q, k, v *Node) {
 // attend computes grouped-query attention of q [B, Tq, H, hd] over k, v [B, Tk, KVH, hd];
 // allowed [B, Tq, Tk] says which keys each query may see. Returns [B, Tq, H*hd].
 func (n *net) attend(q, k, v, allowed *Node) *Node {
+	if n.co.Flash {
+		return n.attendFlash(q, k, v, allowed)
+	}
 	c := n.cfg
 	g := q.Graph()
 	b, tq, tk := q.Shape().Dimensions[0], q.Shape().Dimensions[1], k.Shape().Dimensions[1]
 	groups := c.NumHeads / c.NumKVHeads
 	q = MulScalar(Reshape(q, b, tq, c.NumKVHeads, groups, c.HeadDim), 1/math.Sqrt(float64(c.HeadDim)))
-	scores := DotGeneral(q, []int{4}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, KVH, Tq, G, Tk]
+	scores := f32(DotGeneral(n.mm(q), []int{4}, []int{0, 2}, n.mm(k), []int{3}, []int{0, 2})) // [B, KVH, Tq, G, Tk]
 	mask := BroadcastToDims(Reshape(allowed, b, 1, tq, 1, tk), b, c.NumKVHeads, tq, groups, tk)
 	scores = Where(mask, scores, Scalar(g, dtypes.Float32, -1e30))
 	probs := Softmax(scores, -1)
-	out := DotGeneral(probs, []int{4}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, KVH, Tq, G, hd]
+	out := f32(DotGeneral(n.mm(probs), []int{4}, []int{0, 1}, n.mm(v), []int{1}, []int{0, 2})) // [B, KVH, Tq, G, hd]
 	out = TransposeAllAxes(out, 0, 2, 1, 3, 4)
 	return Reshape(out, b, tq, c.NumHeads*c.HeadDim)
 }
@@ -155,7 +160,7 @@ func (n *net) decoder(ids, pos, allowed *Node, layers int) (h *Node, ks, vs []*N
 }
 
 // logits projects hidden states [..., D] to the vocabulary [..., V].
-func (n *net) logits(h *Node) *Node { return linear(h, n.p[n.lay.head], nil) }
+func (n *net) logits(h *Node) *Node { return n.linear(h, n.p[n.lay.head], nil) }
 
 // tokenStats returns, for logits [B, T, V] and targets [B, T] int32, the log-probability of each
 // target and the entropy of each next-token distribution, both [B, T], without materialising

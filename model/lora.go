@@ -124,7 +124,7 @@ func newLoRALayout(lay *layout, c LoRAConfig, has func(layer, mod int) bool) *lo
 
 // proj is a linear layer with its adapter, if any: x·Wᵀ (+b) + s·dropout(x)·Aᵀ·Bᵀ.
 func (n *net) proj(layer, mod int, x, w, b *Node) *Node {
-	y := linear(x, w, b)
+	y := n.linear(x, w, b)
 	if n.al == nil {
 		return y
 	}
@@ -137,7 +137,7 @@ func (n *net) proj(layer, mod int, x, w, b *Node) *Node {
 		n.rng, u = RandomUniform(n.rng, x.Shape())
 		x = Where(GreaterOrEqual(u, Scalar(x.Graph(), dtypes.Float32, p)), MulScalar(x, 1/(1-p)), ZerosLike(x))
 	}
-	d := linear(linear(x, n.a[i], nil), n.a[i+1], nil)
+	d := n.linear(n.linear(x, n.a[i], nil), n.a[i+1], nil)
 	return Add(y, MulScalar(d, n.al.cfg.Scale()))
 }
 

@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -378,11 +380,19 @@ type graphs struct {
 	lay     *layout
 
 	mu    sync.Mutex
-	execs map[string]*graph.Exec
+	execs map[string]*executable
+	opts  ComputeOptions // compute.go: bf16 matmuls, fused attention
+}
+
+// executable is a compiled-on-demand graph with the number of graphs built for it so far (one per
+// input shape), which timedCall uses to tell a call that compiled from one that did not.
+type executable struct {
+	*graph.Exec
+	builds atomic.Int64
 }
 
 func newGraphs(b compute.Backend, cfg Config, lay *layout) *graphs {
-	return &graphs{backend: b, cfg: cfg, lay: lay, execs: map[string]*graph.Exec{}}
+	return &graphs{backend: b, cfg: cfg, lay: lay, execs: map[string]*executable{}}
 }
 
 // maxGraphsPerExec bounds the distinct input shapes one executable compiles (see bucketing).
@@ -407,10 +417,10 @@ func (v variant) key() string {
 }
 
 // exec returns the executable named key, building it with fn on first use.
-func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*graph.Exec, error) {
+func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node) (*executable, error) {
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
-	key += v.key()
+	key += v.key() + gs.opts.key()
 	if e, ok := gs.execs[key]; ok {
 		return e, nil
 	}
@@ -419,16 +429,20 @@ func (gs *graphs) exec(key string, v variant, fn func(n *net, g *graph.Graph, in
 	if v.al != nil {
 		na = len(v.al.names)
 	}
+	opts := gs.opts
+	ex := &executable{}
 	e, err := graph.NewExec(gs.backend, func(g *graph.Graph, in []*graph.Node) []*graph.Node {
-		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np], al: v.al, a: in[np : np+na], remat: v.remat}
+		ex.builds.Add(1)
+		n := &net{cfg: gs.cfg, lay: gs.lay, p: in[:np], al: v.al, a: in[np : np+na], remat: v.remat, co: opts}
 		return fn(n, g, in[np+na:])
 	})
 	if err != nil {
 		return nil, err
 	}
 	e.WithName("polo_" + key).SetMaxCache(maxGraphsPerExec)
-	gs.execs[key] = e
-	return e, nil
+	ex.Exec = e
+	gs.execs[key] = ex
+	return ex, nil
 }
 
 // call runs an executable with the model's weights (and adapter) followed by extra inputs.
@@ -462,7 +476,20 @@ func (m *Model) callV(key string, v variant, fn func(n *net, g *graph.Graph, in 
 	}
 	m.mu.RUnlock()
 	args = append(args, extra...)
-	return e.Call(args...)
+	return timedCall(e, args...)
+}
+
+// timedCall runs e and, when the call compiled a new graph, records it in the compile statistics
+// (the time of the whole call: construction, compilation and one execution). Exact unless calls of
+// the same executable overlap in time while one of them compiles.
+func timedCall(e *executable, args ...any) ([]*tensors.Tensor, error) {
+	before := e.builds.Load()
+	t0 := time.Now()
+	outs, err := e.Call(args...)
+	if e.builds.Load() != before {
+		noteCompile(e.Name(), time.Since(t0))
+	}
+	return outs, err
 }
 
 // batch is a padded, bucketed batch ready for a graph.
@@ -527,7 +554,8 @@ func (m *Model) makeBatch(ids, mask [][]int32) (*batch, error) {
 			return nil, fmt.Errorf("row %d: ids has %d and mask %d columns, want %d (pad every row to the same length)", i, len(ids[i]), len(mask[i]), t)
 		}
 	}
-	bt := &batch{b: len(ids), t: t, bb: bucketBatch(len(ids)), tb: bucketLen(t), maskH: mask}
+	co := m.Compute()
+	bt := &batch{b: len(ids), t: t, bb: co.bucketBatch(len(ids)), tb: co.bucketLen(t), maskH: mask}
 	n := bt.bb * bt.tb
 	fid, fpos, fmask, ftgt := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	v := int32(m.cfg.VocabSize)

@@ -327,7 +327,7 @@ func (tr *Trainer) Step(lr float64) (gradNorm float64, err error) {
 	}
 	args = append(args, tensors.FromFlatDataAndDimensions(tr.wdOn, np), tensors.FromFlatDataAndDimensions(hp, len(hp)))
 	tr.acc = nil
-	outs, err := e.Call(args...)
+	outs, err := timedCall(e, args...)
 	if err != nil {
 		// The donated buffers are gone: the model is unusable after a failed step.
 		return 0, fmt.Errorf("model Step: %w (weights are lost; reload the last checkpoint)", err)

@@ -5,11 +5,13 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/objective"
 )
 
@@ -49,6 +51,10 @@ type Config struct {
 type ModelConfig struct {
 	Preset string `yaml:"preset"` // e.g. "tiny" (used when path is empty)
 	Path   string `yaml:"path"`   // HF folder with config.json + model.safetensors
+	// Compute: dtype float32 (default) or bf16 (matmuls in bfloat16 inside the graphs, float32 master
+	// weights and optimizer state; for GPUs), flash (fused attention; cuDNN flash with bf16 on XLA CUDA),
+	// buckets_per_octave (coarse shape buckets: fewer compiled graphs, more padding; for GPUs).
+	Compute model.ComputeOptions `yaml:"compute"`
 }
 
 // TokenizerConfig picks the tokenizer: "char" (alphabet from the synthetic task) or "hf" (a folder).
@@ -420,6 +426,8 @@ func (c *Config) Validate() error {
 	}
 	checks := []check{
 		{c.Model.Preset == "" && c.Model.Path == "", "model", "a preset (e.g. tiny) or a path to a Hugging Face folder"},
+		{!slices.Contains([]string{"", "f32", "float32", "bf16", "bfloat16"}, strings.ToLower(c.Model.Compute.DType)), "model.compute.dtype", "float32 or bf16"},
+		{c.Model.Compute.BucketsPerOctave < 0 || c.Model.Compute.BucketsPerOctave > 64, "model.compute.buckets_per_octave", "0 (fine CPU buckets) to 64"},
 		{c.Tokenizer.Kind != "char" && c.Tokenizer.Kind != "hf", "tokenizer.kind", "char or hf"},
 		{c.Task.Name == "", "task.name", "a generator name or dataset"},
 		{c.Task.OnError != "stop" && c.Task.OnError != "skip", "task.on_error", "stop or skip"},

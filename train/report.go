@@ -89,6 +89,9 @@ func PrintSummary(w io.Writer, s Summary) {
 		fmt.Fprintf(tw, "seconds per RL step: rollout / reward / train\t%.3f / %.4f / %.3f\n", s.RolloutS, s.RewardS, s.TrainS)
 	}
 	fmt.Fprintf(tw, "wall time\t%.1f s\n", s.WallSeconds)
+	if s.Graphs > 0 {
+		fmt.Fprintf(tw, "graphs compiled\t%d (%.1f s of first calls; compile.json)\n", s.Graphs, s.CompileS)
+	}
 	files := "config.yaml, metrics.jsonl, "
 	if s.Plots {
 		files += "plots/*.png, "

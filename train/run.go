@@ -7,6 +7,7 @@
 package train
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,8 @@ type Summary struct {
 	RewardS       float64 // … in verification
 	TrainS        float64 // … in log-prob passes and optimizer steps
 	Plots         bool    // RUN_DIR/plots/*.png were written (log.plots)
+	Graphs        int     // graphs compiled in this process during the run (RUN_DIR/compile.json)
+	CompileS      float64 // seconds of the calls that compiled them
 }
 
 // runner holds one run's live state.
@@ -109,6 +112,7 @@ func Run(cfg Config, opts Options) (Summary, error) {
 	}
 	defer lock.release()
 	r := &runner{cfg: cfg, opts: opts, dir: cfg.RunDir, ckptDir: filepath.Join(cfg.RunDir, "checkpoints"), start: time.Now()}
+	compiled := model.GlobalCompileStats()
 	if err := r.setup(); err != nil {
 		return Summary{}, err
 	}
@@ -128,6 +132,9 @@ func Run(cfg Config, opts Options) (Summary, error) {
 	sum := summarize(records)
 	sum.RunDir = r.dir
 	sum.WallSeconds = time.Since(r.start).Seconds()
+	if err := writeCompileStats(r.dir, compiled, &sum); err != nil {
+		return sum, err
+	}
 	if r.cfg.Log.Plots {
 		if err := writePlots(filepath.Join(r.dir, "plots"), records); err != nil {
 			return sum, err
@@ -214,6 +221,9 @@ func (r *runner) setup() error {
 		if err := r.startLoRA("all"); err != nil {
 			return err
 		}
+	}
+	if err := r.policy.SetCompute(r.cfg.Model.Compute); err != nil {
+		return fmt.Errorf("model.compute: %w", err)
 	}
 	if r.log, err = metrics.Open(metricsPath); err != nil {
 		return err
@@ -326,6 +336,9 @@ func (r *runner) restoreFrom(path string) error {
 		r.ref = r.policy.Base() // LoRA: the reference is the frozen base
 	} else if r.state.Phase == "rl" && r.needRef {
 		if r.ref, err = model.Load(filepath.Join(r.ckptDir, "reference", "model")); err != nil {
+			return fmt.Errorf("resume: reference model: %w", err)
+		}
+		if err := r.ref.SetCompute(r.cfg.Model.Compute); err != nil {
 			return fmt.Errorf("resume: reference model: %w", err)
 		}
 	}
@@ -696,4 +709,16 @@ func (r *runner) scoreWith(v reward.Verifier, name, text string, ex task.Example
 		fmt.Fprintf(r.opts.Log, "%s: example %s: %s (scored 0)\n", name, ex.ID, s.Reason)
 	}
 	return s
+}
+
+// writeCompileStats writes RUN_DIR/compile.json: the graphs this run compiled (since before, the
+// process-wide statistics at its start), with the seconds of the calls that compiled them.
+func writeCompileStats(dir string, before model.CompileStats, sum *Summary) error {
+	d := model.CompileSince(before)
+	sum.Graphs, sum.CompileS = d.Graphs, d.Seconds
+	data, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, "compile.json"), append(data, '\n'))
 }

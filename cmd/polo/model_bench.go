@@ -33,21 +33,43 @@ func runModelBench(args []string, stdout, stderr io.Writer) error {
 	seq := fs.Int("seq", 512, "tokens per row")
 	steps := fs.Int("steps", 1, "timed steps after the first (which includes compilation)")
 	seed := fs.Int64("seed", 1, "seed of the random weights and batch")
+	cfgFile := fs.String("config", "", "a config.json to use instead of --preset")
+	computeDT := fs.String("compute", "float32", "matmul dtype inside the graphs: float32 or bf16 (weights and AdamW state stay float32)")
+	flash := fs.Bool("flash", false, "fused attention (cuDNN flash on XLA CUDA with bf16)")
+	warm := fs.Bool("warmup", false, "compile the graphs before the first step and report the compile time apart")
+	promptLen := fs.Int("prompt-len", 64, "mode sample: tokens per prompt")
+	newTokens := fs.Int("new-tokens", 256, "mode sample: tokens generated per row")
+	rounds := fs.Int("rounds", 2, "mode sample: generations (the best is reported)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
-	cfg, err := model.HFPreset(*preset)
-	if err != nil {
+	var cfg model.Config
+	var err error
+	if *cfgFile != "" {
+		data, rerr := os.ReadFile(*cfgFile)
+		if rerr != nil {
+			return usagef("model bench: %v", rerr)
+		}
+		if cfg, err = model.ParseConfig(data); err != nil {
+			return usagef("model bench: %s: %v", *cfgFile, err)
+		}
+		*preset = *cfgFile
+	} else if cfg, err = model.HFPreset(*preset); err != nil {
 		return usagef("model bench: %v", err)
+	}
+	co := model.ComputeOptions{DType: *computeDT, Flash: *flash}
+	if *mode == "sample" {
+		return benchSample(cfg, sampleBenchOptions{Name: *preset, Batch: *batch, PromptLen: *promptLen, NewTokens: *newTokens, Rounds: *rounds,
+			Seed: *seed, Compute: co, WarmUp: *warm}, stdout, stderr)
 	}
 	if *batch < 1 || *seq < 2 || *steps < 0 {
 		return usagef("model bench: want --batch >= 1, --seq >= 2, --steps >= 0")
 	}
 	if *mode != "" {
 		if !contains(benchModes, *mode) {
-			return usagef("model bench: unknown mode %q (want one of %s)", *mode, strings.Join(benchModes, ", "))
+			return usagef("model bench: unknown mode %q (want one of %s, or sample)", *mode, strings.Join(benchModes, ", "))
 		}
-		o := model.BenchOptions{Batch: *batch, Seq: *seq, Steps: *steps, Seed: *seed, Remat: strings.HasSuffix(*mode, "-remat"),
+		o := model.BenchOptions{Batch: *batch, Seq: *seq, Steps: *steps, Seed: *seed, Remat: strings.HasSuffix(*mode, "-remat"), Compute: co, WarmUp: *warm,
 			Verbose: func(f string, a ...any) { fmt.Fprintf(stderr, "%s: "+f+"\n", append([]any{*mode}, a...)...) }}
 		if strings.HasPrefix(*mode, "lora") {
 			o.LoRA = &model.LoRAConfig{Rank: *r, Alpha: *alpha, Targets: strings.Split(*targets, ","), Seed: *seed}
@@ -70,7 +92,7 @@ func runModelBench(args []string, stdout, stderr io.Writer) error {
 		if !contains(benchModes, md) {
 			return usagef("model bench: unknown mode %q (want one of %s)", md, strings.Join(benchModes, ", "))
 		}
-		cmd := exec.Command(self, "model", "bench", "--preset", *preset, "--mode", md, "--r", fmt.Sprint(*r), "--alpha", fmt.Sprint(*alpha),
+		cmd := exec.Command(self, "model", "bench", "--preset", *preset, "--config", *cfgFile, "--compute", *computeDT, fmt.Sprintf("--flash=%v", *flash), fmt.Sprintf("--warmup=%v", *warm), "--mode", md, "--r", fmt.Sprint(*r), "--alpha", fmt.Sprint(*alpha),
 			"--targets", *targets, "--batch", fmt.Sprint(*batch), "--seq", fmt.Sprint(*seq), "--steps", fmt.Sprint(*steps), "--seed", fmt.Sprint(*seed))
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, stderr
