@@ -58,33 +58,34 @@ type Summary struct {
 
 // runner holds one run's live state.
 type runner struct {
-	cfg      Config
-	opts     Options
-	dir      string
-	ckptDir  string
-	codec    *codec
-	prompts  *promptSource
-	verifier reward.Verifier
-	rewarder *rewarder
-	obj      objective.Objective
-	pairObj  objective.PairObjective // preference mode
-	pairData []pair                  // preference.path rows (nil = synthetic pairs)
-	needRef  bool
-	policy   *model.Model
-	ref      *model.Model
-	trainer  *model.Trainer
-	log      *metrics.Log
-	samples  *metrics.SamplesLog // log.samples (samples.go)
-	state    runState
-	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
-	head     *model.ValueHead      // the critic of actor-critic objectives (critic.go)
-	segStats segmentStats          // segment_spo's extra sampling in the current step (segments.go)
-	dpo      *model.Model          // reward.dpo_model: RTO's token rewards (rto.go)
-	vm       *valueModel           // rl.critic_model: a separate critic trunk (critic.go)
-	bar      *progress
-	start    time.Time
-	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
-	skipped  int // … in all
+	cfg        Config
+	opts       Options
+	dir        string
+	ckptDir    string
+	codec      *codec
+	prompts    *promptSource
+	verifier   reward.Verifier
+	rewarder   *rewarder
+	obj        objective.Objective
+	pairObj    objective.PairObjective // preference mode
+	pairData   []pair                  // preference.path rows (nil = synthetic pairs)
+	needRef    bool
+	policy     *model.Model
+	ref        *model.Model
+	trainer    *model.Trainer
+	log        *metrics.Log
+	samples    *metrics.SamplesLog // log.samples (samples.go)
+	state      runState
+	driftMem   map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
+	head       *model.ValueHead      // the critic of actor-critic objectives (critic.go)
+	segStats   segmentStats          // segment_spo's extra sampling in the current step (segments.go)
+	dpo        *model.Model          // reward.dpo_model: RTO's token rewards (rto.go)
+	vm         *valueModel           // rl.critic_model: a separate critic trunk (critic.go)
+	maskPolicy *model.Model          // nlpo's masking policy (nlpo.go)
+	bar        *progress
+	start      time.Time
+	skips      int // optimizer steps dropped as non-finite in a row (finite.go)
+	skipped    int // … in all
 	// rollout.engine remote: the servers and the weights they hold (remote.go)
 	remote *remoteEngine
 
@@ -310,6 +311,9 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.loadValueModel(path); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.loadMaskPolicy(path); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	if err := r.loadCritic(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -392,6 +396,9 @@ func (r *runner) checkpoint() error {
 			return err
 		}
 		if err := r.saveValueModel(tmp); err != nil { // critic.go
+			return err
+		}
+		if err := r.saveMaskPolicy(tmp); err != nil { // nlpo.go
 			return err
 		}
 		return writeJSONFile(filepath.Join(tmp, "state.json"), r.state)

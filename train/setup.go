@@ -386,6 +386,9 @@ func newObjective(c Config) (objectives, error) {
 	if err := checkPolicyLayer(c, obj); err != nil {
 		return objectives{}, err
 	}
+	if err := checkActionMask(c, obj); err != nil { // nlpo.go
+		return objectives{}, err
+	}
 	if c.Distill.TopK < 0 || c.Distill.TopK > 0 && (c.Distill.Teacher == "" || !(c.Distill.TopKCoef > 0)) {
 		return objectives{}, fmt.Errorf("config field distill.top_k = %d: want 0, or > 0 with distill.teacher set and distill.top_k_coef > 0", c.Distill.TopK)
 	}
