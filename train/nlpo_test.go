@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/polo-rl/polo/objective"
@@ -90,4 +91,21 @@ func equalFloats(a, b []float64) bool {
 		}
 	}
 	return true
+}
+
+// TestNLPORefusesWhatCannotMask: remote servers and agent mode do not sample through the masking
+// policy; both are refused before training, naming the field.
+func TestNLPORefusesWhatCannotMask(t *testing.T) {
+	for _, c := range []struct {
+		sets []string
+		want string
+	}{
+		{[]string{"rollout.engine=remote", "rollout.servers=[http://127.0.0.1:1]"}, "rollout.engine: local"},
+		{[]string{"agent.enabled=true", "task.name=dataset", "task.path=x.jsonl"}, "agent.enabled: false"},
+	} {
+		cfg := smallRun(t, filepath.Join(t.TempDir(), "x"), append([]string{"algo.name=nlpo"}, c.sets...)...)
+		if _, err := newObjective(cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error naming %q", c.sets, err, c.want)
+		}
+	}
 }
