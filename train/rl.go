@@ -33,6 +33,8 @@ type rolloutBatch struct {
 	agent   *agentRows // agent mode: loss mask and tool statistics per row (agent.go)
 	// nucleus: per row and response token, the masking policy's nucleus it was sampled from (nlpo.go)
 	nucleus [][][]int32
+	// tree: per row, its place in the step's SPO trees (segment_spo variant=tree; segtree.go)
+	tree []treeRow
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -49,6 +51,7 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.rollout = append(b.rollout, o.rollout...)
 	b.version = append(b.version, o.version...)
 	b.nucleus = append(b.nucleus, o.nucleus...)
+	b.tree = append(b.tree, o.tree...)
 	b.agent = appendAgent(b.agent, o.agent)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
@@ -78,6 +81,9 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		}
 		if b.nucleus != nil {
 			out.nucleus = append(out.nucleus, b.nucleus[i])
+		}
+		if b.tree != nil {
+			out.tree = append(out.tree, b.tree[i])
 		}
 	}
 	return out
@@ -174,6 +180,9 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	exs, err := r.prompts.draw(purpose, step, nPrompts)
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	if tc, _ := r.segmentTree(); tc != nil { // segtree.go: SPO-tree, one tree per prompt
+		return r.collectTree(purpose, step, exs, tc)
 	}
 	b := &rolloutBatch{}
 	for i, ex := range exs {
@@ -336,6 +345,9 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	}
 	for k, v := range filterStats {
 		vals["filter_"+k] = v
+	}
+	if batch.tree != nil { // segtree.go: each edge trained once, zero-advantage edges dropped
+		vals["segment_tree_token_keep_frac"] = applyTreeMask(batch, ob)
 	}
 	r.distStats(ob, vals)
 	r.segmentMetrics(vals)
