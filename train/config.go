@@ -83,6 +83,11 @@ type RewardConfig struct {
 	// reward, each a named component (train/shaping.go).
 	DRPO     DRPOReward     `yaml:"drpo"`
 	AutoRule AutoRuleReward `yaml:"autorule"`
+	// Tool-use shaping (agent mode; train/agent.go): OTC's tool-efficiency reward (component "otc")
+	// and ASPO's advantage shaping for early tool calls. agent.otc and agent.aspo are deprecated
+	// aliases, moved here when the config is validated.
+	OTC  OTCShaping  `yaml:"otc"`
+	ASPO ASPOShaping `yaml:"aspo"`
 	// DPOModel is a DPO-trained model folder whose log-probs against the reference give RTO's dense
 	// token rewards (token_rewards; train/rto.go).
 	DPOModel string `yaml:"dpo_model"`
@@ -409,6 +414,10 @@ func setNode(root *yaml.Node, kv string) error {
 
 // Validate checks ranges and combinations, naming the offending field.
 func (c *Config) Validate() error {
+	c.moveShapingAliases()
+	if err := c.Reward.validateToolShaping(c.Agent.Enabled); err != nil {
+		return err
+	}
 	type check struct {
 		bad   bool
 		field string
