@@ -91,6 +91,10 @@ type RewardConfig struct {
 	// DPOModel is a DPO-trained model folder whose log-probs against the reference give RTO's dense
 	// token rewards (token_rewards; train/rto.go).
 	DPOModel string `yaml:"dpo_model"`
+	// DPOSteps > 0 trains RTO's DPO model in the same run instead: that many DPO steps (the
+	// preference section's pairs) on a copy of the policy as RL starts, against that policy as the
+	// reference, before the first RL step (train/rto.go).
+	DPOSteps int `yaml:"dpo_steps"`
 }
 
 // DRPOReward is DRPO's decoupled length signal as a reward component ("drpo"): among the correct

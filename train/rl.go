@@ -113,6 +113,9 @@ func (r *runner) rl() error {
 				}
 			}
 		}
+		if err := r.dpoPhase(); err != nil { // rto.go: reward.dpo_steps
+			return err
+		}
 		if r.trainer, err = r.newTrainer("rl"); err != nil {
 			return err
 		}
@@ -429,7 +432,7 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 		}
 		ob.RefLogP = responseValues(b, refLogp, width)
 	}
-	if objective.Declares(r.obj, objective.InTokenRewards) && r.cfg.Reward.DPOModel != "" {
+	if objective.Declares(r.obj, objective.InTokenRewards) && (r.cfg.Reward.DPOModel != "" || r.dpo != nil) {
 		if err := r.scoreTokenRewards(b, ids, mask, ob); err != nil { // rto.go
 			return nil, nil, err
 		}

@@ -184,7 +184,7 @@ func (r *runner) setup() error {
 		return err
 	}
 	r.obj, r.pairObj, r.needRef = objs.token, objs.pair, objs.needRef
-	if r.pairObj != nil && r.cfg.Preference.Path != "" {
+	if (r.pairObj != nil || r.cfg.Reward.DPOSteps > 0) && r.cfg.Preference.Path != "" {
 		if r.pairData, err = loadPairs(r.cfg.Preference.Path); err != nil {
 			return err
 		}
@@ -314,6 +314,11 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.loadMaskPolicy(path); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if r.state.Phase == "rl" && r.cfg.Reward.DPOSteps > 0 { // rto.go: the DPO phase's model
+		if r.dpo, err = model.Load(filepath.Join(r.ckptDir, dpoModelFolder, "model")); err != nil {
+			return fmt.Errorf("resume: DPO model of reward.dpo_steps: %w", err)
+		}
+	}
 	if err := r.loadCritic(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -345,7 +350,7 @@ func (r *runner) covered(rec metrics.Record) bool {
 	phaseOrder := map[string]int{"eval-start": 0, "sft": 0, "sft-eval": 0, "eval-sft": 1, "rl": 2, "eval": 2}
 	cur := phaseOrder[r.state.Phase]
 	p := phaseOrder[rec.Phase]
-	if rec.Phase == "eval-sft" {
+	if rec.Phase == "eval-sft" || rec.Phase == "dpo" { // both precede rl-000000
 		return r.state.Phase == "rl"
 	}
 	if p != cur {
