@@ -185,6 +185,10 @@ type RLConfig struct {
 	// CriticModel (issue 16, methods; train/critic.go): a model folder whose trunk carries the critic's
 	// value head instead of the policy's (a separate value model, trained beside the policy). "" = share.
 	CriticModel string `yaml:"critic_model"`
+	// OfflinePath (train/offline.go): a JSONL of response groups with rewards ({"prompt",
+	// "responses", "rewards"}, or pairs {"prompt", "chosen", "rejected"}) that RL trains on instead
+	// of sampling: off-policy data, for objectives without old_logp (copg). "" = sample.
+	OfflinePath string `yaml:"offline_path"`
 }
 
 // PreferenceConfig is the preference mode, used when algo.name is a pair loss (dpo, ipo, rdpo).

@@ -179,6 +179,9 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	if r.agent != nil {
 		return r.agent.collect(r, purpose, step, nPrompts)
 	}
+	if r.offline != nil { // offline.go: off-policy groups from rl.offline_path
+		return r.collectOffline(purpose, step, nPrompts)
+	}
 	g := r.cfg.Sampling.GroupSize
 	exs, err := r.prompts.draw(purpose, step, nPrompts)
 	if err != nil {

@@ -69,6 +69,7 @@ type runner struct {
 	obj        objective.Objective
 	pairObj    objective.PairObjective // preference mode
 	pairData   []pair                  // preference.path rows (nil = synthetic pairs)
+	offline    []offlineGroup          // rl.offline_path groups (offline.go)
 	needRef    bool
 	policy     *model.Model
 	ref        *model.Model
@@ -184,6 +185,11 @@ func (r *runner) setup() error {
 		return err
 	}
 	r.obj, r.pairObj, r.needRef = objs.token, objs.pair, objs.needRef
+	if r.cfg.RL.OfflinePath != "" {
+		if r.offline, err = loadOfflineGroups(r.cfg.RL.OfflinePath); err != nil {
+			return err
+		}
+	}
 	if (r.pairObj != nil || r.cfg.Reward.DPOSteps > 0) && r.cfg.Preference.Path != "" {
 		if r.pairData, err = loadPairs(r.cfg.Preference.Path); err != nil {
 			return err

@@ -394,6 +394,9 @@ func newObjective(c Config) (objectives, error) {
 	if err := checkPolicyLayer(c, obj); err != nil {
 		return objectives{}, err
 	}
+	if err := checkOffline(c, obj); err != nil { // offline.go
+		return objectives{}, err
+	}
 	if err := checkActionMask(c, obj); err != nil { // nlpo.go
 		return objectives{}, err
 	}
