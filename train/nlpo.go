@@ -87,6 +87,17 @@ func (r *runner) sampleMasked(prompts [][]int32, scfg rollout.Config, seed uint6
 	return comps, sets, nil
 }
 
+// sampleEval samples held-out answers: through the masking policy's nucleus once NLPO has one (the
+// policy NLPO trains acts on the masked action space, and RL4LMs' NLPO policy generates through its
+// mask in evaluation too), else from the policy.
+func (r *runner) sampleEval(prompts [][]int32, scfg rollout.Config, seed uint64) ([]rollout.Completion, error) {
+	if r.maskPolicy == nil {
+		return r.sample(prompts, scfg, seed)
+	}
+	comps, _, err := r.sampleMasked(prompts, scfg, seed)
+	return comps, err
+}
+
 // positionSets lays the response tokens' nuclei out at model positions ([rows][T-1], nil = the
 // whole vocabulary: prompt positions and rows without sets, e.g. expert rows).
 func positionSets(b *rolloutBatch, seqWidth int) [][][]int32 {

@@ -635,7 +635,7 @@ func (r *runner) heldOut(scfg rollout.Config, seed uint64, phase string, step in
 				return 0, 0, err
 			}
 		}
-		comps, err := r.sample(prompts, scfg, seed+uint64(lo))
+		comps, err := r.sampleEval(prompts, scfg, seed+uint64(lo))
 		if err != nil {
 			return 0, 0, err
 		}
