@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/objective"
 	"github.com/polo-rl/polo/rollout"
 )
@@ -153,20 +152,13 @@ func nucleusStats(b *rolloutBatch, vals map[string]float64) {
 	}
 }
 
-// saveMaskPolicy writes the masking policy into a checkpoint folder (an adapted policy's copy merged
-// into one full model).
+// saveMaskPolicy writes the masking policy into a checkpoint folder, as the policy is written (an
+// adapted policy's copy as its adapter on the same base).
 func (r *runner) saveMaskPolicy(dir string) error {
 	if r.maskPolicy == nil {
 		return nil
 	}
-	m := r.maskPolicy
-	if m.HasAdapter() {
-		var err error
-		if m, err = m.Merged(); err != nil {
-			return err
-		}
-	}
-	return m.Save(filepath.Join(dir, "mask_model"))
+	return r.saveModel(r.maskPolicy, filepath.Join(dir, "mask_model"))
 }
 
 // loadMaskPolicy restores what saveMaskPolicy wrote (nothing when the checkpoint has none: the
@@ -176,7 +168,7 @@ func (r *runner) loadMaskPolicy(dir string) error {
 	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
-	m, err := model.Load(path)
+	m, err := r.loadPolicy(path)
 	if err != nil {
 		return fmt.Errorf("masking policy: %w", err)
 	}

@@ -109,3 +109,33 @@ func TestNLPORefusesWhatCannotMask(t *testing.T) {
 		}
 	}
 }
+
+// TestNLPOWithLoRA: NLPO trains a LoRA adapter: the masking policy is a copy of the adapted policy,
+// checkpointed as its adapter on the shared base, so a run resumed after step 2 — step 3 masks with
+// the checkpointed policy (mask_sync_every=3), step 4 syncs — repeats steps 3 and 4 bit-identically.
+func TestNLPOWithLoRA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains small runs")
+	}
+	root := t.TempDir()
+	sets := append([]string{"algo.name=nlpo", "lora.enabled=true", "lora.phase=rl", "lora.r=2", "lora.alpha=4", "rl.steps=4",
+		"checkpoint.every=2", "checkpoint.keep=5", "sampling.prompts_per_step=4"}, presetRunSets["nlpo"]...)
+	whole := smallRun(t, filepath.Join(root, "whole"), sets...)
+	if _, err := Run(whole, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if synced := rlSeries(t, whole.RunDir, "nlpo_mask_synced"); !equalFloats(synced, []float64{1, 0, 0, 1}) {
+		t.Errorf("synced %v, want 1 0 0 1", synced)
+	}
+	want := comparableMetrics(t, whole.RunDir)
+	dir := filepath.Join(root, "resumed")
+	if err := os.CopyFS(dir, os.DirFS(whole.RunDir)); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, "checkpoints", "rl-000004"))
+	os.WriteFile(filepath.Join(dir, "checkpoints", "latest"), []byte("rl-000002\n"), 0o644)
+	if _, err := Resume(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameMetrics(t, want, comparableMetrics(t, dir))
+}
