@@ -14,7 +14,7 @@ import (
 func init() {
 	registerSurrogate("segment_spo", "Segment PO (chain, or tree with variant=tree): segment advantages V(end) - V(start) from MC values at cutpoints or tree nodes (input segments), low-probability token mask",
 		SegmentSPOParams{PolicyParams: DefaultPolicyParams(), ProbThreshold: 0.9, CutpointInterval: 5, MCSamples: 9,
-			Variant: "chain", TreeBranching: "6x6x6", TreeSegmentLen: 600},
+			Variant: "chain", TreeBranching: "6x6x6", TreeSegmentLen: 600, TreeAdv: "rloo"},
 		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} },
 		func(c *SegmentSPOParams, s *Surrogate) (Objective, error) {
 			thr := c.ProbThreshold // cutpoint_interval is used by the sampler through Cutpoints
@@ -33,7 +33,7 @@ func init() {
 				if c.TreeSegmentLen < 1 {
 					return nil, fmt.Errorf("tree_segment_len=%d: want >= 1", c.TreeSegmentLen)
 				}
-				s.segments.Tree = &TreeConfig{Branching: br, SegmentLen: c.TreeSegmentLen}
+				s.segments.Tree = &TreeConfig{Branching: br, SegmentLen: c.TreeSegmentLen, Mode: c.TreeAdv}
 			}
 			s.advNeed = needRewards | needSegments | needOld
 			s.advFn = func(b *Batch) ([][]float64, error) {
@@ -91,6 +91,9 @@ type SegmentSPOParams struct {
 	Variant        string `param:"variant" choices:"chain|tree"`
 	TreeBranching  string `param:"tree_branching"`
 	TreeSegmentLen int    `param:"tree_segment_len"`
+	// tree_adv: rloo (V(child) − V(parent), the default) or grpo (divided by the std of the
+	// parent's children's values + 1e-8).
+	TreeAdv string `param:"tree_adv" choices:"rloo|grpo"`
 }
 
 // TreeConfig is SPO-tree's sampling: Branching[d] children per node at depth d (the root, the
@@ -98,6 +101,7 @@ type SegmentSPOParams struct {
 type TreeConfig struct {
 	Branching  []int
 	SegmentLen int
+	Mode       string // rloo | grpo (TreeAdvantages)
 }
 
 // parseBranching reads "6x6x6" (or "6,6,6").
@@ -159,31 +163,34 @@ func Cutpoints(oldLogP, mask []float64, thr float64, interval int) []int {
 // SegmentAdvantages assigns every valid token the advantage of its segment. Boundaries are the given
 // cutpoints (End, Value) plus the final state after the last valid token with value reward; the
 // segment ending at a boundary covers the tokens after the previous boundary up to and including it,
-// and its advantage is V(boundary) - V(previous). Without a cutpoint at -1 the first segment has
-// advantage 0.
+// and its advantage is V(boundary) - V(previous), divided by the previous boundary's Scale when > 0.
+// Without a cutpoint at -1 the first segment has advantage 0.
 func SegmentAdvantages(segs []Segment, mask []float64, reward float64) ([]float64, error) {
 	last := lastValid(mask)
 	bs := append([]Segment(nil), segs...)
 	sort.SliceStable(bs, func(a, b int) bool { return bs[a].End < bs[b].End })
 	for k, s := range bs {
-		if s.End < -1 || s.End >= last || (k > 0 && s.End == bs[k-1].End) || math.IsNaN(s.Value) {
-			return nil, fmt.Errorf("cutpoint end %d: want distinct indices in [-1, %d) and a finite value", s.End, last)
+		if s.End < -1 || s.End >= last || (k > 0 && s.End == bs[k-1].End) || math.IsNaN(s.Value) || !(s.Scale >= 0) || math.IsInf(s.Scale, 0) {
+			return nil, fmt.Errorf("cutpoint end %d: want distinct indices in [-1, %d), a finite value and a finite scale >= 0", s.End, last)
 		}
 	}
 	bs = append(bs, Segment{End: last, Value: reward})
 	adv := make([]float64, len(mask))
-	prevEnd, prevV, hasPrev := -1, 0.0, false
+	prevEnd, prevV, prevScale, hasPrev := -1, 0.0, 0.0, false
 	for _, s := range bs {
 		a := 0.0
 		if hasPrev {
 			a = s.Value - prevV
+			if prevScale > 0 {
+				a /= prevScale
+			}
 		}
 		for t := prevEnd + 1; t <= s.End; t++ {
 			if mask[t] != 0 {
 				adv[t] = a
 			}
 		}
-		prevEnd, prevV, hasPrev = s.End, s.Value, true
+		prevEnd, prevV, prevScale, hasPrev = s.End, s.Value, s.Scale, true
 	}
 	return adv, nil
 }

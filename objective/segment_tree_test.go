@@ -27,3 +27,26 @@ func TestSegmentTreeConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeGRPOScale: the spec's example (children values [1, 0, 0.5] under a parent of value 0.5)
+// through the segments the trainer builds: rloo gives [0.5, −0.5, 0]; grpo, with the parent's scale
+// = std 0.5 + 1e-8, gives [1, −1, 0] as TreeAdvantages.
+func TestTreeGRPOScale(t *testing.T) {
+	want, _ := TreeAdvantages([]float64{1, 0, 0.5}, "grpo")
+	for k, r := range []float64{1, 0, 0.5} {
+		for _, c := range []struct {
+			scale, want float64
+		}{{0, r - 0.5}, {0.5 + 1e-8, want[k]}} {
+			adv, err := SegmentAdvantages([]Segment{{End: -1, Value: 0.5, Scale: c.scale}}, []float64{1, 1}, r)
+			if err != nil || !near(adv[0], c.want, 1e-12) || !near(adv[1], c.want, 1e-12) {
+				t.Errorf("child %d scale %v: %v (%v), want %v", k, c.scale, adv, err, c.want)
+			}
+		}
+	}
+	if !near(want[0], 1, 1e-7) || !near(want[1], -1, 1e-7) || want[2] != 0 {
+		t.Errorf("TreeAdvantages grpo %v, want [1 -1 0]", want)
+	}
+	if _, err := SegmentAdvantages([]Segment{{End: -1, Value: 0.5, Scale: -1}}, []float64{1}, 1); err == nil {
+		t.Error("negative scale accepted")
+	}
+}

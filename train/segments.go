@@ -59,7 +59,7 @@ func (r *runner) scoreSegments(b *rolloutBatch, ob *objective.Batch) (st segment
 	if cfg.Tree != nil { // segtree.go: the values come from the sampled trees
 		ob.Segments = make([][]objective.Segment, b.rows())
 		for i, row := range b.tree {
-			ob.Segments[i] = treeSegments(row)
+			ob.Segments[i] = treeSegments(row, cfg.Tree.Mode)
 		}
 		return st, nil
 	}

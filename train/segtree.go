@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/polo-rl/polo/objective"
@@ -16,8 +17,9 @@ import (
 // response budget. A child that stops (EOS, or the budget) is a leaf. Every leaf is one row (the
 // whole root-to-leaf response), so leaves share the tokens of their common ancestors: those are
 // sampled once. Leaf value = its reward; node value V = mean of its children's values; the edge
-// into node n has advantage V(n) − V(parent) (rloo mode) — as segment_spo's chain segments with
-// cutpoints at the tree's nodes, so the objective is unchanged (input segments). Each edge is
+// into node n has advantage V(n) − V(parent) (rloo mode; grpo mode divides by the std of the
+// parent's children's values + 1e-8) — as segment_spo's chain segments with cutpoints at the tree's
+// nodes (and objective.Segment.Scale), so the objective is unchanged (input segments). Each edge is
 // trained once: its tokens are in the loss mask only of the first leaf below it, and edges with
 // zero advantage are dropped (their tokens leave the mask).
 
@@ -197,15 +199,39 @@ func (r *runner) collectTree(purpose string, step int, exs []task.Example, tc *o
 }
 
 // treeSegments are a tree row's segments: the root (End -1) and every inner node on its path, each
-// at the index of its last token, with the node's value.
-func treeSegments(row treeRow) []objective.Segment {
+// at the index of its last token, with the node's value; in grpo mode each also carries the scale of
+// its children's edges, the unbiased std of their values + 1e-8.
+func treeSegments(row treeRow, mode string) []objective.Segment {
 	nodes := row.tree.nodes
-	root := nodes[nodes[row.path[0]].parent]
-	segs := []objective.Segment{{End: -1, Value: root.value}}
+	seg := func(n, end int) objective.Segment {
+		s := objective.Segment{End: end, Value: nodes[n].value}
+		if mode == "grpo" {
+			s.Scale = childStd(nodes, n) + 1e-8
+		}
+		return s
+	}
+	segs := []objective.Segment{seg(nodes[row.path[0]].parent, -1)}
 	for _, n := range row.path[:len(row.path)-1] {
-		segs = append(segs, objective.Segment{End: len(nodes[n].toks) - 1, Value: nodes[n].value})
+		segs = append(segs, seg(n, len(nodes[n].toks)-1))
 	}
 	return segs
+}
+
+// childStd is the unbiased std of node n's children's values (0 with fewer than two).
+func childStd(nodes []treeNode, n int) float64 {
+	cs := nodes[n].children
+	if len(cs) < 2 {
+		return 0
+	}
+	var m, s float64
+	for _, c := range cs {
+		m += nodes[c].value
+	}
+	m /= float64(len(cs))
+	for _, c := range cs {
+		s += (nodes[c].value - m) * (nodes[c].value - m)
+	}
+	return math.Sqrt(s / float64(len(cs)-1))
 }
 
 // applyTreeMask keeps each edge's tokens in the loss mask of its first leaf only, and drops edges

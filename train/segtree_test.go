@@ -178,3 +178,78 @@ func TestSegmentTreeResumeBitIdentical(t *testing.T) {
 		t.Fatalf("final weights differ after resume")
 	}
 }
+
+// TestSegmentTreeGRPOMode: with tree_adv=grpo every edge's advantage is divided by the std of its
+// parent's children's values + 1e-8; checked against a brute-force recomputation from the leaves'
+// rewards on a 3×20 tree.
+func TestSegmentTreeGRPOMode(t *testing.T) {
+	r := testRunner(t, "algo.name=segment_spo", "algo.set.variant=tree", "algo.set.tree_branching=3x20", "algo.set.tree_segment_len=1",
+		"algo.set.tree_adv=grpo", "reward.verifier=format", `reward.options={pattern: "[0-4]"}`)
+	b, _, _, err := r.collect("rollout", 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, _, err := r.scoreBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.prepare(ob); err != nil {
+		t.Fatal(err)
+	}
+	byNode := map[int][]float64{}
+	var order []int
+	for i, row := range b.tree {
+		n := row.path[0]
+		if _, ok := byNode[n]; !ok {
+			order = append(order, n)
+		}
+		byNode[n] = append(byNode[n], b.rewards[i])
+	}
+	mean := func(xs []float64) float64 {
+		s := 0.0
+		for _, x := range xs {
+			s += x
+		}
+		return s / float64(len(xs))
+	}
+	sd := func(xs []float64) float64 {
+		if len(xs) < 2 {
+			return 0
+		}
+		m, s := mean(xs), 0.0
+		for _, x := range xs {
+			s += (x - m) * (x - m)
+		}
+		return math.Sqrt(s / float64(len(xs)-1))
+	}
+	var first []float64
+	for _, n := range order {
+		first = append(first, mean(byNode[n]))
+	}
+	rootV, rootS := mean(first), sd(first)+1e-8
+	worst, nonzero := 0.0, 0
+	for i := range b.rows() {
+		n := b.tree[i].path[0]
+		v1, s1 := mean(byNode[n]), sd(byNode[n])+1e-8
+		for j := range b.resps[i] {
+			want := (b.rewards[i] - v1) / s1
+			if j == 0 {
+				want = (v1 - rootV) / rootS
+			}
+			if len(b.tree[i].path) == 1 {
+				want = (b.rewards[i] - rootV) / rootS
+			}
+			if math.Exp(ob.OldLogP[i][j]) > 0.9 {
+				want = 0
+			}
+			if want != 0 {
+				nonzero++
+			}
+			worst = math.Max(worst, math.Abs(ob.Advantages[i][j]-want)/math.Max(1, math.Abs(want)))
+		}
+	}
+	t.Logf("%d leaves, %d non-zero advantages: max relative |advantage − brute force| = %.3g", b.rows(), nonzero, worst)
+	if worst > 1e-9 || nonzero == 0 {
+		t.Errorf("grpo-mode advantages off the brute force by %.3g (%d non-zero)", worst, nonzero)
+	}
+}
