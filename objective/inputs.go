@@ -278,7 +278,7 @@ func init() {
 		func(b *Batch) any { return b.TargetRatio }, func(b *Batch, v any) { b.TargetRatio = v.([][]float64) })
 	mat(InMeanEntropy, PerBatch, "scalar, the policy's mean token entropy at the previous update: dcpo",
 		func(b *Batch) any { return b.MeanEntropy }, func(b *Batch, v any) { b.MeanEntropy = v.(float64) })
-	mat(InSegments, PerRow, `per response, [{"end": j, "value": v}, …] cutpoint MC values: segment_spo`,
+	mat(InSegments, PerRow, `per response, [{"end": j, "value": v, "scale"?: s}, …] cutpoint MC values or tree node values (scale > 0 divides the next segment's advantage): segment_spo`,
 		func(b *Batch) any { return b.Segments }, func(b *Batch, v any) { b.Segments = v.([][]Segment) })
 	mat(InGradWeight, PerRow, "per response, ≈ ‖∇log π(o)‖²: oblr",
 		func(b *Batch) any { return b.GradWeight }, func(b *Batch, v any) { b.GradWeight = v.([]float64) })

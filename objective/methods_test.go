@@ -285,9 +285,9 @@ func TestSegmentSPO(t *testing.T) {
 		}
 	}
 	// Unmasked advantages of example 1 before the probability mask; telescoping sum = r - V(prompt).
-	adv, _ := SegmentAdvantages([]Segment{{-1, 0.5}, {1, 0.25}}, []float64{1, 1, 1, 1}, 0)
+	adv, _ := SegmentAdvantages([]Segment{{End: -1, Value: 0.5}, {End: 1, Value: 0.25}}, []float64{1, 1, 1, 1}, 0)
 	assertVec(t, "before mask", adv, []float64{-0.25, -0.25, -0.25, -0.25}, exact)
-	adv, _ = SegmentAdvantages([]Segment{{-1, 0.5}, {0, 0.9}, {2, 0.1}}, []float64{1, 1, 1, 1, 1}, 1)
+	adv, _ = SegmentAdvantages([]Segment{{End: -1, Value: 0.5}, {End: 0, Value: 0.9}, {End: 2, Value: 0.1}}, []float64{1, 1, 1, 1, 1}, 1)
 	if s := adv[0] + adv[2] + adv[4]; !near(s, 1-0.5, exact) {
 		t.Errorf("telescoping %g, want 0.5", s)
 	}

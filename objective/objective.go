@@ -115,6 +115,9 @@ func (b *Batch) Subset(rows []int) *Batch {
 type Segment struct {
 	End   int     `json:"end"`
 	Value float64 `json:"value"`
+	// Scale > 0 divides the advantage of the segment that starts after this boundary (SPO-tree's
+	// grpo mode: the std of this node's children's values + 1e-8); 0 = 1.
+	Scale float64 `json:"scale,omitempty"`
 }
 
 // Result is what Loss returns.

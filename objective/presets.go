@@ -78,16 +78,10 @@ func policy(edit func(*PolicyParams)) PolicyParams {
 
 func init() {
 	registerSurrogate("ppo", "PPO: GAE over critic values (input values), token ratio, clip and dual-clip, KL in reward",
-		PPOParams{PolicyParams: policy(func(p *PolicyParams) { p.DualClip, p.KLIn, p.KLEstimator = 3, "reward", KLk1 }), Gamma: 1, Lambda: 1, Whiten: true,
-			ValueClip: 0.5, VFCoef: 0.5},
+		ppoDefaults(),
 		func() *Surrogate { return &Surrogate{adv: advConfig{kind: advGAE}, Ratio: RatioToken, Gate: GateClip} },
 		func(c *PPOParams, s *Surrogate) (Objective, error) {
-			s.adv.gamma, s.adv.lambda, s.adv.whiten = c.Gamma, c.Lambda, c.Whiten
-			if !(c.ValueClip > 0) || !(c.VFCoef >= 0) {
-				return nil, fmt.Errorf("value_clip=%v, vf_coef=%v: want value_clip > 0 and vf_coef >= 0", c.ValueClip, c.VFCoef)
-			}
-			s.critic = &CriticConfig{VFCoef: c.VFCoef, ValueClip: c.ValueClip}
-			return nil, nil
+			return nil, finishPPO(c, s)
 		})
 
 	registerSurrogate("reinforce", "REINFORCE with group-mean baseline, unclipped ratio (form=ratio) or logp (form=logp)",

@@ -4,14 +4,17 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // Segment Policy Optimization, chain variant (Guo et al., arXiv 2505.23564): advantages from
 // Monte-Carlo values at probability-guided cutpoints (input segments), trained only on tokens the
 // behaviour policy found uncertain (p_old ≤ prob_threshold).
 func init() {
-	registerSurrogate("segment_spo", "Segment PO (chain): segment advantages V(end) - V(start) from MC values at cutpoints (input segments), low-probability token mask",
-		SegmentSPOParams{PolicyParams: DefaultPolicyParams(), ProbThreshold: 0.9, CutpointInterval: 5, MCSamples: 9},
+	registerSurrogate("segment_spo", "Segment PO (chain, or tree with variant=tree): segment advantages V(end) - V(start) from MC values at cutpoints or tree nodes (input segments), low-probability token mask",
+		SegmentSPOParams{PolicyParams: DefaultPolicyParams(), ProbThreshold: 0.9, CutpointInterval: 5, MCSamples: 9,
+			Variant: "chain", TreeBranching: "6x6x6", TreeSegmentLen: 600, TreeAdv: "rloo"},
 		func() *Surrogate { return &Surrogate{Ratio: RatioToken, Gate: GateClip} },
 		func(c *SegmentSPOParams, s *Surrogate) (Objective, error) {
 			thr := c.ProbThreshold // cutpoint_interval is used by the sampler through Cutpoints
@@ -22,6 +25,16 @@ func init() {
 				return nil, fmt.Errorf("cutpoint_interval=%d, mc_samples=%d: want >= 1", c.CutpointInterval, c.MCSamples)
 			}
 			s.segments = &SegmentConfig{ProbThreshold: thr, Interval: c.CutpointInterval, Samples: c.MCSamples}
+			if c.Variant == "tree" {
+				br, err := parseBranching(c.TreeBranching)
+				if err != nil {
+					return nil, err
+				}
+				if c.TreeSegmentLen < 1 {
+					return nil, fmt.Errorf("tree_segment_len=%d: want >= 1", c.TreeSegmentLen)
+				}
+				s.segments.Tree = &TreeConfig{Branching: br, SegmentLen: c.TreeSegmentLen, Mode: c.TreeAdv}
+			}
 			s.advNeed = needRewards | needSegments | needOld
 			s.advFn = func(b *Batch) ([][]float64, error) {
 				if err := check(b, needRewards|needSegments|needOld); err != nil {
@@ -72,6 +85,39 @@ type SegmentSPOParams struct {
 	ProbThreshold    float64 `param:"prob_threshold"`
 	CutpointInterval int     `param:"cutpoint_interval"`
 	MCSamples        int     `param:"mc_samples"` // K continuations per cutpoint (the trainer samples them)
+	// SPO-tree (variant=tree): the trainer samples a tree per prompt instead of a group, branching
+	// b_1×b_2×…×b_D children per level (tree_branching, "6x6x6" as the paper's MATH config), each
+	// edge at most tree_segment_len tokens except the last level's, which generates freely.
+	Variant        string `param:"variant" choices:"chain|tree"`
+	TreeBranching  string `param:"tree_branching"`
+	TreeSegmentLen int    `param:"tree_segment_len"`
+	// tree_adv: rloo (V(child) − V(parent), the default) or grpo (divided by the std of the
+	// parent's children's values + 1e-8).
+	TreeAdv string `param:"tree_adv" choices:"rloo|grpo"`
+}
+
+// TreeConfig is SPO-tree's sampling: Branching[d] children per node at depth d (the root, the
+// prompt, is depth 0), edges of at most SegmentLen tokens except at the last level.
+type TreeConfig struct {
+	Branching  []int
+	SegmentLen int
+	Mode       string // rloo | grpo (TreeAdvantages)
+}
+
+// parseBranching reads "6x6x6" (or "6,6,6").
+func parseBranching(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == 'x' || r == ',' }) {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("tree_branching=%q: want children per level like 6x6x6, each >= 1", s)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("tree_branching=%q: want children per level like 6x6x6", s)
+	}
+	return out, nil
 }
 
 // SegmentConfig tells the trainer how to compute segment_spo's segments: cutpoints from the
@@ -80,6 +126,7 @@ type SegmentConfig struct {
 	ProbThreshold float64
 	Interval      int
 	Samples       int
+	Tree          *TreeConfig // nil: the chain variant
 }
 
 // SegmentSampler is implemented by objectives that read segments (segment_spo).
@@ -116,31 +163,34 @@ func Cutpoints(oldLogP, mask []float64, thr float64, interval int) []int {
 // SegmentAdvantages assigns every valid token the advantage of its segment. Boundaries are the given
 // cutpoints (End, Value) plus the final state after the last valid token with value reward; the
 // segment ending at a boundary covers the tokens after the previous boundary up to and including it,
-// and its advantage is V(boundary) - V(previous). Without a cutpoint at -1 the first segment has
-// advantage 0.
+// and its advantage is V(boundary) - V(previous), divided by the previous boundary's Scale when > 0.
+// Without a cutpoint at -1 the first segment has advantage 0.
 func SegmentAdvantages(segs []Segment, mask []float64, reward float64) ([]float64, error) {
 	last := lastValid(mask)
 	bs := append([]Segment(nil), segs...)
 	sort.SliceStable(bs, func(a, b int) bool { return bs[a].End < bs[b].End })
 	for k, s := range bs {
-		if s.End < -1 || s.End >= last || (k > 0 && s.End == bs[k-1].End) || math.IsNaN(s.Value) {
-			return nil, fmt.Errorf("cutpoint end %d: want distinct indices in [-1, %d) and a finite value", s.End, last)
+		if s.End < -1 || s.End >= last || (k > 0 && s.End == bs[k-1].End) || math.IsNaN(s.Value) || !(s.Scale >= 0) || math.IsInf(s.Scale, 0) {
+			return nil, fmt.Errorf("cutpoint end %d: want distinct indices in [-1, %d), a finite value and a finite scale >= 0", s.End, last)
 		}
 	}
 	bs = append(bs, Segment{End: last, Value: reward})
 	adv := make([]float64, len(mask))
-	prevEnd, prevV, hasPrev := -1, 0.0, false
+	prevEnd, prevV, prevScale, hasPrev := -1, 0.0, 0.0, false
 	for _, s := range bs {
 		a := 0.0
 		if hasPrev {
 			a = s.Value - prevV
+			if prevScale > 0 {
+				a /= prevScale
+			}
 		}
 		for t := prevEnd + 1; t <= s.End; t++ {
 			if mask[t] != 0 {
 				adv[t] = a
 			}
 		}
-		prevEnd, prevV, hasPrev = s.End, s.Value, true
+		prevEnd, prevV, prevScale, hasPrev = s.End, s.Value, s.Scale, true
 	}
 	return adv, nil
 }

@@ -57,6 +57,7 @@ type Surrogate struct {
 	dist       DistConfig                                            // how the trainer computes distribution inputs (lp_reg, dcpo)
 	critic     *CriticConfig                                         // the value function trained beside the policy (ppo)
 	segments   *SegmentConfig                                        // Monte-Carlo segment values the trainer samples (segment_spo)
+	mask       *ActionMaskConfig                                     // the masked action space the trainer samples and scores on (nlpo)
 }
 
 // Inputs implements Objective: the union of what its stages read.

@@ -36,15 +36,17 @@ type AgentConfig struct {
 	ToolRole   string `yaml:"tool_role"` // role of tool results: tool | ipython; "" = tool (ipython for llama3)
 	System     string `yaml:"system"`    // builtin: a system message before the prompt
 	// Open and Close wrap observations for tokenizers without a chat template (char).
-	Open        string      `yaml:"open"`
-	Close       string      `yaml:"close"`
-	MaxTurns    int         `yaml:"max_turns"`    // policy turns per trajectory
-	TurnTokens  int         `yaml:"turn_tokens"`  // new tokens per policy turn
-	MaxTokens   int         `yaml:"max_tokens"`   // whole trajectory, prompt included
-	StepTimeout float64     `yaml:"step_timeout"` // seconds per environment step (all its tool calls)
-	ToolTime    float64     `yaml:"tool_time"`    // seconds of environment time per trajectory
-	OTC         OTCShaping  `yaml:"otc"`
-	ASPO        ASPOShaping `yaml:"aspo"`
+	Open        string  `yaml:"open"`
+	Close       string  `yaml:"close"`
+	MaxTurns    int     `yaml:"max_turns"`    // policy turns per trajectory
+	TurnTokens  int     `yaml:"turn_tokens"`  // new tokens per policy turn
+	MaxTokens   int     `yaml:"max_tokens"`   // whole trajectory, prompt included
+	StepTimeout float64 `yaml:"step_timeout"` // seconds per environment step (all its tool calls)
+	ToolTime    float64 `yaml:"tool_time"`    // seconds of environment time per trajectory
+	// Deprecated aliases of reward.otc and reward.aspo: their set (non-zero) fields are moved there
+	// by Config.Validate, which leaves these zero.
+	OTC  OTCShaping  `yaml:"otc"`
+	ASPO ASPOShaping `yaml:"aspo"`
 	// SFTTraces makes the SFT warm-up train on tool-use traces instead of bare answers: "calc"
 	// writes {prompt's expression} → the calculator's result → the answer (calc format, builtin
 	// calculator); "" keeps the reference answers.
@@ -54,9 +56,10 @@ type AgentConfig struct {
 	SFTRepeatCall float64 `yaml:"sft_repeat_call"`
 }
 
-// OTCShaping is OTC's tool-efficiency reward (spec A1): the verifier component becomes
+// OTCShaping is OTC's tool-efficiency reward (reward.otc; spec A1): the reward becomes
 // alpha * rtool(m, n) * reward, with m the trajectory's tool calls and n the fewest calls of a correct
-// trajectory of the same prompt (per group, or across steps with scope global; checkpointed).
+// trajectory of the same prompt (per group, or across steps with scope global; checkpointed). It is
+// logged as the component "otc", the difference to the verifier's score, with the verifier's weight.
 type OTCShaping struct {
 	Enabled bool    `yaml:"enabled"`
 	C       float64 `yaml:"c"`       // smoothing constant; 0 = agent.max_turns
@@ -65,11 +68,56 @@ type OTCShaping struct {
 	Scope   string  `yaml:"scope"`   // global | local
 }
 
-// ASPOShaping is ASPO's advantage shaping for early tool calls (spec A6): correct trajectories that
+// ASPOShaping is ASPO's advantage shaping for early tool calls (reward.aspo; spec A6): correct trajectories that
 // call a tool get delta·(p − mean p)/mean L added to their advantage, clipped to ±k·|A|.
 type ASPOShaping struct {
 	Delta float64 `yaml:"delta"` // 0 = off; -2 conservative, -2.5 aggressive
 	K     float64 `yaml:"k"`     // clip fraction; 0.7 conservative, 0.9 aggressive
+}
+
+// moveShapingAliases moves the set fields of the deprecated agent.otc and agent.aspo to reward.otc
+// and reward.aspo (an alias field overrides the reward one) and zeroes the aliases.
+func (c *Config) moveShapingAliases() {
+	o, r := c.Agent.OTC, &c.Reward.OTC
+	if o.Enabled {
+		r.Enabled = true
+	}
+	if o.C != 0 {
+		r.C = o.C
+	}
+	if o.Alpha != 0 {
+		r.Alpha = o.Alpha
+	}
+	if o.Variant != "" {
+		r.Variant = o.Variant
+	}
+	if o.Scope != "" {
+		r.Scope = o.Scope
+	}
+	if c.Agent.ASPO.Delta != 0 {
+		c.Reward.ASPO.Delta = c.Agent.ASPO.Delta
+	}
+	if c.Agent.ASPO.K != 0 {
+		c.Reward.ASPO.K = c.Agent.ASPO.K
+	}
+	c.Agent.OTC, c.Agent.ASPO = OTCShaping{}, ASPOShaping{}
+}
+
+// validateToolShaping checks reward.otc and reward.aspo, which shape tool calls: both need agent mode.
+func (r RewardConfig) validateToolShaping(agent bool) error {
+	switch {
+	case r.OTC.Variant != "" && r.OTC.Variant != "grpo" && r.OTC.Variant != "ppo":
+		return fmt.Errorf("config field reward.otc.variant: want grpo or ppo, got %q", r.OTC.Variant)
+	case r.OTC.Scope != "" && r.OTC.Scope != "global" && r.OTC.Scope != "local":
+		return fmt.Errorf("config field reward.otc.scope: want global or local, got %q", r.OTC.Scope)
+	case r.OTC.C < 0 || r.OTC.Alpha < 0:
+		return fmt.Errorf("config fields reward.otc.c and reward.otc.alpha: want >= 0")
+	case r.ASPO.Delta != 0 && !(r.ASPO.K > 0 && r.ASPO.K <= 1):
+		return fmt.Errorf("config field reward.aspo.k: want in (0, 1] when reward.aspo.delta is set")
+	case (r.OTC.Enabled || r.ASPO.Delta != 0) && !agent:
+		return fmt.Errorf("config fields reward.otc / reward.aspo shape tool calls: they need agent mode (agent.enabled: true), or reward.otc.enabled: false and reward.aspo.delta: 0")
+	}
+	return nil
 }
 
 func (a AgentConfig) validate() error {
@@ -89,14 +137,6 @@ func (a AgentConfig) validate() error {
 		return fmt.Errorf("config field agent.max_tokens: want >= 2")
 	case !(a.StepTimeout > 0) || !(a.ToolTime > 0):
 		return fmt.Errorf("config fields agent.step_timeout and agent.tool_time: want > 0 seconds")
-	case a.OTC.Variant != "" && a.OTC.Variant != "grpo" && a.OTC.Variant != "ppo":
-		return fmt.Errorf("config field agent.otc.variant: want grpo or ppo, got %q", a.OTC.Variant)
-	case a.OTC.Scope != "" && a.OTC.Scope != "global" && a.OTC.Scope != "local":
-		return fmt.Errorf("config field agent.otc.scope: want global or local, got %q", a.OTC.Scope)
-	case a.OTC.C < 0 || a.OTC.Alpha < 0:
-		return fmt.Errorf("config fields agent.otc.c and agent.otc.alpha: want >= 0")
-	case a.ASPO.Delta != 0 && !(a.ASPO.K > 0 && a.ASPO.K <= 1):
-		return fmt.Errorf("config field agent.aspo.k: want in (0, 1] when agent.aspo.delta is set")
 	}
 	if a.SFTTraces != "" && (a.SFTTraces != "calc" || a.ToolFormat != env.FormatCalc || a.Env != "builtin") {
 		return fmt.Errorf("config field agent.sft_traces: %q needs sft_traces calc with tool_format calc and env builtin", a.SFTTraces)
@@ -138,6 +178,7 @@ func agentAlphabet(c Config, alphabet string) string {
 // agentLoop is the agent mode of a run.
 type agentLoop struct {
 	cfg    AgentConfig
+	aspo   ASPOShaping // reward.aspo
 	tmpl   env.Template
 	envs   env.Factory
 	otc    *reward.OTCHistory
@@ -154,6 +195,7 @@ type agentRows struct {
 	turns, calls, errs, first   []int
 	modelTok, envTok, promptTok []int
 	finish                      []string
+	otc                         []float64 // reward.otc: OTC's reward minus the verifier's score (component "otc")
 }
 
 func (a *agentRows) add(o *agentRows) {
@@ -166,6 +208,7 @@ func (a *agentRows) add(o *agentRows) {
 	a.envTok = append(a.envTok, o.envTok...)
 	a.promptTok = append(a.promptTok, o.promptTok...)
 	a.finish = append(a.finish, o.finish...)
+	a.otc = append(a.otc, o.otc...)
 }
 
 func (a *agentRows) subset(rows []int) *agentRows {
@@ -183,6 +226,9 @@ func (a *agentRows) subset(rows []int) *agentRows {
 		o.envTok = append(o.envTok, a.envTok[i])
 		o.promptTok = append(o.promptTok, a.promptTok[i])
 		o.finish = append(o.finish, a.finish[i])
+		if a.otc != nil {
+			o.otc = append(o.otc, a.otc[i])
+		}
 	}
 	return o
 }
@@ -207,7 +253,7 @@ func newAgentLoop(r *runner) (*agentLoop, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	a := &agentLoop{cfg: c}
+	a := &agentLoop{cfg: c, aspo: r.cfg.Reward.ASPO}
 	format := c.ToolFormat
 	if r.codec.hf != nil {
 		if format == "" {
@@ -264,9 +310,9 @@ func newAgentLoop(r *runner) (*agentLoop, error) {
 		}
 		a.envs = te.Factory()
 	}
-	if c.OTC.Enabled {
+	if o := r.cfg.Reward.OTC; o.Enabled {
 		a.otc = reward.NewOTCHistory()
-		a.otcCfg = reward.OTCConfig{C: c.OTC.C, Alpha: c.OTC.Alpha, Variant: c.OTC.Variant, Scope: c.OTC.Scope}
+		a.otcCfg = reward.OTCConfig{C: o.C, Alpha: o.Alpha, Variant: o.Variant, Scope: o.Scope}
 		if a.otcCfg.C == 0 {
 			a.otcCfg.C = float64(c.MaxTurns)
 		}
@@ -370,8 +416,13 @@ func (a *agentLoop) collect(r *runner, purpose string, step, nPrompts int) (*rol
 		main[i] = reward.Score{Value: t.Reward, Correct: t.Correct}
 	}
 	if a.otc != nil {
-		if err := a.shapeOTC(b, main); err != nil {
+		shaped, err := a.shapeOTC(b, main)
+		if err != nil {
 			return nil, 0, 0, err
+		}
+		b.agent.otc = make([]float64, len(shaped))
+		for i, v := range shaped {
+			b.agent.otc[i] = v - main[i].Value
 		}
 	}
 	if err := r.rewarder.components(r, b, texts, main); err != nil {
@@ -390,8 +441,9 @@ func lastTurnText(tmpl env.Template, t *env.Trajectory) string {
 	return ""
 }
 
-// shapeOTC replaces each row's environment reward by OTC's tool-integrated reward, group by group.
-func (a *agentLoop) shapeOTC(b *rolloutBatch, main []reward.Score) error {
+// shapeOTC returns OTC's tool-integrated reward of each row's environment reward, group by group.
+func (a *agentLoop) shapeOTC(b *rolloutBatch, main []reward.Score) ([]float64, error) {
+	shaped := make([]float64, len(main))
 	groups := map[int][]int{}
 	var order []int
 	for i, g := range b.group {
@@ -410,19 +462,19 @@ func (a *agentLoop) shapeOTC(b *rolloutBatch, main []reward.Score) error {
 		}
 		out, err := reward.OTCGroup(promptKey(b, rows[0]), calls, correct, rphi, a.otcCfg, a.otc)
 		if err != nil {
-			return fmt.Errorf("agent.otc: %w", err)
+			return nil, fmt.Errorf("reward.otc: %w", err)
 		}
 		for k, i := range rows {
-			main[i].Value = out[k]
+			shaped[i] = out[k]
 		}
 	}
-	return nil
+	return shaped, nil
 }
 
 // shapeAdvantages applies ASPO to the prepared batch: a row's advantage is taken from its first
 // trained token, shaped, and the difference added to all its trained tokens.
 func (a *agentLoop) shapeAdvantages(b *rolloutBatch, adv, mask [][]float64, vals map[string]float64) error {
-	if a.cfg.ASPO.Delta == 0 || adv == nil || b.agent == nil {
+	if a.aspo.Delta == 0 || adv == nil || b.agent == nil {
 		return nil
 	}
 	n := b.rows()
@@ -443,7 +495,7 @@ func (a *agentLoop) shapeAdvantages(b *rolloutBatch, adv, mask [][]float64, vals
 		length[i] = len(b.resps[i])
 		groups[i] = strconv.Itoa(b.group[i])
 	}
-	shaped, err := reward.ASPOShape(base, b.correct, hasCall, first, length, groups, a.cfg.ASPO.Delta, a.cfg.ASPO.K)
+	shaped, err := reward.ASPOShape(base, b.correct, hasCall, first, length, groups, a.aspo.Delta, a.aspo.K)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -79,7 +80,7 @@ func agentRun(t *testing.T, dir string, sets ...string) Config {
 	base := []string{"task.name=arithmetic", "task.options.ops=*", "task.options.digits=1", "sft.steps=40",
 		"agent.enabled=true", "agent.tool_format=calc", "agent.max_turns=3", "agent.turn_tokens=6",
 		"sampling.max_new_tokens=24", "rl.steps=6", "eval.every=3", "task.test_size=16",
-		"agent.otc.enabled=true", "agent.aspo.delta=-2"}
+		"reward.otc.enabled=true", "reward.aspo.delta=-2"}
 	return smallRun(t, dir, append(base, sets...)...)
 }
 
@@ -101,7 +102,7 @@ func TestAgentRunAndResume(t *testing.T) {
 	for _, rec := range recs {
 		switch rec.Phase {
 		case "rl":
-			for _, k := range []string{"turns_per_traj", "tool_calls_per_traj", "tool_error_rate", "tokens_model", "tokens_env", "finish_done_frac"} {
+			for _, k := range []string{"turns_per_traj", "tool_calls_per_traj", "tool_error_rate", "tokens_model", "tokens_env", "finish_done_frac", "reward_otc_mean", "reward_verifier_mean"} {
 				if _, ok := rec.Values[k]; !ok {
 					t.Fatalf("rl step %d has no %s", rec.Step, k)
 				}
@@ -201,7 +202,7 @@ func TestAgentSFTTrace(t *testing.T) {
 // tool, by the spec's formula: delta=-2, k=0.7, first calls at 2, 4, 6 of 10 response tokens,
 // advantage 0.5: bias -2·(p−4)/10 = +0.4, 0, −0.4, clipped to ±0.35.
 func TestAgentASPO(t *testing.T) {
-	a := &agentLoop{cfg: AgentConfig{ASPO: ASPOShaping{Delta: -2, K: 0.7}}}
+	a := &agentLoop{aspo: ASPOShaping{Delta: -2, K: 0.7}}
 	b := &rolloutBatch{agent: &agentRows{first: []int{2, 4, 6, -1, 3}}, correct: []bool{true, true, true, true, false}, group: []int{0, 0, 0, 0, 0}}
 	adv := make([][]float64, 5)
 	mask := make([][]float64, 5)
@@ -256,23 +257,24 @@ func TestAgentOTC(t *testing.T) {
 		b.examples = append(b.examples, ex)
 	}
 	main := []reward.Score{{Value: 1, Correct: true}, {Value: 1, Correct: true}, {Value: 1, Correct: true}, {Value: 0}}
-	if err := a.shapeOTC(b, main); err != nil {
+	shaped, err := a.shapeOTC(b, main)
+	if err != nil {
 		t.Fatal(err)
 	}
 	want := []float64{1, math.Sqrt(3) / 2, 1, 0}
 	for i, w := range want {
-		if math.Abs(main[i].Value-w) > 1e-12 {
-			t.Errorf("row %d: %v, want %v", i, main[i].Value, w)
+		if math.Abs(shaped[i]-w) > 1e-12 || main[i].Value != []float64{1, 1, 1, 0}[i] {
+			t.Errorf("row %d: %v (verifier %v), want %v", i, shaped[i], main[i].Value, w)
 		}
 	}
 	// Next step: only two-call answers are correct, but the history remembers n = 1.
 	b.agent.calls = []int{2, 2, 3, 3}
 	main = []reward.Score{{Value: 1, Correct: true}, {Value: 1, Correct: true}, {Value: 0}, {Value: 0}}
-	if err := a.shapeOTC(b, main); err != nil {
+	if shaped, err = a.shapeOTC(b, main); err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(main[0].Value-math.Sqrt(3)/2) > 1e-12 {
-		t.Errorf("global scope: %v, want √3/2", main[0].Value)
+	if math.Abs(shaped[0]-math.Sqrt(3)/2) > 1e-12 {
+		t.Errorf("global scope: %v, want √3/2", shaped[0])
 	}
 }
 
@@ -282,7 +284,7 @@ func TestAgentOTC(t *testing.T) {
 func TestAgentProcessEnv(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "proc")
 	cfg := agentRun(t, dir, "agent.env=process", "agent.command=[python3, ../examples/env/arith_env.py]",
-		"rl.steps=2", "eval.every=0", "task.test_size=8", "sampling.prompts_per_step=4", "agent.otc.enabled=false", "sft.steps=5")
+		"rl.steps=2", "eval.every=0", "task.test_size=8", "sampling.prompts_per_step=4", "reward.otc.enabled=false", "sft.steps=5")
 	if _, err := Run(cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -303,5 +305,44 @@ func TestAgentProcessEnv(t *testing.T) {
 	}
 	if steps != 2 {
 		t.Fatalf("%d rl records, want 2", steps)
+	}
+}
+
+// TestToolShapingConfig: reward.otc and reward.aspo are the config names; the deprecated
+// agent.otc / agent.aspo move there (their set fields override, the aliases end up zero, so
+// config.yaml records reward.*); both are refused outside agent mode.
+func TestToolShapingConfig(t *testing.T) {
+	agent := []string{"agent.enabled=true", "agent.tool_format=calc", "task.name=arithmetic"}
+	c, err := LoadConfig("", append(agent, "agent.otc.enabled=true", "agent.otc.scope=local", "agent.aspo.delta=-2.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := OTCShaping{Enabled: true, C: 0, Alpha: 1, Variant: "grpo", Scope: "local"}
+	if c.Reward.OTC != want || c.Reward.ASPO != (ASPOShaping{Delta: -2.5, K: 0.7}) || c.Agent.OTC != (OTCShaping{}) || c.Agent.ASPO != (ASPOShaping{}) {
+		t.Errorf("aliases not moved: reward.otc %+v, reward.aspo %+v, agent.otc %+v, agent.aspo %+v", c.Reward.OTC, c.Reward.ASPO, c.Agent.OTC, c.Agent.ASPO)
+	}
+	c, err = LoadConfig("", append(agent, "reward.otc.enabled=true", "reward.aspo.delta=-2"))
+	if err != nil || !c.Reward.OTC.Enabled || c.Reward.ASPO.Delta != -2 {
+		t.Errorf("reward.otc / reward.aspo: %+v %+v (%v)", c.Reward.OTC, c.Reward.ASPO, err)
+	}
+	rw, err := newRewarder(c)
+	if err != nil || !slices.Equal(rw.names, []string{"verifier", "otc"}) || rw.weights[1] != c.Reward.Weight {
+		t.Errorf("components %v weights %v (%v), want verifier and otc at the verifier's weight", rw.names, rw.weights, err)
+	}
+	// verifier + otc = OTC's reward (two calls where one suffices: √3/2 of 1).
+	b := &rolloutBatch{agent: &agentRows{otc: []float64{math.Sqrt(3)/2 - 1, 0}}, examples: make([]task.Example, 2), group: []int{0, 0}}
+	if err := rw.components(nil, b, []string{"", ""}, []reward.Score{{Value: 1, Correct: true}, {Value: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(b.rewards[0]-math.Sqrt(3)/2) > 1e-12 || b.rewards[1] != 0 || b.components[0][0] != 1 {
+		t.Errorf("rewards %v, components %v; want √3/2 and 0, the verifier's 1 kept as its component", b.rewards, b.components)
+	}
+	for _, sets := range [][]string{{"reward.otc.enabled=true"}, {"reward.aspo.delta=-2"}, {"agent.otc.enabled=true"}} {
+		if _, err := LoadConfig("", sets); err == nil || !strings.Contains(err.Error(), "agent mode") {
+			t.Errorf("%v without agent mode: %v", sets, err)
+		}
+	}
+	if _, err := LoadConfig("", append(agent, "reward.otc.scope=galaxy")); err == nil || !strings.Contains(err.Error(), "reward.otc.scope") {
+		t.Errorf("bad scope: %v", err)
 	}
 }

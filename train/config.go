@@ -89,9 +89,18 @@ type RewardConfig struct {
 	// reward, each a named component (train/shaping.go).
 	DRPO     DRPOReward     `yaml:"drpo"`
 	AutoRule AutoRuleReward `yaml:"autorule"`
+	// Tool-use shaping (agent mode; train/agent.go): OTC's tool-efficiency reward (component "otc")
+	// and ASPO's advantage shaping for early tool calls. agent.otc and agent.aspo are deprecated
+	// aliases, moved here when the config is validated.
+	OTC  OTCShaping  `yaml:"otc"`
+	ASPO ASPOShaping `yaml:"aspo"`
 	// DPOModel is a DPO-trained model folder whose log-probs against the reference give RTO's dense
 	// token rewards (token_rewards; train/rto.go).
 	DPOModel string `yaml:"dpo_model"`
+	// DPOSteps > 0 trains RTO's DPO model in the same run instead: that many DPO steps (the
+	// preference section's pairs) on a copy of the policy as RL starts, against that policy as the
+	// reference, before the first RL step (train/rto.go).
+	DPOSteps int `yaml:"dpo_steps"`
 }
 
 // DRPOReward is DRPO's decoupled length signal as a reward component ("drpo"): among the correct
@@ -186,6 +195,10 @@ type RLConfig struct {
 	// CriticModel (issue 16, methods; train/critic.go): a model folder whose trunk carries the critic's
 	// value head instead of the policy's (a separate value model, trained beside the policy). "" = share.
 	CriticModel string `yaml:"critic_model"`
+	// OfflinePath (train/offline.go): a JSONL of response groups with rewards ({"prompt",
+	// "responses", "rewards"}, or pairs {"prompt", "chosen", "rejected"}) that RL trains on instead
+	// of sampling: off-policy data, for objectives without old_logp (copg). "" = sample.
+	OfflinePath string `yaml:"offline_path"`
 }
 
 // PreferenceConfig is the preference mode, used when algo.name is a pair loss (dpo, ipo, rdpo).
@@ -419,6 +432,10 @@ func setNode(root *yaml.Node, kv string) error {
 
 // Validate checks ranges and combinations, naming the offending field.
 func (c *Config) Validate() error {
+	c.moveShapingAliases()
+	if err := c.Reward.validateToolShaping(c.Agent.Enabled); err != nil {
+		return err
+	}
 	type check struct {
 		bad   bool
 		field string

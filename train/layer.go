@@ -22,7 +22,10 @@ func (r *runner) policyLayer() (layer int, finalNorm, internal bool) {
 }
 
 // rlLogProbs is LogProbs of the policy the current step trains.
-func (r *runner) rlLogProbs(ids, mask [][]int32) (logp, entropy [][]float32, err error) {
+func (r *runner) rlLogProbs(b *rolloutBatch, ids, mask [][]int32) (logp, entropy [][]float32, err error) {
+	if r.maskPolicy != nil {
+		return r.nucleusLogProbs(b, ids, mask) // nlpo.go
+	}
 	if layer, norm, ok := r.policyLayer(); ok {
 		return r.policy.LayerLogProbs(ids, mask, layer, norm)
 	}
@@ -30,7 +33,10 @@ func (r *runner) rlLogProbs(ids, mask [][]int32) (logp, entropy [][]float32, err
 }
 
 // accumulateRL is accumulate for the policy the current step trains.
-func (r *runner) accumulateRL(ids, mask [][]int32, coefLogp, coefEnt [][]float32) error {
+func (r *runner) accumulateRL(b *rolloutBatch, ids, mask [][]int32, coefLogp, coefEnt [][]float32) error {
+	if r.maskPolicy != nil {
+		return r.accumulateNucleus(b, ids, mask, coefLogp, coefEnt) // nlpo.go
+	}
 	layer, norm, ok := r.policyLayer()
 	if !ok {
 		_, err := r.accumulate(ids, mask, coefLogp, coefEnt)

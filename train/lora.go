@@ -88,17 +88,21 @@ func (r *runner) loraBase() string {
 // savePolicy writes the policy to dir (checkpoints/<name>/model): the adapter in PEFT's layout, or
 // the whole model. An adapter names a base inside the run folder relatively
 // ("../../base/model"), so that a moved or copied run folder still resumes.
-func (r *runner) savePolicy(dir string) error {
-	if r.policy.HasAdapter() {
+func (r *runner) savePolicy(dir string) error { return r.saveModel(r.policy, dir) }
+
+// saveModel is savePolicy for m, a model of the policy's kind (nlpo's masking policy): dir must sit
+// at the same depth, checkpoints/<name>/<folder>.
+func (r *runner) saveModel(m *model.Model, dir string) error {
+	if m.HasAdapter() {
 		base := r.loraBase()
 		if base != r.cfg.Model.Path {
 			base = filepath.Join("..", "..", "base", "model")
 		} else if abs, err := filepath.Abs(base); err == nil {
 			base = abs
 		}
-		return r.policy.SaveAdapter(dir, base)
+		return m.SaveAdapter(dir, base)
 	}
-	return r.policy.Save(dir)
+	return m.Save(dir)
 }
 
 // saveMerged writes the policy as one full checkpoint (a LoRA adapter folded into its base), the form

@@ -129,6 +129,9 @@ var presetRunSets = map[string][]string{
 	"chord": {"hybrid.expert_rows=4"},
 	// A task the tiny model partly solves after a short SFT, so that the critic sees non-zero returns.
 	"ppo": {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10"},
+	// The same task for NLPO, whose masking policy keeps resyncing every 3 steps (so that a resume
+	// from step 2 needs the checkpointed masking policy at step 3).
+	"nlpo": {"task.name=copy", "task.options={}", "task.options.len=1", "task.options.letters=ab", "task.test_size=1", "sft.steps=10", "algo.set.mask_sync_every=3"},
 	// Sampled-token reverse KL plus the teacher's top-4 distributions.
 	"distill": {"distill.top_k=4"},
 	// Layer 0 of the tiny model's 2 for the first step, then the full model.
@@ -184,6 +187,14 @@ var presetEffects = map[string]func(s1, s2 map[string]float64) string{
 	"ppo": func(s1, s2 map[string]float64) string {
 		if s1["value_mean"] != 0 || !(s1["value_loss"] > 0) || s2["value_mean"] == 0 {
 			return fmt.Sprintf("critic: step 1 values %v loss %v, step 2 values %v; want 0, > 0, != 0", s1["value_mean"], s1["value_loss"], s2["value_mean"])
+		}
+		return ""
+	},
+	// NLPO syncs its masking policy before step 1 (not before step 2, mask_sync_every=3) and samples
+	// inside its nucleus; its critic trains as ppo's.
+	"nlpo": func(s1, s2 map[string]float64) string {
+		if s1["nlpo_mask_synced"] != 1 || s2["nlpo_mask_synced"] != 0 || !(s1["nlpo_nucleus_mean"] >= 1) || !(s1["value_loss"] > 0) {
+			return fmt.Sprintf("synced %v, %v (want 1, 0); nucleus %v; value loss %v", s1["nlpo_mask_synced"], s2["nlpo_mask_synced"], s1["nlpo_nucleus_mean"], s1["value_loss"])
 		}
 		return ""
 	},
@@ -333,7 +344,7 @@ func TestStatefulPresetsResumeBitIdentical(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains small runs")
 	}
-	for _, name := range []string{"spo", "hapo", "ppo"} {
+	for _, name := range []string{"spo", "hapo", "ppo", "nlpo"} {
 		t.Run(name, func(t *testing.T) {
 			root := t.TempDir()
 			sets := append([]string{"algo.name=" + name, "sft.steps=4", "rl.steps=4", "checkpoint.every=2", "checkpoint.keep=3",
@@ -367,6 +378,13 @@ func TestStatefulPresetsResumeBitIdentical(t *testing.T) {
 			}
 			if name == "ppo" && !bytes.Contains(a, []byte(criticStateKey)) {
 				t.Fatalf("ppo checkpoint has no value head")
+			}
+			if name == "nlpo" { // the masking policy (synced before step 4) too
+				a, _ = os.ReadFile(filepath.Join(whole.RunDir, "checkpoints", "rl-000004", "mask_model", "model.safetensors"))
+				b, _ = os.ReadFile(filepath.Join(dir, "checkpoints", "rl-000004", "mask_model", "model.safetensors"))
+				if len(a) == 0 || !bytes.Equal(a, b) {
+					t.Fatalf("final masking policy differs after resume")
+				}
 			}
 		})
 	}

@@ -17,6 +17,7 @@ type rewarder struct {
 	extra   []reward.Verifier // reward.extra, protected like the main verifier
 	hapo    *reward.HAPOHistory
 	hapoCfg reward.HAPOConfig
+	otc     bool    // reward.otc: component "otc" from the agent rows (agent.go)
 	shape   *shaper // reward.drpo, reward.autorule (shaping.go)
 }
 
@@ -24,8 +25,8 @@ func newRewarder(c Config) (*rewarder, error) {
 	rw := &rewarder{names: []string{"verifier"}, weights: []float64{c.Reward.Weight}}
 	timeout := time.Duration(c.Reward.Timeout * float64(time.Second))
 	for i, e := range c.Reward.Extra {
-		if e.Name == "" || contains([]string{"hapo", "drpo", "autorule"}, e.Name) || contains(rw.names, e.Name) {
-			return nil, fmt.Errorf("config field reward.extra[%d].name: want a unique name other than verifier, hapo, drpo and autorule, got %q", i, e.Name)
+		if e.Name == "" || contains([]string{"hapo", "otc", "drpo", "autorule"}, e.Name) || contains(rw.names, e.Name) {
+			return nil, fmt.Errorf("config field reward.extra[%d].name: want a unique name other than verifier, hapo, otc, drpo and autorule, got %q", i, e.Name)
 		}
 		v, err := reward.NewVerifier(e.Kind, e.Options)
 		if err != nil {
@@ -45,6 +46,11 @@ func newRewarder(c Config) (*rewarder, error) {
 		rw.hapo = reward.NewHAPOHistory(cfg.Mode)
 		rw.names = append(rw.names, "hapo")
 		rw.weights = append(rw.weights, h.Weight)
+	}
+	if c.Reward.OTC.Enabled { // with the verifier's weight: verifier + otc = OTC's reward
+		rw.otc = true
+		rw.names = append(rw.names, "otc")
+		rw.weights = append(rw.weights, c.Reward.Weight)
 	}
 	var err error
 	if rw.shape, err = newShaper(c, rw); err != nil {
@@ -96,6 +102,14 @@ func (rw *rewarder) components(r *runner, b *rolloutBatch, texts []string, main 
 				h[i]--
 			}
 			comps[i] = append(comps[i], h[i])
+		}
+	}
+	if rw.otc {
+		if b.agent == nil || len(b.agent.otc) != n {
+			return fmt.Errorf("reward.otc: no tool-call rewards for this batch (agent mode only)")
+		}
+		for i := range n {
+			comps[i] = append(comps[i], b.agent.otc[i])
 		}
 	}
 	if err := rw.shape.shape(r, b, texts, correct, comps); err != nil {

@@ -31,6 +31,10 @@ type rolloutBatch struct {
 	rollout [][]float32
 	version []int      // per row, the policy version (optimizer updates) that sampled it
 	agent   *agentRows // agent mode: loss mask and tool statistics per row (agent.go)
+	// nucleus: per row and response token, the masking policy's nucleus it was sampled from (nlpo.go)
+	nucleus [][][]int32
+	// tree: per row, its place in the step's SPO trees (segment_spo variant=tree; segtree.go)
+	tree []treeRow
 }
 
 func (b *rolloutBatch) rows() int { return len(b.prompts) }
@@ -46,6 +50,8 @@ func (b *rolloutBatch) append(o *rolloutBatch, groupOffset int) {
 	b.temps = append(b.temps, o.temps...)
 	b.rollout = append(b.rollout, o.rollout...)
 	b.version = append(b.version, o.version...)
+	b.nucleus = append(b.nucleus, o.nucleus...)
+	b.tree = append(b.tree, o.tree...)
 	b.agent = appendAgent(b.agent, o.agent)
 	for _, g := range o.group {
 		b.group = append(b.group, g+groupOffset)
@@ -72,6 +78,12 @@ func (b *rolloutBatch) subset(rows []int) *rolloutBatch {
 		}
 		if b.version != nil {
 			out.version = append(out.version, b.version[i])
+		}
+		if b.nucleus != nil {
+			out.nucleus = append(out.nucleus, b.nucleus[i])
+		}
+		if b.tree != nil {
+			out.tree = append(out.tree, b.tree[i])
 		}
 	}
 	return out
@@ -103,6 +115,9 @@ func (r *runner) rl() error {
 					return err
 				}
 			}
+		}
+		if err := r.dpoPhase(); err != nil { // rto.go: reward.dpo_steps
+			return err
 		}
 		if r.trainer, err = r.newTrainer("rl"); err != nil {
 			return err
@@ -167,10 +182,16 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	if r.agent != nil {
 		return r.agent.collect(r, purpose, step, nPrompts)
 	}
+	if r.offline != nil { // offline.go: off-policy groups from rl.offline_path
+		return r.collectOffline(purpose, step, nPrompts)
+	}
 	g := r.cfg.Sampling.GroupSize
 	exs, err := r.prompts.draw(purpose, step, nPrompts)
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	if tc, _ := r.segmentTree(); tc != nil { // segtree.go: SPO-tree, one tree per prompt
+		return r.collectTree(purpose, step, exs, tc)
 	}
 	b := &rolloutBatch{}
 	for i, ex := range exs {
@@ -194,7 +215,13 @@ func (r *runner) collect(purpose string, step, nPrompts int) (*rolloutBatch, flo
 	if r.trainer != nil {
 		version = r.trainer.StepCount()
 	}
-	comps, sampled, err := r.rolloutSample(purpose, step, b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step), version)
+	var comps []rollout.Completion
+	sampled := version
+	if r.maskPolicy != nil { // nlpo.go: through the masking policy's nucleus
+		comps, b.nucleus, err = r.sampleMasked(b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step))
+	} else {
+		comps, sampled, err = r.rolloutSample(purpose, step, b.prompts, scfg, seedFor(r.cfg.Seed, purpose+"-sample", step), version)
+	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -274,12 +301,20 @@ func positionCoefs(b *rolloutBatch, grad [][]float64, seqWidth int) [][]float32 
 func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	stepStart := time.Now()
 	nPrompts := r.cfg.Sampling.PromptsPerStep
+	synced, err := r.syncMaskPolicy(step) // nlpo.go
+	if err != nil {
+		return nil, err
+	}
 	batch, rolloutS, rewardS, err := r.collect("rollout", step, nPrompts)
 	if err != nil {
 		return nil, err
 	}
 	sampled := batch.rows()
 	vals := map[string]float64{}
+	if r.maskPolicy != nil {
+		vals["nlpo_mask_synced"] = map[bool]float64{false: 0, true: 1}[synced]
+		nucleusStats(batch, vals)
+	}
 	rewardStats(batch, vals)
 	r.rewarder.componentStats(batch, vals)
 
@@ -319,6 +354,9 @@ func (r *runner) rlStep(step, total int) (map[string]float64, error) {
 	}
 	for k, v := range filterStats {
 		vals["filter_"+k] = v
+	}
+	if batch.tree != nil { // segtree.go: each edge trained once, zero-advantage edges dropped
+		vals["segment_tree_token_keep_frac"] = applyTreeMask(batch, ob)
 	}
 	r.distStats(ob, vals)
 	r.segmentMetrics(vals)
@@ -375,7 +413,7 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 	if distInputs(r.obj) { // distinputs.go: the same pass, plus full-distribution inputs
 		logp, ent, err = r.oldPolicyDist(b, ids, mask, ob)
 	} else {
-		logp, ent, err = r.rlLogProbs(ids, mask) // layer.go: an internal layer's policy (bupo)
+		logp, ent, err = r.rlLogProbs(b, ids, mask) // layer.go: an internal layer's policy (bupo); nlpo's nucleus
 	}
 	if err != nil {
 		return nil, nil, err
@@ -400,7 +438,7 @@ func (r *runner) scoreBatch(b *rolloutBatch) (*objective.Batch, [][]float32, err
 		}
 		ob.RefLogP = responseValues(b, refLogp, width)
 	}
-	if objective.Declares(r.obj, objective.InTokenRewards) && r.cfg.Reward.DPOModel != "" {
+	if objective.Declares(r.obj, objective.InTokenRewards) && (r.cfg.Reward.DPOModel != "" || r.dpo != nil) {
 		if err := r.scoreTokenRewards(b, ids, mask, ob); err != nil { // rto.go
 			return nil, nil, err
 		}
@@ -498,7 +536,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 				// batch has not run yet): reuse its log-probs instead of a second forward pass.
 				mbBatch.LogP = pickRows(ob.LogP, mb)
 			} else {
-				logp, ent, err := r.rlLogProbs(ids, mask)
+				logp, ent, err := r.rlLogProbs(sub, ids, mask)
 				if err != nil {
 					return nil, err
 				}
@@ -526,7 +564,7 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 				continue
 			}
 			seqW := len(ids[0])
-			if err := r.accumulateRL(ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
+			if err := r.accumulateRL(sub, ids, mask, positionCoefs(sub, res.GradLogP, seqW), positionCoefs(sub, res.GradEntropy, seqW)); err != nil {
 				return nil, err
 			}
 			if r.cfg.Distill.TopK > 0 {

@@ -1,11 +1,15 @@
 package train
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/polo-rl/polo/metrics"
+	"github.com/polo-rl/polo/objective"
 )
 
 // dpoModelDir trains a short DPO run (same seed and SFT as smallRun's, so its reference is the RTO
@@ -111,6 +115,100 @@ func TestModelInputsNeedTheirModelFolder(t *testing.T) {
 		err := Check(cfg)
 		if err == nil || !strings.Contains(err.Error(), field) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s without %s: got %v", name, field, err)
+		}
+	}
+}
+
+// TestRTODPOPhaseInTheSameRun: with reward.dpo_steps = 3 an rto run first trains its DPO model
+// itself, and that model is byte for byte the final model of a separate 3-step DPO run with the
+// same seed and SFT (same pairs, learning-rate schedule and optimizer; the phase's logged losses
+// equal that run's, ln 2 at step 1); RL then trains on its token rewards, and a resume after the first RL step
+// (which reloads checkpoints/dpo_model) repeats the run exactly.
+func TestRTODPOPhaseInTheSameRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains small runs")
+	}
+	common := []string{"sft.steps=2", "preference.batch_size=16", "optim.lr=0.001", "task.test_size=8"}
+	sep := smallRun(t, filepath.Join(t.TempDir(), "dpo"), append([]string{"algo.name=dpo", "rl.steps=3", "checkpoint.every=0"}, common...)...)
+	if _, err := Run(sep, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	cfg := smallRun(t, filepath.Join(root, "rto"), append([]string{"algo.name=rto", "reward.dpo_steps=3", "rl.steps=2", "checkpoint.every=1", "checkpoint.keep=5",
+		"sampling.prompts_per_step=4"}, common...)...)
+	nonzero := 0
+	opts := Options{observe: func(stage string, b *objective.Batch) {
+		for _, row := range b.TokenRewards {
+			for _, x := range row {
+				if x != 0 {
+					nonzero++
+				}
+			}
+		}
+	}}
+	if _, err := Run(cfg, opts); err != nil {
+		t.Fatal(err)
+	}
+	if nonzero == 0 {
+		t.Errorf("RL saw no non-zero token reward from the DPO phase's model")
+	}
+	latest, _ := os.ReadFile(filepath.Join(sep.RunDir, "checkpoints", latestFile))
+	want, _ := os.ReadFile(filepath.Join(sep.RunDir, "checkpoints", strings.TrimSpace(string(latest)), "model", "model.safetensors"))
+	got, _ := os.ReadFile(filepath.Join(cfg.RunDir, "checkpoints", dpoModelFolder, "model", "model.safetensors"))
+	if len(want) == 0 || !bytes.Equal(got, want) {
+		t.Fatalf("the in-run DPO model (%d bytes) differs from the separate DPO run's (%d bytes)", len(got), len(want))
+	}
+	sepLoss, phaseLoss := rlSeries(t, sep.RunDir, "loss"), phaseSeries(t, cfg.RunDir, "dpo", "loss")
+	t.Logf("DPO losses: separate run %v, in-run phase %v", sepLoss, phaseLoss)
+	// Step 1: the DPO model is still the reference, so the loss is −log σ(0) = ln 2.
+	if len(phaseLoss) != 3 || !equalFloats(sepLoss, phaseLoss) || math.Abs(phaseLoss[0]-math.Ln2) > 1e-12 {
+		t.Errorf("DPO phase losses %v, separate run %v: want equal, ln 2 at step 1", phaseLoss, sepLoss)
+	}
+	t.Logf("%d non-zero token rewards in the RL mini-batches", nonzero)
+	whole := comparableMetrics(t, cfg.RunDir)
+	dir := filepath.Join(root, "resumed")
+	if err := os.CopyFS(dir, os.DirFS(cfg.RunDir)); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, "checkpoints", "rl-000002"))
+	os.WriteFile(filepath.Join(dir, "checkpoints", latestFile), []byte("rl-000001\n"), 0o644)
+	if _, err := Resume(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameMetrics(t, whole, comparableMetrics(t, dir))
+}
+
+// phaseSeries is rlSeries for another phase.
+func phaseSeries(t *testing.T, dir, phase, key string) []float64 {
+	t.Helper()
+	recs, err := metrics.Read(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float64
+	for _, r := range recs {
+		if r.Phase == phase {
+			out = append(out, r.Values[key])
+		}
+	}
+	return out
+}
+
+// TestRTODPOStepsRefusals: reward.dpo_steps needs an objective that reads token rewards, and
+// excludes reward.dpo_model.
+func TestRTODPOStepsRefusals(t *testing.T) {
+	for _, c := range []struct {
+		sets []string
+		want string
+	}{
+		{[]string{"algo.name=grpo", "reward.dpo_steps=3"}, "reads no token rewards"},
+		{[]string{"algo.name=rto", "reward.dpo_steps=3", "reward.dpo_model=x"}, "set one"},
+		{[]string{"algo.name=rto", "reward.dpo_steps=-1"}, "reward.dpo_steps"},
+		{[]string{"algo.name=rto"}, "reward.dpo_steps to train one"},
+	} {
+		cfg := smallRun(t, filepath.Join(t.TempDir(), "x"), c.sets...)
+		if err := Check(cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error with %q", c.sets, err, c.want)
 		}
 	}
 }

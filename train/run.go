@@ -64,33 +64,35 @@ type Summary struct {
 
 // runner holds one run's live state.
 type runner struct {
-	cfg      Config
-	opts     Options
-	dir      string
-	ckptDir  string
-	codec    *codec
-	prompts  *promptSource
-	verifier reward.Verifier
-	rewarder *rewarder
-	obj      objective.Objective
-	pairObj  objective.PairObjective // preference mode
-	pairData []pair                  // preference.path rows (nil = synthetic pairs)
-	needRef  bool
-	policy   *model.Model
-	ref      *model.Model
-	trainer  *model.Trainer
-	log      *metrics.Log
-	samples  *metrics.SamplesLog // log.samples (samples.go)
-	state    runState
-	driftMem map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
-	head     *model.ValueHead      // the critic of actor-critic objectives (critic.go)
-	segStats segmentStats          // segment_spo's extra sampling in the current step (segments.go)
-	dpo      *model.Model          // reward.dpo_model: RTO's token rewards (rto.go)
-	vm       *valueModel           // rl.critic_model: a separate critic trunk (critic.go)
-	bar      *progress
-	start    time.Time
-	skips    int // optimizer steps dropped as non-finite in a row (finite.go)
-	skipped  int // … in all
+	cfg        Config
+	opts       Options
+	dir        string
+	ckptDir    string
+	codec      *codec
+	prompts    *promptSource
+	verifier   reward.Verifier
+	rewarder   *rewarder
+	obj        objective.Objective
+	pairObj    objective.PairObjective // preference mode
+	pairData   []pair                  // preference.path rows (nil = synthetic pairs)
+	offline    []offlineGroup          // rl.offline_path groups (offline.go)
+	needRef    bool
+	policy     *model.Model
+	ref        *model.Model
+	trainer    *model.Trainer
+	log        *metrics.Log
+	samples    *metrics.SamplesLog // log.samples (samples.go)
+	state      runState
+	driftMem   map[string]driftEntry // per prompt, the last visit (objectives declaring "drift")
+	head       *model.ValueHead      // the critic of actor-critic objectives (critic.go)
+	segStats   segmentStats          // segment_spo's extra sampling in the current step (segments.go)
+	dpo        *model.Model          // reward.dpo_model: RTO's token rewards (rto.go)
+	vm         *valueModel           // rl.critic_model: a separate critic trunk (critic.go)
+	maskPolicy *model.Model          // nlpo's masking policy (nlpo.go)
+	bar        *progress
+	start      time.Time
+	skips      int // optimizer steps dropped as non-finite in a row (finite.go)
+	skipped    int // … in all
 	// rollout.engine remote: the servers and the weights they hold (remote.go)
 	remote *remoteEngine
 
@@ -194,7 +196,12 @@ func (r *runner) setup() error {
 		return err
 	}
 	r.obj, r.pairObj, r.needRef = objs.token, objs.pair, objs.needRef
-	if r.pairObj != nil && r.cfg.Preference.Path != "" {
+	if r.cfg.RL.OfflinePath != "" {
+		if r.offline, err = loadOfflineGroups(r.cfg.RL.OfflinePath); err != nil {
+			return err
+		}
+	}
+	if (r.pairObj != nil || r.cfg.Reward.DPOSteps > 0) && r.cfg.Preference.Path != "" {
 		if r.pairData, err = loadPairs(r.cfg.Preference.Path); err != nil {
 			return err
 		}
@@ -324,6 +331,14 @@ func (r *runner) restoreFrom(path string) error {
 	if err := r.loadValueModel(path); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
+	if err := r.loadMaskPolicy(path); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if r.state.Phase == "rl" && r.cfg.Reward.DPOSteps > 0 { // rto.go: the DPO phase's model
+		if r.dpo, err = model.Load(filepath.Join(r.ckptDir, dpoModelFolder, "model")); err != nil {
+			return fmt.Errorf("resume: DPO model of reward.dpo_steps: %w", err)
+		}
+	}
 	if err := r.loadCritic(r.state); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -358,7 +373,7 @@ func (r *runner) covered(rec metrics.Record) bool {
 	phaseOrder := map[string]int{"eval-start": 0, "sft": 0, "sft-eval": 0, "eval-sft": 1, "rl": 2, "eval": 2}
 	cur := phaseOrder[r.state.Phase]
 	p := phaseOrder[rec.Phase]
-	if rec.Phase == "eval-sft" {
+	if rec.Phase == "eval-sft" || rec.Phase == "dpo" { // both precede rl-000000
 		return r.state.Phase == "rl"
 	}
 	if p != cur {
@@ -409,6 +424,9 @@ func (r *runner) checkpoint() error {
 			return err
 		}
 		if err := r.saveValueModel(tmp); err != nil { // critic.go
+			return err
+		}
+		if err := r.saveMaskPolicy(tmp); err != nil { // nlpo.go
 			return err
 		}
 		return writeJSONFile(filepath.Join(tmp, "state.json"), r.state)
@@ -660,7 +678,7 @@ func (r *runner) heldOut(scfg rollout.Config, seed uint64, phase string, step in
 				return 0, 0, err
 			}
 		}
-		comps, err := r.sample(prompts, scfg, seed+uint64(lo))
+		comps, err := r.sampleEval(prompts, scfg, seed+uint64(lo))
 		if err != nil {
 			return 0, 0, err
 		}

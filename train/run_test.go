@@ -36,7 +36,7 @@ func smallRun(t *testing.T, dir string, sets ...string) Config {
 }
 
 // timingKeys vary from run to run; everything else in metrics.jsonl must be reproducible.
-var timingKeys = map[string]bool{"rollout_s": true, "reward_s": true, "train_s": true, "tokens_per_s": true}
+var timingKeys = map[string]bool{"rollout_s": true, "reward_s": true, "train_s": true, "tokens_per_s": true, "segment_mc_s": true, "segment_tree_s": true}
 
 func comparableMetrics(t *testing.T, dir string) []metrics.Record {
 	t.Helper()

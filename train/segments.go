@@ -40,10 +40,14 @@ func checkSegmentRewards(c Config, obj objective.Objective) error {
 type segmentStats struct {
 	cutpoints, rollouts int
 	seconds             float64
+	// SPO-tree: nodes below the roots, tokens sampled, tokens of the leaves' whole responses (what
+	// sampling the leaves independently would cost), leaves (segtree.go)
+	treeNodes, treeTokens, treePathTokens, treeLeaves int
 }
 
 func (s *segmentStats) add(o segmentStats) {
 	s.cutpoints, s.rollouts, s.seconds = s.cutpoints+o.cutpoints, s.rollouts+o.rollouts, s.seconds+o.seconds
+	s.treeNodes, s.treeTokens, s.treePathTokens, s.treeLeaves = s.treeNodes+o.treeNodes, s.treeTokens+o.treeTokens, s.treePathTokens+o.treePathTokens, s.treeLeaves+o.treeLeaves
 }
 
 // scoreSegments fills ob.Segments (ob.OldLogP and ob.Mask must be set). All continuations of a step
@@ -52,6 +56,13 @@ func (s *segmentStats) add(o segmentStats) {
 // is the same distribution as sampling with that budget (sampling is autoregressive).
 func (r *runner) scoreSegments(b *rolloutBatch, ob *objective.Batch) (st segmentStats, err error) {
 	cfg, _ := segmentConfig(r.obj)
+	if cfg.Tree != nil { // segtree.go: the values come from the sampled trees
+		ob.Segments = make([][]objective.Segment, b.rows())
+		for i, row := range b.tree {
+			ob.Segments[i] = treeSegments(row, cfg.Tree.Mode)
+		}
+		return st, nil
+	}
 	t0 := time.Now()
 	defer func() { r.segStats.add(st) }()
 	type cut struct{ row, end int }
@@ -110,6 +121,16 @@ func (r *runner) scoreSegments(b *rolloutBatch, ob *objective.Batch) (st segment
 // segmentMetrics logs the extra sampling of a step (summed over its scoreBatch calls) and resets it.
 func (r *runner) segmentMetrics(vals map[string]float64) {
 	if _, ok := segmentConfig(r.obj); !ok {
+		return
+	}
+	if tc, _ := r.segmentTree(); tc != nil {
+		st := r.segStats
+		vals["segment_tree_nodes"] = float64(st.treeNodes)
+		vals["segment_tree_leaves"] = float64(st.treeLeaves)
+		vals["segment_tree_tokens"] = float64(st.treeTokens)
+		vals["segment_tree_path_tokens"] = float64(st.treePathTokens)
+		vals["segment_tree_s"] = st.seconds
+		r.segStats = segmentStats{}
 		return
 	}
 	vals["segment_cutpoints"] = float64(r.segStats.cutpoints)

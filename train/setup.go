@@ -331,7 +331,7 @@ func trainerInput(c Config, name string) (ok bool, why string) {
 	case objective.InLayerLogP:
 		return true, "" // layer.go: model.LayerLogProbs and AccumulateLayer while the objective says so
 	case objective.InTokenRewards:
-		return c.Reward.DPOModel != "", "dense token rewards (token_rewards): set reward.dpo_model to a DPO-trained model folder"
+		return c.Reward.DPOModel != "" || c.Reward.DPOSteps > 0, "dense token rewards (token_rewards): set reward.dpo_model to a DPO-trained model folder, or reward.dpo_steps to train one in this run"
 	}
 	return false, fmt.Sprintf("input %q, which the trainer does not know", name)
 }
@@ -377,6 +377,14 @@ func newObjective(c Config) (objectives, error) {
 	if c.Reward.DPOModel != "" && !objective.Declares(obj, objective.InTokenRewards) {
 		return objectives{}, fmt.Errorf("config: reward.dpo_model is set but objective %s reads no token rewards; use an objective that does (rto)", name)
 	}
+	switch {
+	case c.Reward.DPOSteps < 0:
+		return objectives{}, fmt.Errorf("config field reward.dpo_steps = %d: want >= 0", c.Reward.DPOSteps)
+	case c.Reward.DPOSteps > 0 && c.Reward.DPOModel != "":
+		return objectives{}, fmt.Errorf("config fields reward.dpo_steps and reward.dpo_model: set one (train the DPO model in this run, or read one)")
+	case c.Reward.DPOSteps > 0 && !objective.Declares(obj, objective.InTokenRewards):
+		return objectives{}, fmt.Errorf("config: reward.dpo_steps is set but objective %s reads no token rewards; use an objective that does (rto)", name)
+	}
 	if _, _, critic := criticOf(obj); c.RL.CriticModel != "" && !critic {
 		return objectives{}, fmt.Errorf("config: rl.critic_model is set but objective %s has no critic; use an actor-critic objective (ppo)", name)
 	}
@@ -384,6 +392,12 @@ func newObjective(c Config) (objectives, error) {
 		return objectives{}, err
 	}
 	if err := checkPolicyLayer(c, obj); err != nil {
+		return objectives{}, err
+	}
+	if err := checkOffline(c, obj); err != nil { // offline.go
+		return objectives{}, err
+	}
+	if err := checkActionMask(c, obj); err != nil { // nlpo.go
 		return objectives{}, err
 	}
 	if c.Distill.TopK < 0 || c.Distill.TopK > 0 && (c.Distill.Teacher == "" || !(c.Distill.TopKCoef > 0)) {
