@@ -74,7 +74,7 @@ func prefillGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 
 // decodeStepGraph: inputs after the weights are the caches (k, v per layer, head-major
 // [B, KVH, C, hd]), valid [B, C] (including the slot being written), tokens [B], pos [B], slot
-// (scalar). Outputs: logits [B, V], new caches.
+// (a scalar for Decoder, one cache index per row [B] for Slots). Outputs: logits [B, V], new caches.
 //
 // The new key/value is added into its slot with ScatterSum: the slot still holds the zeros of
 // Prefill, so the sum is a write, and with the cache buffers donated the pure-Go backend updates
@@ -86,6 +86,9 @@ func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	c := n.cfg
 	b := valid.Shape().Dimensions[0]
 	rows := shapes.Make(dtypes.Int32, b, c.NumKVHeads, 1)
+	if slot.Rank() == 1 { // Slots: one cache index per row
+		slot = graph.Reshape(slot, b, 1, 1)
+	}
 	where := graph.Concatenate([]*graph.Node{ // (b, h, slot) for every row and KV head
 		graph.Iota(g, rows, 0), graph.Iota(g, rows, 1), graph.BroadcastToDims(slot, rows.Dimensions...),
 	}, 2)
