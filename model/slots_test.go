@@ -46,7 +46,7 @@ func TestSlotsJoinLeave(t *testing.T) {
 			rows[s] = &live{seq: append([]int32(nil), prompts[i]...), logits: lg[i], left: left[i]}
 		}
 	}
-	step := func(n int) {
+	step := func() {
 		t.Helper()
 		var slots []int
 		var toks []int32
@@ -74,13 +74,13 @@ func TestSlotsJoinLeave(t *testing.T) {
 	}
 	insert([]int{0}, [][]int32{{5, 17, 33}}, []int{8})
 	check()
-	step(1)
-	step(1)
+	step()
+	step()
 	insert([]int{1}, [][]int32{{100, 7, 250, 31, 9, 12, 64}}, []int{2}) // joins a running batch
 	check()
-	step(1)
-	step(1)
-	step(1) // slot 1 finishes
+	step()
+	step()
+	step()                                      // slot 1 finishes
 	insert([]int{1}, [][]int32{{42}}, []int{3}) // reuses the freed slot
 	check()
 	if err := d.Resize(4, 32); err != nil {
@@ -89,7 +89,7 @@ func TestSlotsJoinLeave(t *testing.T) {
 	insert([]int{2, 3}, [][]int32{{8, 9}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}}, []int{4, 4})
 	check()
 	for range 5 {
-		step(1)
+		step()
 	}
 	t.Logf("max |slots - forward| logit diff = %.3g", worst)
 	if worst > 1e-4 {
