@@ -54,8 +54,15 @@ func (m *Model) checkSlotsSize(batch, capacity int) error {
 // together needs to then decode maxNew tokens: prompts are left-padded to a bucketed length.
 func SlotsNeed(longestPrompt, maxNew int) int { return bucketLen(longestPrompt) + maxNew }
 
-// SlotsCapacity rounds a capacity up so that few decode graphs are compiled.
-func SlotsCapacity(need int) int { return bucketLen(need) }
+// SlotsCapacity rounds a capacity up to a power of two (at least 16) so that few decode,
+// insertion and resize graphs are compiled as requests of every length come and go.
+func SlotsCapacity(need int) int {
+	c := 16
+	for c < need {
+		c *= 2
+	}
+	return c
+}
 
 // Slots is the number of slots; Capacity the cache positions of each.
 func (d *Slots) Slots() int    { return d.batch }
@@ -198,12 +205,12 @@ func (d *Slots) Insert(slots []int, prompts [][]int32) (logits [][]float32, err 
 	if fresh {
 		d.caches = outs[1:]
 	} else {
-		idx, put := make([]int32, d.batch), make([]int32, d.batch)
+		idx, use := make([]int32, group), make([]float32, group)
 		for i, s := range slots {
-			idx[s], put[s] = int32(i), 1
+			idx[i], use[i] = int32(s), 1
 		}
 		args := append(d.donated(), toAny(outs[1:])...)
-		args = append(args, tensors.FromFlatDataAndDimensions(idx, d.batch, 1), tensors.FromFlatDataAndDimensions(put, d.batch))
+		args = append(args, tensors.FromFlatDataAndDimensions(idx, group, 1), tensors.FromFlatDataAndDimensions(use, group))
 		ins, err := d.m.call("slotinsert", slotInsertGraph, args...)
 		finalize(outs[1:])
 		if err != nil {
@@ -247,17 +254,23 @@ func (d *Slots) reset() {
 }
 
 // slotInsertGraph: inputs after the weights are the caches (k, v per layer [B, KVH, C, hd]), the
-// group's prefilled caches ([G, KVH, C, hd] each), idx [B, 1] (the group row each slot takes)
-// and put [B] (1 where a slot takes a group row). Outputs: the new caches.
+// group's prefilled caches ([G, KVH, C, hd] each), idx [G, 1] (the slot each group row goes to)
+// and use [G] (1 for a real row, 0 for padding). Outputs: the new caches.
+//
+// Two scatters touch only the G target rows (a Where over the whole cache costs a pass over every
+// slot per admission): the first adds −old, which clears a row exactly (x + (−x) = 0), the second
+// adds the new row (0 + y = y). Padding rows add zeros to slot 0, which leaves it unchanged.
 func slotInsertGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	nc := 2 * len(n.lay.layers)
 	caches, group := in[:nc], in[nc:2*nc]
-	idx, put := in[2*nc], in[2*nc+1]
+	idx, use := in[2*nc], in[2*nc+1]
 	out := make([]*graph.Node, nc)
 	for i, c := range caches {
-		dims := c.Shape().Dimensions
-		mask := graph.BroadcastToDims(graph.Reshape(graph.NotEqual(put, graph.ScalarZero(g, dtypes.Int32)), dims[0], 1, 1, 1), dims...)
-		out[i] = graph.Where(mask, graph.Gather(group[i], idx), c)
+		dims := group[i].Shape().Dimensions
+		w := graph.BroadcastToDims(graph.Reshape(use, dims[0], 1, 1, 1), dims...)
+		old := graph.Mul(graph.Neg(graph.Gather(c, idx)), w)
+		c = graph.ScatterSum(c, idx, old, false, false)
+		out[i] = graph.ScatterSum(c, idx, graph.Mul(group[i], w), false, false)
 	}
 	return out
 }

@@ -49,6 +49,9 @@ type engine struct {
 	run   *rollout.Running
 }
 
+// admitEvery bounds the steps a waiting request is kept out of a running batch.
+const admitEvery = 4
+
 var (
 	errQueueFull = errors.New("queue full")
 	errClosed    = errors.New("server shutting down")
@@ -158,6 +161,7 @@ func (b *batcher) models() (base *engine, adapters []*engine) {
 func (b *batcher) loop() {
 	defer close(b.stopped)
 	var running []*engine // engines with rows in their batch
+	waited := 0           // steps since rows began waiting for admission
 	for {
 		b.mu.Lock()
 		if len(b.ctrl) > 0 && b.live == 0 {
@@ -171,7 +175,12 @@ func (b *batcher) loop() {
 		}
 		var admit []*job
 		rows := 0
-		if len(b.ctrl) == 0 {
+		// While a batch runs, new rows are admitted once a quarter of the batch (or every waiting
+		// row) fits, or after admitEvery steps: each admission costs a prefill and an insertion
+		// pass over the cache, so joining in groups pays them less often.
+		free := b.maxBatch - b.live
+		if len(b.ctrl) == 0 && (b.live == 0 || free >= min(b.queued, max(1, b.maxBatch/4)) || waited >= admitEvery) {
+			waited = 0
 			k := 0
 			for k < len(b.queue) {
 				n := len(b.queue[k].rows)
@@ -185,7 +194,8 @@ func (b *batcher) loop() {
 			b.queue = b.queue[k:]
 			b.queued -= rows
 		}
-		closed := b.closed && len(b.queue) == 0
+		pending := len(b.queue) > 0
+		closed := b.closed && !pending
 		idle := b.live == 0 && len(admit) == 0
 		b.mu.Unlock()
 		if idle {
@@ -194,6 +204,9 @@ func (b *batcher) loop() {
 			}
 			<-b.wake
 			continue
+		}
+		if len(admit) == 0 && pending {
+			waited++
 		}
 		running = b.admit(admit, running)
 		kept := running[:0]
