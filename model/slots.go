@@ -109,6 +109,7 @@ func (d *Slots) Resize(batch, capacity int) (err error) {
 			return out
 		}, d.donated()...)
 		if err != nil {
+			d.reset()
 			return err
 		}
 		d.caches = outs

@@ -251,8 +251,19 @@ func (b *batcher) admit(jobs []*job, running []*engine) []*engine {
 			}
 		}
 		if err := e.fit(len(entries), model.SlotsNeed(longest, maxNew)); err != nil {
-			for _, j := range js {
-				j.done <- jobResult{err: err}
+			switch {
+			case errors.Is(err, model.ErrTooLarge) && e.run != nil:
+				// the running batch cannot grow that far: the jobs wait until it has drained
+				b.requeue(js)
+			case e.run != nil: // a failed resize loses the running rows' caches
+				e.run.Abort(err)
+				e.slots, e.run = nil, nil
+				running = slices.DeleteFunc(running, func(x *engine) bool { return x == e })
+				fallthrough
+			default:
+				for _, j := range js {
+					j.done <- jobResult{err: err}
+				}
 			}
 			continue
 		}
@@ -267,6 +278,16 @@ func (b *batcher) admit(jobs []*job, running []*engine) []*engine {
 		}
 	}
 	return running
+}
+
+// requeue puts jobs back at the head of the queue.
+func (b *batcher) requeue(js []*job) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.queue = append(slices.Clone(js), b.queue...)
+	for _, j := range js {
+		b.queued += len(j.rows)
+	}
 }
 
 func (b *batcher) addLive(n int) {
