@@ -57,14 +57,21 @@ func (r *Running) Live() int { return r.n }
 func (r *Running) Free() int { return r.dec.Slots() - r.n }
 
 // Add prefills entries into free slots; they sample their first token at the next Step. An
-// invalid entry fails the whole call before anything runs; a decoder failure ends every row of
-// the batch (Done with the error) and is returned.
+// invalid entry (or too few free slots) ends every new entry (Done with the error) and leaves the
+// running rows; a decoder failure ends every row of the batch. Either error is returned.
 func (r *Running) Add(entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
+
+	refuse := func(err error) error {
+		for _, e := range entries {
+			e.Done(Completion{}, err)
+		}
+		return err
+	}
 	if len(entries) > r.Free() {
-		return fmt.Errorf("rollout: %d rows for %d free slots", len(entries), r.Free())
+		return refuse(fmt.Errorf("rollout: %d rows for %d free slots", len(entries), r.Free()))
 	}
 	for len(r.rows) < r.dec.Slots() {
 		r.rows = append(r.rows, nil)
@@ -74,13 +81,13 @@ func (r *Running) Add(entries []Entry) error {
 	for i, e := range entries {
 		row := e.Row
 		if err := row.Config.Validate(); err != nil {
-			return fmt.Errorf("row %d: %w", i, err)
+			return refuse(fmt.Errorf("row %d: %w", i, err))
 		}
 		if len(row.Prompt) == 0 {
-			return fmt.Errorf("rollout: row %d has an empty prompt; every prompt needs at least one token", i)
+			return refuse(fmt.Errorf("rollout: row %d has an empty prompt; every prompt needs at least one token", i))
 		}
 		if row.TopLogProbs < 0 {
-			return fmt.Errorf("rollout: row %d asks for %d top log-probs, want >= 0", i, row.TopLogProbs)
+			return refuse(fmt.Errorf("rollout: row %d asks for %d top log-probs, want >= 0", i, row.TopLogProbs))
 		}
 		cfg := row.Config
 		cfg.StatsAfterLast = false

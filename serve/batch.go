@@ -268,8 +268,8 @@ func (b *batcher) admit(jobs []*job, running []*engine) []*engine {
 			continue
 		}
 		b.addLive(len(entries))
-		if err := e.run.Add(entries); err != nil {
-			e.slots, e.run = nil, nil // every row of the batch was answered with the error
+		if err := e.run.Add(entries); err != nil && e.run.Live() == 0 {
+			e.slots, e.run = nil, nil // every row was answered with the error
 			running = slices.DeleteFunc(running, func(x *engine) bool { return x == e })
 			continue
 		}
