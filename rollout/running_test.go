@@ -106,3 +106,43 @@ func TestRunningMatchesAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestRunningRefusesEntry: an invalid entry (or one too many for the free slots) is answered with
+// its error and the running rows carry on.
+func TestRunningRefusesEntry(t *testing.T) {
+	m, err := model.Load(fixtureDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, err := m.NewSlots(2, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := rollout.NewRunning(slots)
+	var done []error
+	entry := func(cfg rollout.Config) rollout.Entry {
+		return rollout.Entry{Row: rollout.Row{Prompt: []int32{1, 2, 3}, Config: cfg},
+			Done: func(_ rollout.Completion, err error) { done = append(done, err) }}
+	}
+	good := rollout.Config{Temperature: 0, MaxNewTokens: 4}
+	if err := run.Add([]rollout.Entry{entry(good)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Add([]rollout.Entry{entry(rollout.Config{Temperature: -1, MaxNewTokens: 4})}); err == nil || len(done) != 1 || done[0] == nil {
+		t.Fatalf("invalid entry: Add %v, answers %v; want an error answered to it", err, done)
+	}
+	if err := run.Add([]rollout.Entry{entry(good), entry(good)}); err == nil || len(done) != 3 {
+		t.Fatalf("two entries for one free slot: Add %v, answers %v", err, done)
+	}
+	if run.Live() != 1 {
+		t.Fatalf("%d rows live after the refusals, want 1", run.Live())
+	}
+	for run.Live() > 0 {
+		if err := run.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(done) != 4 || done[3] != nil {
+		t.Fatalf("the running row: answers %v, want it finished without error", done)
+	}
+}
