@@ -33,6 +33,7 @@ func main() {
 	maxTokens := flag.Int("max-tokens", 16, "max_tokens of every request (ignore_eos: every request decodes this many)")
 	minTokens := flag.Int("min-tokens", 0, "when > 0, each request's max_tokens is drawn uniformly from [min-tokens, max-tokens] (mixed lengths)")
 	model := flag.String("model", "", "model name to send (\"\" = none)")
+	rounds := flag.Int("rounds", 1, "run the list of levels this many times (later rounds: graphs compiled)")
 	warm := flag.Int("warmup", 4, "single requests sent before timing (then a burst of 64), to compile graphs")
 	flag.Parse()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -85,7 +86,11 @@ func main() {
 	}
 	wg.Wait()
 	fmt.Printf("%-8s %9s %10s %11s %9s %9s %9s\n", "clients", "requests", "req/s", "tokens/s", "p50_s", "p99_s", "errors")
-	for _, f := range strings.Split(*clients, ",") {
+	levels := strings.Split(*clients, ",")
+	for r := 1; r < *rounds; r++ {
+		levels = append(levels, strings.Split(*clients, ",")...)
+	}
+	for _, f := range levels {
 		c, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || c < 1 {
 			fmt.Fprintf(os.Stderr, "bad --clients entry %q\n", f)

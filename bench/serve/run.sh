@@ -5,6 +5,7 @@
 # back (random "a+b=" prompts, temperature 1, max_tokens 16 with ignore_eos, so every request
 # decodes 16 tokens; with min_tokens, each request's max_tokens is drawn from [min_tokens,
 # max_tokens]). Prints requests/s, completion tokens/s and p50/p99 request latency per level.
+# ROUNDS=2 runs the levels twice (the second round with every graph compiled).
 # POLO=path/to/polo benchmarks a prebuilt binary (e.g. another commit's) instead of this tree's.
 #
 # Usage: bench/serve/run.sh [max_tokens [min_tokens]] > bench/results/serve-cpu.txt
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/../.."
 export GOEXPERIMENT=simd
 MAXTOK=${1:-16}
 MINTOK=${2:-0}
+ROUNDS=${ROUNDS:-1}
 tmp=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 if [ -n "${POLO:-}" ]; then cp "$POLO" "$tmp/polo"; else go build -o "$tmp/polo" ./cmd/polo; fi
@@ -25,5 +27,5 @@ for _ in $(seq 100); do grep -q "on http://" "$tmp/serve.log" && break; sleep 0.
 url=$(grep -o 'http://[^ ]*' "$tmp/serve.log" | head -1)
 echo "# polo serve, demo model (small preset) after 50 SFT steps, --max-batch 64, max_tokens $MAXTOK (ignore_eos)$([ "$MINTOK" -gt 0 ] && echo ", drawn from [$MINTOK, $MAXTOK]")"
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "# command: bench/serve/run.sh $MAXTOK $([ "$MINTOK" -gt 0 ] && echo "$MINTOK")"
-"$tmp/bench" --url "$url" --clients 1,8,64 --requests 8 --min-requests 32 --max-tokens "$MAXTOK" --min-tokens "$MINTOK"
+echo "# command: $([ "$ROUNDS" -gt 1 ] && echo "ROUNDS=$ROUNDS ")$([ -n "${POLO:-}" ] && echo "POLO=$POLO ")bench/serve/run.sh $MAXTOK $([ "$MINTOK" -gt 0 ] && echo "$MINTOK")"
+"$tmp/bench" --url "$url" --clients 1,8,64 --requests 8 --min-requests 32 --max-tokens "$MAXTOK" --min-tokens "$MINTOK" --rounds "$ROUNDS"
