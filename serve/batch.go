@@ -147,15 +147,21 @@ func (b *batcher) engine(name string) (*engine, bool) {
 	return e, ok
 }
 
+// served is a snapshot of one served model's fields (reloads change them under mu).
+type served struct {
+	name, dir string
+	m         *model.Model
+}
+
 // models lists the base then the adapters by name.
-func (b *batcher) models() (base *engine, adapters []*engine) {
+func (b *batcher) models() (base served, adapters []served) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range b.adapters {
-		adapters = append(adapters, e)
+		adapters = append(adapters, served{e.name, e.dir, e.pol.Model})
 	}
 	sort.Slice(adapters, func(i, k int) bool { return adapters[i].name < adapters[k].name })
-	return b.base, adapters
+	return served{b.base.name, b.base.dir, b.base.pol.Model}, adapters
 }
 
 func (b *batcher) loop() {
@@ -370,7 +376,7 @@ func (b *batcher) reload(dir string) (int64, error) {
 		return 0, err
 	}
 	base, _ := b.models()
-	if err := checkArch(dir, m.Config(), base.pol.Model.Config()); err != nil {
+	if err := checkArch(dir, m.Config(), base.m.Config()); err != nil {
 		return 0, err
 	}
 	if err := m.CheckFinite(); err != nil {
@@ -407,7 +413,7 @@ func (b *batcher) reload(dir string) (int64, error) {
 func (b *batcher) loadAdapter(name, dir string) error {
 	for {
 		base, _ := b.models()
-		bm := base.pol.Model
+		bm := base.m
 		if bm.HasAdapter() {
 			return fmt.Errorf("the served model %s already carries an adapter; serve its base model to add adapters", base.name)
 		}
