@@ -289,6 +289,9 @@ func (d *Slots) Step(slots []int, tokens []int32) (logits [][]float32, err error
 	vocab := int32(d.m.cfg.VocabSize)
 	c := d.capacity
 	tok, pos, where := make([]int32, d.batch), make([]int32, d.batch), make([]int32, d.batch)
+	for i := range pos {
+		pos[i] = -1 // not stepped: the graph adds zeros to its cache
+	}
 	valid := make([]int32, d.batch*c)
 	copy(valid, d.valid)
 	for i := 0; i < d.batch; i++ {

@@ -83,6 +83,17 @@ func TestSlotsJoinLeave(t *testing.T) {
 	step()                                      // slot 1 finishes
 	insert([]int{1}, [][]int32{{42}}, []int{3}) // reuses the freed slot
 	check()
+	// step slot 1 alone: slot 0, not stepped, must keep its cache as it is
+	r1 := rows[1]
+	r1.left--
+	tok := int32(77 % m.Config().VocabSize)
+	r1.seq = append(r1.seq, tok)
+	lg, err := d.Step([]int{1}, []int32{tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.logits = lg[0]
+	check()
 	if err := d.Resize(4, 32); err != nil {
 		t.Fatal(err)
 	}
