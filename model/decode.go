@@ -86,7 +86,7 @@ func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	c := n.cfg
 	b := valid.Shape().Dimensions[0]
 	rows := shapes.Make(dtypes.Int32, b, c.NumKVHeads, 1)
-	var keep *graph.Node // Slots: rows not stepped (pos < 0) add zeros, leaving their cache as it is
+	var keep *graph.Node  // Slots: rows not stepped (pos < 0) add zeros, leaving their cache as it is
 	if slot.Rank() == 1 { // Slots: one cache index per row
 		slot = graph.Reshape(slot, b, 1, 1)
 		keep = graph.ConvertDType(graph.GreaterOrEqual(pos, graph.ScalarZero(g, dtypes.Int32)), dtypes.Float32)
