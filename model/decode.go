@@ -72,7 +72,7 @@ func prefillGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 
 // decodeStepGraph: inputs after the weights are the caches (k, v per layer, head-major
 // [B, KVH, C, hd]), valid [B, C] (including the slot being written), tokens [B], pos [B], slot
-// (scalar). Outputs: logits [B, V], new caches.
+// (a scalar for Decoder, one cache index per row [B] for Slots). Outputs: logits [B, V], new caches.
 //
 // The new key/value is added into its slot with ScatterSum: the slot still holds the zeros of
 // Prefill, so the sum is a write, and with the cache buffers donated the pure-Go backend updates
@@ -84,6 +84,13 @@ func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	c := n.cfg
 	b := valid.Shape().Dimensions[0]
 	rows := shapes.Make(dtypes.Int32, b, c.NumKVHeads, 1)
+	var keep *graph.Node  // Slots: rows not stepped (pos < 0) add zeros, leaving their cache as it is
+	if slot.Rank() == 1 { // Slots: one cache index per row
+		slot = graph.Reshape(slot, b, 1, 1)
+		keep = graph.ConvertDType(graph.GreaterOrEqual(pos, graph.ScalarZero(g, dtypes.Int32)), dtypes.Float32)
+		keep = graph.BroadcastToDims(graph.Reshape(keep, b, 1, 1), b, c.NumKVHeads, c.HeadDim)
+		keep = graph.Reshape(keep, b*c.NumKVHeads, c.HeadDim)
+	}
 	where := graph.Concatenate([]*graph.Node{ // (b, h, slot) for every row and KV head
 		graph.Iota(g, rows, 0), graph.Iota(g, rows, 1), graph.BroadcastToDims(slot, rows.Dimensions...),
 	}, 2)
@@ -96,8 +103,12 @@ func decodeStepGraph(n *net, g *graph.Graph, in []*graph.Node) []*graph.Node {
 	for i, li := range n.lay.layers {
 		x := rmsNorm(h, n.p[li.inNorm], c.RMSNormEps)
 		q, k, v := n.qkv(i, li, x, cos, sin)
-		kc := graph.ScatterSum(caches[2*i], where, graph.Reshape(k, b*c.NumKVHeads, c.HeadDim), true, true)
-		vc := graph.ScatterSum(caches[2*i+1], where, graph.Reshape(v, b*c.NumKVHeads, c.HeadDim), true, true)
+		ku, vu := graph.Reshape(k, b*c.NumKVHeads, c.HeadDim), graph.Reshape(v, b*c.NumKVHeads, c.HeadDim)
+		if keep != nil {
+			ku, vu = graph.Mul(ku, keep), graph.Mul(vu, keep)
+		}
+		kc := graph.ScatterSum(caches[2*i], where, ku, true, true)
+		vc := graph.ScatterSum(caches[2*i+1], where, vu, true, true)
 		out = append(out, kc, vc)
 		h = graph.Add(h, n.proj(i, modO, n.attendCache(q, kc, vc, allowed), n.p[li.o], n.opt(li.ob)))
 		h = graph.Add(h, n.mlp(i, li, rmsNorm(h, n.p[li.postNorm], c.RMSNormEps)))

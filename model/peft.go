@@ -282,6 +282,16 @@ func LoadAdapted(adapterDir, baseDir string, seed int64) (*Model, error) {
 	return base.LoadAdapter(adapterDir, seed)
 }
 
+// AdapterBase is the local folder of the base model the adapter in dir names
+// (base_model_name_or_path, tried from the adapter's folder, then from the working directory).
+func AdapterBase(dir string) (string, error) {
+	_, base, err := readAdapterConfig(dir)
+	if err != nil {
+		return "", err
+	}
+	return resolveBase(dir, base)
+}
+
 func resolveBase(adapterDir, base string) (string, error) {
 	if base == "" {
 		return "", fmt.Errorf("load adapter: %s has no base_model_name_or_path; give the base model's folder", filepath.Join(adapterDir, AdapterConfigFile))

@@ -31,15 +31,19 @@ type gen struct {
 	idToks  bool // return_tokens_as_token_ids
 	ids     bool // return_token_ids
 	stream  bool
-	usage   bool // stream_options.include_usage
+	usage   bool    // stream_options.include_usage
+	eng     *engine // the served model (base or adapter) to sample from
+	model   string  // its name, as answered
 }
 
 // sampling validates the shared parameters; promptMax is the longest prompt.
 func (s *Server) sampling(p *samplingParams, g *gen, chat bool) *apiError {
-	if p.Model != "" && p.Model != s.cfg.Name {
+	eng, ok := s.b.engine(p.Model)
+	if !ok {
 		return withCode(&apiError{status: http.StatusNotFound, Type: "invalid_request_error",
-			Message: fmt.Sprintf("The model `%s` does not exist; this server serves `%s`.", p.Model, s.cfg.Name)}, "model_not_found")
+			Message: fmt.Sprintf("The model `%s` does not exist; this server serves `%s` and the LoRA adapters /v1/models lists.", p.Model, s.cfg.Name)}, "model_not_found")
 	}
+	g.eng, g.model = eng, eng.name
 	g.n = 1
 	if p.N != nil {
 		g.n = *p.N
@@ -337,7 +341,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, g *gen, chat b
 	for i := range st.cut {
 		st.cut[i] = -1
 	}
-	j := &job{ctx: r.Context(), rows: rows, step: st.step, done: make(chan jobResult, 1)}
+	j := &job{ctx: r.Context(), eng: g.eng, rows: rows, step: st.step, done: make(chan jobResult, 1)}
 	if e := s.submit(j); e != nil {
 		writeError(w, e)
 		return
@@ -354,7 +358,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, g *gen, chat b
 	}
 	u := s.usage(g, res.comps)
 	if chat {
-		resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: s.cfg.Name, Usage: &u}
+		resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: g.model, Usage: &u}
 		if g.ids {
 			resp.PromptTokens = g.prompts[0]
 		}
@@ -373,7 +377,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, g *gen, chat b
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	resp := completionResponse{ID: id, Object: "text_completion", Created: time.Now().Unix(), Model: s.cfg.Name, Usage: &u}
+	resp := completionResponse{ID: id, Object: "text_completion", Created: time.Now().Unix(), Model: g.model, Usage: &u}
 	for i, c := range res.comps {
 		fin := c.Finish
 		ch := completionChoice{Index: i, Text: st.text(i, c.Tokens), FinishReason: &fin}
@@ -512,7 +516,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *state, j *jo
 			if g.ids {
 				ch.TokenIDs = toks
 			}
-			return chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.cfg.Name, Choices: []chatChoice{ch}}
+			return chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: g.model, Choices: []chatChoice{ch}}
 		}
 		ch := completionChoice{Index: row, Text: text, FinishReason: finish}
 		if g.lp && len(toks) > 0 {
@@ -521,7 +525,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *state, j *jo
 		if g.ids {
 			ch.TokenIDs = toks
 		}
-		return completionResponse{ID: id, Object: "text_completion", Created: created, Model: s.cfg.Name, Choices: []completionChoice{ch}}
+		return completionResponse{ID: id, Object: "text_completion", Created: created, Model: g.model, Choices: []completionChoice{ch}}
 	}
 	if chat {
 		for row := range nrows {
@@ -597,9 +601,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, st *state, j *jo
 	if g.usage {
 		u := s.usage(g, res.comps)
 		if chat {
-			send(chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.cfg.Name, Choices: []chatChoice{}, Usage: &u})
+			send(chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: g.model, Choices: []chatChoice{}, Usage: &u})
 		} else {
-			send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: s.cfg.Name, Choices: []completionChoice{}, Usage: &u})
+			send(completionResponse{ID: id, Object: "text_completion", Created: created, Model: g.model, Choices: []completionChoice{}, Usage: &u})
 		}
 	}
 	_, _ = w.Write([]byte("data: [DONE]\n\n"))

@@ -34,7 +34,13 @@ type Config struct {
 	MaxN int
 	// Seed seeds the seeds of requests that send none (request k gets a seed drawn from it).
 	Seed uint64
+	// Adapters are PEFT LoRA adapters served on top of the model from the start, each under its
+	// own model name (vLLM's --lora-modules name=path).
+	Adapters []Adapter
 }
+
+// Adapter is a LoRA adapter folder served under a model name.
+type Adapter struct{ Name, Dir string }
 
 // DefaultConfig: batches of up to 64 rows, 1024 rows queued, 256 new tokens by default.
 func DefaultConfig() Config {
@@ -55,7 +61,6 @@ type Server struct {
 	seedMu sync.Mutex
 	seeds  *rand.Rand
 	ids    atomic.Uint64 // generation requests accepted so far (also their id)
-	dir    atomic.Value  // string: the folder of the current weights
 }
 
 // New starts the batching loop over pol; call Close to stop it.
@@ -73,9 +78,19 @@ func New(pol *train.Policy, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: the served model needs a name")
 	}
 	mc := pol.Model.Config()
-	s := &Server{cfg: cfg, b: newBatcher(pol, cfg.MaxBatch, cfg.MaxQueue), created: time.Now().Unix(),
+	base := &engine{name: cfg.Name, dir: cfg.ModelDir, pol: pol}
+	s := &Server{cfg: cfg, b: newBatcher(base, cfg.MaxBatch, cfg.MaxQueue), created: time.Now().Unix(),
 		seeds: rand.New(rand.NewPCG(cfg.Seed, 0x5e7e)), tok: pol, vocab: mc.VocabSize, maxContext: mc.MaxPositionEmbeddings}
-	s.dir.Store(cfg.ModelDir)
+	for _, a := range cfg.Adapters {
+		if a.Name == "" {
+			s.Close()
+			return nil, fmt.Errorf("serve: LoRA adapter %s needs a name (name=DIR)", a.Dir)
+		}
+		if err := s.b.loadAdapter(a.Name, a.Dir); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("serve: LoRA adapter %s: %w", a.Name, err)
+		}
+	}
 	return s, nil
 }
 
@@ -91,6 +106,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("POST /update_weights_from_disk", s.updateWeights)
 	mux.HandleFunc("GET /get_model_info", s.modelInfo)
+	mux.HandleFunc("POST /v1/load_lora_adapter", s.loadLoRA)
+	mux.HandleFunc("POST /v1/unload_lora_adapter", s.unloadLoRA)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, withCode(&apiError{status: http.StatusNotFound, Type: "invalid_request_error",
 			Message: fmt.Sprintf("no route %s %s; see /v1/completions, /v1/chat/completions, /v1/models", r.Method, r.URL.Path)}, "not_found"))
@@ -98,22 +115,86 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// models lists the served model, then its LoRA adapters as vLLM does (root: the adapter's folder,
+// parent: the base model).
 func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{{
-		"id": s.cfg.Name, "object": "model", "created": s.created, "owned_by": "polo", "root": s.dir.Load(),
-		"max_model_len": s.maxContext,
-	}}})
+	base, ads := s.b.models()
+	data := []map[string]any{{
+		"id": s.cfg.Name, "object": "model", "created": s.created, "owned_by": "polo", "root": base.dir,
+		"parent": nil, "max_model_len": s.maxContext,
+	}}
+	for _, a := range ads {
+		data = append(data, map[string]any{"id": a.name, "object": "model", "created": s.created, "owned_by": "polo",
+			"root": a.dir, "parent": s.cfg.Name, "max_model_len": s.maxContext})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 func (s *Server) modelInfo(w http.ResponseWriter, _ *http.Request) {
 	v := s.b.version.Load()
-	writeJSON(w, http.StatusOK, map[string]any{"model_path": s.dir.Load(), "served_model_name": s.cfg.Name,
+	base, _ := s.b.models()
+	writeJSON(w, http.StatusOK, map[string]any{"model_path": base.dir, "served_model_name": s.cfg.Name,
 		"is_generation": true, "weight_version": fmt.Sprint(v), "num_requests": s.ids.Load()})
 }
 
+// loadLoRA is vLLM's POST /v1/load_lora_adapter {"lora_name", "lora_path"}: the PEFT adapter in
+// lora_path is served on top of the current weights as model lora_name. 200 with a plain-text
+// message, as vLLM; 400 in OpenAI's error shape when the adapter cannot be loaded or the name is
+// taken.
+func (s *Server) loadLoRA(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"lora_name"`
+		Path string `json:"lora_path"`
+	}
+	if e := decodeBody(r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	switch {
+	case req.Name == "":
+		writeError(w, badRequest("lora_name", "need lora_name: the model name requests will use"))
+		return
+	case req.Path == "":
+		writeError(w, badRequest("lora_path", "need lora_path: a folder with adapter_config.json and adapter_model.safetensors"))
+		return
+	}
+	if err := s.b.loadAdapter(req.Name, req.Path); err != nil {
+		if errors.Is(err, errClosed) {
+			writeError(w, withCode(&apiError{status: http.StatusServiceUnavailable, Type: "service_unavailable", Message: "server shutting down"}, "shutting_down"))
+			return
+		}
+		writeError(w, badRequest("lora_path", "LoRA adapter %s not loaded: %v", req.Name, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "Success: LoRA adapter '%s' added successfully.", req.Name)
+}
+
+// unloadLoRA is vLLM's POST /v1/unload_lora_adapter {"lora_name"}; 404 when no such adapter is
+// loaded. Requests already accepted for it finish.
+func (s *Server) unloadLoRA(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"lora_name"`
+	}
+	if e := decodeBody(r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if err := s.b.unloadAdapter(req.Name); err != nil {
+		writeError(w, withCode(&apiError{status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: fmt.Sprintf("The lora adapter '%s' cannot be found.", req.Name)}, "model_not_found"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "Success: LoRA adapter '%s' removed successfully.", req.Name)
+}
+
 // updateWeights is SGLang's POST /update_weights_from_disk {"model_path": DIR}: it loads DIR's
-// model.safetensors and swaps it in between two batches. Requests sampled after the answer use
-// the new weights. Failure leaves the old weights and answers success=false with status 400.
+// model.safetensors and swaps it in when no row is running (admission pauses meanwhile; the
+// running rows finish with the old weights). Requests sampled after the answer use the new
+// weights; loaded LoRA adapters are re-applied on top of them. Failure leaves the old weights and answers success=false with status 400.
 func (s *Server) updateWeights(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ModelPath string `json:"model_path"`
@@ -131,7 +212,6 @@ func (s *Server) updateWeights(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "message": fmt.Sprintf("weights not updated: %v", err)})
 		return
 	}
-	s.dir.Store(req.ModelPath)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "weights updated from " + req.ModelPath,
 		"weight_version": fmt.Sprint(v), "num_paused_requests": 0})
 }

@@ -118,6 +118,11 @@ func LoadPolicy(dir string) (*Policy, error) {
 		return nil, err
 	}
 	c, err := loadCodec(dir)
+	if err != nil && model.IsAdapterDir(dir) { // an adapter folder without a tokenizer: its base's
+		if base, e := model.AdapterBase(dir); e == nil {
+			c, err = loadCodec(base)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

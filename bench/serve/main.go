@@ -3,7 +3,8 @@
 //
 // Every client sends /v1/completions requests back to back, each a random "a+b=" prompt
 // (seeded) with max_tokens fixed and ignore_eos, so every request decodes the same number of
-// tokens and tokens/s compares across concurrency levels. Usage (see run.sh):
+// tokens and tokens/s compares across concurrency levels; with --min-tokens, max_tokens is drawn
+// per request (mixed lengths, where continuous batching matters). Usage (see run.sh):
 //
 //	go run ./bench/serve --url http://127.0.0.1:8000 --clients 1,8,64 --requests 8 --max-tokens 16
 package main
@@ -30,7 +31,9 @@ func main() {
 	perClient := flag.Int("requests", 8, "requests per client at each level")
 	minReq := flag.Int("min-requests", 32, "at least this many requests per level (spread over the clients)")
 	maxTokens := flag.Int("max-tokens", 16, "max_tokens of every request (ignore_eos: every request decodes this many)")
+	minTokens := flag.Int("min-tokens", 0, "when > 0, each request's max_tokens is drawn uniformly from [min-tokens, max-tokens] (mixed lengths)")
 	model := flag.String("model", "", "model name to send (\"\" = none)")
+	rounds := flag.Int("rounds", 1, "run the list of levels this many times (later rounds: graphs compiled)")
 	warm := flag.Int("warmup", 4, "single requests sent before timing (then a burst of 64), to compile graphs")
 	flag.Parse()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -38,8 +41,12 @@ func main() {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	send := func() (int, time.Duration, error) {
 		rngMu.Lock()
+		mt := *maxTokens
+		if *minTokens > 0 && *minTokens < mt {
+			mt = *minTokens + rng.IntN(mt-*minTokens+1)
+		}
 		req := map[string]any{"prompt": fmt.Sprintf("%d+%d=", rng.IntN(100), rng.IntN(100)),
-			"max_tokens": *maxTokens, "temperature": 1.0, "ignore_eos": true, "seed": rng.Int64()}
+			"max_tokens": mt, "temperature": 1.0, "ignore_eos": true, "seed": rng.Int64()}
 		rngMu.Unlock()
 		if *model != "" {
 			req["model"] = *model
@@ -79,7 +86,11 @@ func main() {
 	}
 	wg.Wait()
 	fmt.Printf("%-8s %9s %10s %11s %9s %9s %9s\n", "clients", "requests", "req/s", "tokens/s", "p50_s", "p99_s", "errors")
-	for _, f := range strings.Split(*clients, ",") {
+	levels := strings.Split(*clients, ",")
+	for r := 1; r < *rounds; r++ {
+		levels = append(levels, strings.Split(*clients, ",")...)
+	}
+	for _, f := range levels {
 		c, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || c < 1 {
 			fmt.Fprintf(os.Stderr, "bad --clients entry %q\n", f)

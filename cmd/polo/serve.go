@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,11 +36,21 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) error {
 	fs.IntVar(&def.MaxTokens, "max-tokens", def.MaxTokens, "default max_tokens of a request that sends none")
 	fs.IntVar(&def.MaxN, "max-n", def.MaxN, "most sequences (prompts × n) one request may ask for")
 	fs.Uint64Var(&def.Seed, "seed", 0, "seed of the seeds of requests that send none")
+	fs.Func("lora", "serve a PEFT LoRA adapter on top of the model as NAME=DIR (repeatable; vLLM's --lora-modules)", func(v string) error {
+		name, path, ok := strings.Cut(v, "=")
+		if !ok || name == "" || path == "" {
+			return fmt.Errorf("want NAME=DIR, got %q", v)
+		}
+		def.Adapters = append(def.Adapters, serve.Adapter{Name: name, Dir: path})
+		return nil
+	})
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running requests may finish")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: polo serve --model DIR [--host 127.0.0.1] [--port 8000]
+		fmt.Fprintln(stderr, `Usage: polo serve --model DIR [--lora NAME=ADAPTER_DIR]... [--host 127.0.0.1] [--port 8000]
 OpenAI-compatible API: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health,
-POST /update_weights_from_disk {"model_path": DIR} (reload weights without a restart). See docs/serving.md.`)
+POST /update_weights_from_disk {"model_path": DIR} (reload weights without a restart),
+POST /v1/load_lora_adapter {"lora_name", "lora_path"}, POST /v1/unload_lora_adapter {"lora_name"}.
+DIR may also be a PEFT adapter folder (served on the local base model it names). See docs/serving.md.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
