@@ -215,7 +215,8 @@ type PreferenceConfig struct {
 type DistillConfig struct {
 	Teacher string `yaml:"teacher"` // HF folder of the teacher (same tokenizer as the student)
 	// Top-k distributions (issue 16, methods; train/topk.go): with top_k > 0 every optimizer step also
-	// minimises top_k_coef × KL(teacher's top-k distribution ‖ student) at each response position.
+	// minimises top_k_coef × KL(teacher's top-k distribution ‖ student) at each response position;
+	// a top_k of the vocabulary's size or more is the full-distribution KL.
 	TopK     int     `yaml:"top_k"`
 	TopKCoef float64 `yaml:"top_k_coef"`
 }

@@ -7,11 +7,12 @@ import "math"
 // those k (p̃), and the loss top_k_coef · (1/Ntok)·Σ_t Σ_v p̃(v)·(log p̃(v) − log π_student(v)), the
 // forward KL from the teacher's sparse distribution, beside the objective's sampled-token loss. The
 // teacher's top-k comes from its graph (model.TopKLogProbs) and the student's gradient from
-// model.AccumulateTokenSet, so no B×T×V array reaches the host.
+// model.AccumulateTokenSet, so no B×T×V array reaches the host. A k of the vocabulary's size or more
+// is the full-distribution forward KL.
 
 // topKDistill accumulates the top-k KL's gradient for one mini-batch and returns the KL per token.
 func (r *runner) topKDistill(sub *rolloutBatch, ids, mask [][]int32) (float64, error) {
-	k := r.cfg.Distill.TopK
+	k := min(r.cfg.Distill.TopK, r.ref.Config().VocabSize)
 	tIdx, tLP, err := r.ref.TopKLogProbs(ids, mask, k)
 	if err != nil {
 		return 0, err

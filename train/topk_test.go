@@ -9,11 +9,23 @@ import (
 )
 
 // TestTopKDistill: the top-k KL the trainer minimises equals a float64 computation from the teacher's
-// and the student's full logits (teacher's 4 most probable tokens, renormalised), and repeated steps
-// on it alone bring the student's distribution toward the teacher's (KL falls).
+// and the student's full logits (teacher's 4 most probable tokens, renormalised; with k = the
+// vocabulary, the full-distribution KL), and repeated steps on it alone bring the student's
+// distribution toward the teacher's (KL falls).
 func TestTopKDistill(t *testing.T) {
 	teacher := dpoModelDir(t, "6")
+	for _, full := range []bool{false, true} {
+		t.Run(map[bool]string{false: "top-4", true: "full vocabulary"}[full], func(t *testing.T) { testTopKDistill(t, teacher, full) })
+	}
+}
+
+func testTopKDistill(t *testing.T, teacher string, full bool) {
 	r := testRunner(t, "algo.name=distill", "distill.teacher="+teacher, "distill.top_k=4", "optim.lr=0.003")
+	k := 4
+	if full {
+		k = r.policy.Config().VocabSize
+		r.cfg.Distill.TopK = 1 << 30 // more than the vocabulary: the full distribution
+	}
 	var err error
 	if r.ref, err = r.referenceModel(); err != nil {
 		t.Fatal(err)
@@ -39,10 +51,10 @@ func TestTopKDistill(t *testing.T) {
 			}
 			sort.SliceStable(order, func(a, c int) bool { return lt[order[a]] > lt[order[c]] })
 			z := 0.0
-			for _, v := range order[:4] {
+			for _, v := range order[:k] {
 				z += math.Exp(lt[v])
 			}
-			for _, v := range order[:4] {
+			for _, v := range order[:k] {
 				p := math.Exp(lt[v]) / z
 				want += p * (math.Log(p) - ls[v])
 			}
@@ -67,7 +79,7 @@ func TestTopKDistill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("top-4 KL(teacher ‖ student) per token: %.4f (direct %.4f) → %.4f after 11 steps", first, want, last)
+	t.Logf("top-%d KL(teacher ‖ student) per token: %.4f (direct %.4f) → %.4f after 11 steps", k, first, want, last)
 	if !(last < 0.7*first) {
 		t.Errorf("KL did not fall: %.4f → %.4f", first, last)
 	}
