@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/polo-rl/polo/train"
@@ -48,6 +49,9 @@ func runCompare(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	if len(names) == 0 || *seeds < 1 {
 		return usagef("--algos needs at least one preset and --seeds at least 1")
+	}
+	if len(cfg.Algo.Set) > 0 && !slices.Contains(names, cfg.Algo.Name) {
+		return usagef("algo.set applies to the preset algo.name names (%s), which is not among --algos; add --set algo.name=PRESET for the preset it is meant for", cfg.Algo.Name)
 	}
 	for _, a := range names {
 		c := cfg

@@ -132,6 +132,7 @@ func TestReliabilityCLIErrors(t *testing.T) {
 		{"train -h", []string{"train", "-h"}, "", 0, "", ""},
 		{"compare -h", []string{"compare", "-h"}, "", 0, "", ""},
 		{"compare duplicate algos", []string{"compare", "--algos", "grpo,grpo", "--seeds", "1"}, "", 2, "", "--algos names grpo twice"},
+		{"compare algo.set for a preset not compared", []string{"compare", "--algos", "nlpo", "--seeds", "1", "--set", "algo.set.mask_sync_every=1"}, "", 2, "", "algo.set applies to the preset algo.name names (grpo)"},
 		{"fractional steps", []string{"train", "--print-config", "--set", "rl.steps=3.5"}, "", 2, "", "config field rl.steps: want a whole number, got 3.5"},
 		{"negative steps", []string{"train", "--print-config", "--set", "sft.steps=-1"}, "", 2, "", "config field sft.steps: want >= 0"},
 		{"negative lr", []string{"train", "--print-config", "--set", "optim.lr=-0.1"}, "", 2, "", "config field optim.lr: want > 0"},
