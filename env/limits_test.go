@@ -69,9 +69,10 @@ func TestLimits(t *testing.T) {
 	if tr.Finish != FinishMaxTokens || tr.Turns != 2 || len(resp) != 100 || model != 96 {
 		t.Errorf("max_response: finish %s turns %d response %d (model %d), want max_tokens 2 100 (96)", tr.Finish, tr.Turns, len(resp), model)
 	}
-	// 200 ms per call, 500 ms of tool time: the third call runs out.
+	// 200 ms per call, 500 ms of tool time: the third call runs out (the second too, on a machine so
+	// loaded that scheduling adds 50 ms per call; the count is not what this checks).
 	tr = run(Limits{MaxTurns: 10, ToolTime: 500 * time.Millisecond}, slowTool{200 * time.Millisecond})
-	if tr.Finish != FinishToolTimeout || tr.Turns != 3 || tr.ToolCalls != 2 || !strings.Contains(tr.Reason, "deadline") {
-		t.Errorf("tool_time: finish %s (%s) turns %d calls %d, want tool_timeout 3 2", tr.Finish, tr.Reason, tr.Turns, tr.ToolCalls)
+	if tr.Finish != FinishToolTimeout || tr.ToolCalls < 1 || tr.ToolCalls > 2 || tr.Turns != tr.ToolCalls+1 || !strings.Contains(tr.Reason, "deadline") {
+		t.Errorf("tool_time: finish %s (%s) turns %d calls %d, want tool_timeout after 2 calls (1 under heavy load), in the turn after the last", tr.Finish, tr.Reason, tr.Turns, tr.ToolCalls)
 	}
 }
