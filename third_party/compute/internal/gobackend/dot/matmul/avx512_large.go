@@ -259,6 +259,13 @@ func avx512LargeKernelFloat32( //alt:f32
 	_ = packedRHS[contractingLen*rhsActiveCols-1]
 	_ = packedOutput[lhsActiveRows*rhsPanelCols-1]
 
+	if useAsmPanelKernel && contractingLen > 0 { //alt:f32
+		// Polo patch 0008: assembly micro-kernel, same packed layouts and output. //alt:f32
+		avx512PanelKernelFloat32Asm(unsafe.Pointer(unsafe.SliceData(packedLHS)), unsafe.Pointer(unsafe.SliceData(packedRHS)), //alt:f32
+			unsafe.Pointer(unsafe.SliceData(packedOutput)), contractingLen, (lhsActiveRows+3)/4, (rhsActiveCols+31)/32, rhsPanelCols*4) //alt:f32
+		return //alt:f32
+	} //alt:f32
+
 	const (
 		// These much match params.LHSL1BlockRows and params.LHSL1BlockCols.
 		kernelRows = 4  //alt:f32|bf16|f16|f64
