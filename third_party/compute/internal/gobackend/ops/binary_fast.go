@@ -27,11 +27,16 @@ func init() {
 // binaryMinParallel is the output size below which splitting costs more than it saves.
 const binaryMinParallel = 32768
 
+// binaryMinFast is the output size from which the loops here (vector loops, patch 0009) replace
+// the generated executors; below it, splitting into runs costs more than it saves. Outputs under
+// binaryMinParallel run on one core.
+const binaryMinFast = 256
+
 func parallelBinaryFloat32(op compute.OpType, generic gobackend.NodeExecutor) gobackend.NodeExecutor {
-	f := float32BinaryFunc(op)
+	f := withVectorLoops(op, float32BinaryFunc(op)) // polo patch 0009
 	return func(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobackend.Buffer, inputsOwned []bool) (*gobackend.Buffer, error) {
 		lhsShape, rhsShape := inputs[0].RawShape, inputs[1].RawShape
-		if node.Shape.DType != dtypes.Float32 || node.Shape.IsDynamic() || node.Shape.Size() < binaryMinParallel ||
+		if node.Shape.DType != dtypes.Float32 || node.Shape.IsDynamic() || node.Shape.Size() < binaryMinFast ||
 			lhsShape.Rank() != rhsShape.Rank() || !backend.Workers.IsEnabled() {
 			return generic(backend, node, inputs, inputsOwned)
 		}

@@ -50,7 +50,7 @@ func TestBinaryFloat32MatchesGeneric(t *testing.T) {
 		for op, gen := range generic {
 			want, got := make([]float32, ts.Size()), make([]float32, ts.Size())
 			gen(l, r, want, ls, rs, ts)
-			binaryFloat32(backend, float32BinaryFunc(op), l, r, got, ls, rs, ts)
+			binaryFloat32(backend, withVectorLoops(op, float32BinaryFunc(op)), l, r, got, ls, rs, ts)
 			for i := range want {
 				if got[i] != want[i] {
 					t.Fatalf("%s %v ⊕ %v: output[%d] = %g, want %g", op, lhs, rhs, i, got[i], want[i])
