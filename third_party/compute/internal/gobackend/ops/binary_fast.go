@@ -37,13 +37,36 @@ func parallelBinaryFloat32(op compute.OpType, generic gobackend.NodeExecutor) go
 	return func(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobackend.Buffer, inputsOwned []bool) (*gobackend.Buffer, error) {
 		lhsShape, rhsShape := inputs[0].RawShape, inputs[1].RawShape
 		if node.Shape.DType != dtypes.Float32 || node.Shape.IsDynamic() || node.Shape.Size() < binaryMinFast ||
-			lhsShape.Rank() != rhsShape.Rank() || !backend.Workers.IsEnabled() {
+			!backend.Workers.IsEnabled() {
 			return generic(backend, node, inputs, inputsOwned)
+		}
+		if lhsShape.Rank() != rhsShape.Rank() {
+			// Polo patch 0009: a one-element operand of another rank (e.g. a scalar factor).
+			n := node.Shape.Size()
+			lStep, rStep := 1, 1
+			switch {
+			case rhsShape.Size() == 1 && lhsShape.Size() == n:
+				rStep = 0
+			case lhsShape.Size() == 1 && rhsShape.Size() == n:
+				lStep = 0
+			default:
+				return generic(backend, node, inputs, inputsOwned)
+			}
+			lhs, rhs, output, _, _ := binaryOperandsAndOutputForExecution(backend, node, inputs, inputsOwned, node.Shape)
+			binaryOneElementFloat32(backend, f, lhs.Flat.([]float32), rhs.Flat.([]float32), output.Flat.([]float32), lStep, rStep)
+			return output, nil
 		}
 		lhs, rhs, output, _, _ := binaryOperandsAndOutputForExecution(backend, node, inputs, inputsOwned, node.Shape)
 		binaryFloat32(backend, f, lhs.Flat.([]float32), rhs.Flat.([]float32), output.Flat.([]float32), lhsShape, rhsShape, node.Shape)
 		return output, nil
 	}
+}
+
+// binaryOneElementFloat32 computes out = f(l, r) where the operand with step 0 has one element.
+func binaryOneElementFloat32(backend *gobackend.Backend, f func(l, r, out []float32, lStep, rStep int), l, r, out []float32, lStep, rStep int) {
+	parallelFor(backend, len(out), binaryMinParallel/2, func(lo, hi int) {
+		f(l[lo*lStep:], r[lo*rStep:], out[lo:hi], lStep, rStep)
+	})
 }
 
 // binaryFloat32 computes out = f(l, r) with broadcasting (equal ranks), split over the workers.

@@ -59,3 +59,36 @@ func TestBinaryFloat32MatchesGeneric(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryOneElementFloat32 checks the path for a one-element operand of another rank (polo
+// patch 0009), split over the workers or not, against the plain loops.
+func TestBinaryOneElementFloat32(t *testing.T) {
+	b, err := gobackend.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := b.(*gobackend.Backend)
+	for _, n := range []int{256, 1001, 70001} {
+		x, c := make([]float32, n), []float32{1.75}
+		for i := range x {
+			x[i] = float32(i%97) - 40
+		}
+		for _, op := range []compute.OpType{compute.OpTypeAdd, compute.OpTypeSub, compute.OpTypeMul, compute.OpTypeDiv, compute.OpTypeMax} {
+			for _, scalarLeft := range []bool{false, true} {
+				want, got := make([]float32, n), make([]float32, n)
+				if scalarLeft {
+					float32BinaryFunc(op)(c, x, want, 0, 1)
+					binaryOneElementFloat32(backend, withVectorLoops(op, float32BinaryFunc(op)), c, x, got, 0, 1)
+				} else {
+					float32BinaryFunc(op)(x, c, want, 1, 0)
+					binaryOneElementFloat32(backend, withVectorLoops(op, float32BinaryFunc(op)), x, c, got, 1, 0)
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%s n=%d scalarLeft=%v: out[%d] = %g, want %g", op, n, scalarLeft, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
