@@ -4,16 +4,21 @@
 
 #include "textflag.h"
 
-// func avx512PanelKernelFloat32Asm(lhs, rhs, out unsafe.Pointer, k, rowStrips, colTiles, outStrideBytes int)
+// Stores one row of the tile (two zmm) at R12 and moves R12 to the next output row; ACCROW first
+// adds the values already there.
+#define STROW(a, b) VMOVUPS a, (R12); VMOVUPS b, 64(R12); ADDQ R10, R12
+#define ACCROW(a, b) VADDPS (R12), a, a; VADDPS 64(R12), b, b; VMOVUPS a, (R12); VMOVUPS b, 64(R12); ADDQ R10, R12
+
+// func avx512PanelKernelFloat32Asm(lhs, rhs, out unsafe.Pointer, k, rowStrips, colTiles, outStrideBytes, accumulate int)
 //
 // Polo patch 0008: the float32 micro-kernel of the large matmul in assembly. lhs is packed in
 // strips of 4 rows ([k][4] per strip, strips k*16 bytes apart), rhs in tiles of 32 columns ([k][32]
 // per tile, tiles k*128 bytes apart); out is row-major with outStrideBytes between rows. For every
 // column tile (outer loop, the tile stays in L1) and every pair of row strips, 8x32 outputs are
 // accumulated in 16 zmm registers with FMAs in the 231 form whose lhs operand is an embedded
-// broadcast from memory (no register copies), then stored (not accumulated). A last odd strip
+// broadcast from memory (no register copies), then stored, or added to out when accumulate != 0. A last odd strip
 // uses a 4x32 tile.
-TEXT ·avx512PanelKernelFloat32Asm(SB), NOSPLIT, $0-56
+TEXT ·avx512PanelKernelFloat32Asm(SB), NOSPLIT, $0-64
 	MOVQ lhs+0(FP), AX
 	MOVQ rhs+8(FP), BX
 	MOVQ out+16(FP), DX
@@ -84,30 +89,29 @@ loop8:
 	JNE  loop8
 
 	MOVQ R13, R12
-	VMOVUPS Z0, (R12)
-	VMOVUPS Z1, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z2, (R12)
-	VMOVUPS Z3, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z4, (R12)
-	VMOVUPS Z5, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z6, (R12)
-	VMOVUPS Z7, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z8, (R12)
-	VMOVUPS Z9, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z10, (R12)
-	VMOVUPS Z11, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z12, (R12)
-	VMOVUPS Z13, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z14, (R12)
-	VMOVUPS Z15, 64(R12)
-	ADDQ R10, R12
+	CMPQ accumulate+56(FP), $0
+	JNE  acc8
+	STROW(Z0, Z1)
+	STROW(Z2, Z3)
+	STROW(Z4, Z5)
+	STROW(Z6, Z7)
+	STROW(Z8, Z9)
+	STROW(Z10, Z11)
+	STROW(Z12, Z13)
+	STROW(Z14, Z15)
+	JMP  stored8
+
+acc8:
+	ACCROW(Z0, Z1)
+	ACCROW(Z2, Z3)
+	ACCROW(Z4, Z5)
+	ACCROW(Z6, Z7)
+	ACCROW(Z8, Z9)
+	ACCROW(Z10, Z11)
+	ACCROW(Z12, Z13)
+	ACCROW(Z14, Z15)
+
+stored8:
 	MOVQ R12, R13
 	MOVQ R15, DI               // the strip after the pair
 	SUBQ $2, R14
@@ -144,17 +148,19 @@ loop4:
 	JNE  loop4
 
 	MOVQ R13, R12
-	VMOVUPS Z0, (R12)
-	VMOVUPS Z1, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z2, (R12)
-	VMOVUPS Z3, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z4, (R12)
-	VMOVUPS Z5, 64(R12)
-	ADDQ R10, R12
-	VMOVUPS Z6, (R12)
-	VMOVUPS Z7, 64(R12)
+	CMPQ accumulate+56(FP), $0
+	JNE  acc4
+	STROW(Z0, Z1)
+	STROW(Z2, Z3)
+	STROW(Z4, Z5)
+	STROW(Z6, Z7)
+	JMP  rowsDone
+
+acc4:
+	ACCROW(Z0, Z1)
+	ACCROW(Z2, Z3)
+	ACCROW(Z4, Z5)
+	ACCROW(Z6, Z7)
 
 rowsDone:
 	// SI ends one column tile past BX (every strip loop reads the whole tile).
