@@ -63,7 +63,7 @@ func TestAsmPanelKernelMatchesGo(t *testing.T) {
 // TestAsmLargeMatmulMatchesNaive runs the whole large float32 matmul (packing, the assembly
 // kernel writing whole tiles straight to the output and accumulating over contracting panels,
 // partial tiles through the packed output) against a float64 loop, both layouts, with and
-// without workers.
+// without workers; work items split below one rhs panel (polo patch 0012).
 func TestAsmLargeMatmulMatchesNaive(t *testing.T) {
 	if !archsimd.X86.AVX512() {
 		t.Skip("no AVX-512 on this CPU")
@@ -74,7 +74,7 @@ func TestAsmLargeMatmulMatchesNaive(t *testing.T) {
 	}
 	backend := b.(*gobackend.Backend)
 	rng := rand.New(rand.NewPCG(9, 10))
-	for _, s := range [][4]int{{1, 64, 128, 64}, {2, 52, 300, 384}, {1, 37, 129, 33}, {1, 100, 384, 600}, {3, 8, 16, 32}, {1, 832, 128, 15}} {
+	for _, s := range [][4]int{{1, 64, 128, 64}, {2, 52, 300, 384}, {1, 37, 129, 33}, {1, 100, 384, 600}, {3, 8, 16, 32}, {1, 832, 128, 15}, {1, 128, 832, 384}, {1, 100, 200, 130}, {1, 30, 64, 1100}} {
 		batch, m, k, n := s[0], s[1], s[2], s[3]
 		lhs, rhs := make([]float32, batch*m*k), make([]float32, batch*k*n)
 		for i := range lhs {
