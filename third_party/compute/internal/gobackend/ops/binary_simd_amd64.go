@@ -144,3 +144,218 @@ func vectorDivFloat32(l, r, out []float32, lStep, rStep int) int {
 	}
 	return n
 }
+
+// Rows of short runs (polo patch 0013). Broadcasts such as RoPE's [B,T,H,16]×[B,T,1,16] or the
+// attention softmax's [..,13]×[..,1] are runs of 13–16 elements: one iterator step and three calls
+// per run cost more than the arithmetic. vectorRows returns, for op, a loop over `rows` runs of n
+// elements whose operands start i*ls and i*rs apart (the innermost outer axis of the broadcast).
+
+// vectorRows returns the rows loop for op, or nil.
+func vectorRows(op compute.OpType) func(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
+	if !archsimd.X86.AVX2() {
+		return nil
+	}
+	switch op {
+	case compute.OpTypeAdd:
+		return vectorAddRowsFloat32
+	case compute.OpTypeSub:
+		return vectorSubRowsFloat32
+	case compute.OpTypeMul:
+		return vectorMulRowsFloat32
+	case compute.OpTypeDiv:
+		return vectorDivRowsFloat32
+	}
+	return nil
+}
+
+func vectorAddRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
+	n8 := n &^ 7
+	switch {
+	case lStep == 1 && rStep == 1:
+		for i := 0; i < rows; i++ {
+			li, ri, oi := l[i*ls:i*ls+n], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Add(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] + ri[j]
+			}
+		}
+	case lStep == 1:
+		for i := 0; i < rows; i++ {
+			li, c, oi := l[i*ls:i*ls+n], r[i*rs], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Add(cv).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] + c
+			}
+		}
+	case rStep == 1:
+		for i := 0; i < rows; i++ {
+			c, ri, oi := l[i*ls], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				cv.Add(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = c + ri[j]
+			}
+		}
+	default:
+		for i := 0; i < rows; i++ {
+			v, oi := l[i*ls]+r[i*rs], out[i*n:i*n+n]
+			for j := range oi {
+				oi[j] = v
+			}
+		}
+	}
+}
+
+func vectorSubRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
+	n8 := n &^ 7
+	switch {
+	case lStep == 1 && rStep == 1:
+		for i := 0; i < rows; i++ {
+			li, ri, oi := l[i*ls:i*ls+n], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Sub(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] - ri[j]
+			}
+		}
+	case lStep == 1:
+		for i := 0; i < rows; i++ {
+			li, c, oi := l[i*ls:i*ls+n], r[i*rs], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Sub(cv).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] - c
+			}
+		}
+	case rStep == 1:
+		for i := 0; i < rows; i++ {
+			c, ri, oi := l[i*ls], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				cv.Sub(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = c - ri[j]
+			}
+		}
+	default:
+		for i := 0; i < rows; i++ {
+			v, oi := l[i*ls]-r[i*rs], out[i*n:i*n+n]
+			for j := range oi {
+				oi[j] = v
+			}
+		}
+	}
+}
+
+func vectorMulRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
+	n8 := n &^ 7
+	switch {
+	case lStep == 1 && rStep == 1:
+		for i := 0; i < rows; i++ {
+			li, ri, oi := l[i*ls:i*ls+n], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Mul(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] * ri[j]
+			}
+		}
+	case lStep == 1:
+		for i := 0; i < rows; i++ {
+			li, c, oi := l[i*ls:i*ls+n], r[i*rs], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Mul(cv).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] * c
+			}
+		}
+	case rStep == 1:
+		for i := 0; i < rows; i++ {
+			c, ri, oi := l[i*ls], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				cv.Mul(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = c * ri[j]
+			}
+		}
+	default:
+		for i := 0; i < rows; i++ {
+			v, oi := l[i*ls]*r[i*rs], out[i*n:i*n+n]
+			for j := range oi {
+				oi[j] = v
+			}
+		}
+	}
+}
+
+func vectorDivRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
+	n8 := n &^ 7
+	switch {
+	case lStep == 1 && rStep == 1:
+		for i := 0; i < rows; i++ {
+			li, ri, oi := l[i*ls:i*ls+n], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Div(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] / ri[j]
+			}
+		}
+	case lStep == 1:
+		for i := 0; i < rows; i++ {
+			li, c, oi := l[i*ls:i*ls+n], r[i*rs], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				archsimd.LoadFloat32x8Slice(li[j:]).Div(cv).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = li[j] / c
+			}
+		}
+	case rStep == 1:
+		for i := 0; i < rows; i++ {
+			c, ri, oi := l[i*ls], r[i*rs:i*rs+n], out[i*n:i*n+n]
+			cv := archsimd.BroadcastFloat32x8(c)
+			j := 0
+			for ; j < n8; j += 8 {
+				cv.Div(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
+			}
+			for ; j < n; j++ {
+				oi[j] = c / ri[j]
+			}
+		}
+	default:
+		for i := 0; i < rows; i++ {
+			v, oi := l[i*ls]/r[i*rs], out[i*n:i*n+n]
+			for j := range oi {
+				oi[j] = v
+			}
+		}
+	}
+}

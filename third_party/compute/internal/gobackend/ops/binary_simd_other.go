@@ -10,3 +10,8 @@ import "github.com/gomlx/compute"
 func withVectorLoops(op compute.OpType, f func(l, r, out []float32, lStep, rStep int)) func(l, r, out []float32, lStep, rStep int) {
 	return f
 }
+
+// vectorRows returns nil: rows loops exist only with the vector loops (polo patch 0013).
+func vectorRows(op compute.OpType) func(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
+	return nil
+}
