@@ -114,7 +114,7 @@ func fusedSoftmax[T float32 | float64](input, output []T, axis int, shape shapes
 }
 
 // softmaxMinParallel is the output size from which float32 softmax is split over the workers.
-const softmaxMinParallel = 8192
+const softmaxMinParallel = 32768
 
 // fusedSoftmaxRange computes the softmax of the outer indices [outerLo, outerHi).
 func fusedSoftmaxRange[T float32 | float64](input, output []T, outerLo, outerHi, axisSize, innerSize int, expFn func(T) T) {
