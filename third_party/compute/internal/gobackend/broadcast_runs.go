@@ -105,3 +105,20 @@ func (p BroadcastRuns) Range(lo, hi int) iter.Seq[BroadcastRun] {
 		}
 	}
 }
+
+// SplitInner splits off the innermost outer axis (polo patch 0013): it returns the runs of the
+// remaining outer axes, each covering d consecutive runs of p (N = p's N times d), and d with the
+// lhs and rhs strides between those runs. ok is false when there is no outer axis.
+func (p BroadcastRuns) SplitInner() (outer BroadcastRuns, d, lhsStride, rhsStride int, ok bool) {
+	k := len(p.dims)
+	if k == 0 {
+		return p, 0, 0, 0, false
+	}
+	d, lhsStride, rhsStride = p.dims[k-1], p.lhsStrides[k-1], p.rhsStrides[k-1]
+	outer = BroadcastRuns{first: p.first, dims: p.dims[:k-1], lhsStrides: p.lhsStrides[:k-1], rhsStrides: p.rhsStrides[:k-1], size: p.size}
+	outer.first.N *= d
+	return outer, d, lhsStride, rhsStride, true
+}
+
+// First returns the first run (its N, LHSStep and RHSStep are those of every run).
+func (p BroadcastRuns) First() BroadcastRun { return p.first }

@@ -2,6 +2,7 @@ package fusedops
 
 import (
 	"math"
+	"sync"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -59,7 +60,29 @@ func execFusedSoftmax(backend *gobackend.Backend, node *gobackend.Node, inputs [
 
 	switch input.RawShape.DType {
 	case dtypes.Float32:
-		fusedSoftmax(input.Flat.([]float32), output.Flat.([]float32), axis, node.Shape, fastmath.Exp32)
+		// Polo patch 0014: rows split over the workers (the attention softmax ran on one core).
+		in, out := input.Flat.([]float32), output.Flat.([]float32)
+		outerSize, axisSize, innerSize := fusedSoftmaxComputeAxisStrides(node.Shape, axis)
+		chunks := 1
+		if backend != nil && backend.Workers != nil && backend.Workers.IsEnabled() {
+			chunks = min(backend.Workers.AdjustedMaxParallelism(), outerSize, len(out)/softmaxMinParallel)
+		}
+		if chunks <= 1 {
+			fusedSoftmaxRange(in, out, 0, outerSize, axisSize, innerSize, fastmath.Exp32)
+			break
+		}
+		var wg sync.WaitGroup
+		size := (outerSize + chunks - 1) / chunks
+		for lo := size; lo < outerSize; lo += size {
+			hi := min(lo+size, outerSize)
+			wg.Add(1)
+			task := func() { fusedSoftmaxRange(in, out, lo, hi, axisSize, innerSize, fastmath.Exp32); wg.Done() }
+			if !backend.Workers.StartIfAvailable(task) {
+				task()
+			}
+		}
+		fusedSoftmaxRange(in, out, 0, min(size, outerSize), axisSize, innerSize, fastmath.Exp32)
+		wg.Wait()
 	case dtypes.Float64:
 		fusedSoftmax(input.Flat.([]float64), output.Flat.([]float64), axis, node.Shape, math.Exp)
 	default:
@@ -87,7 +110,15 @@ func fusedSoftmaxComputeAxisStrides(shape shapes.Shape, axis int) (outerSize, ax
 
 func fusedSoftmax[T float32 | float64](input, output []T, axis int, shape shapes.Shape, expFn func(T) T) {
 	outerSize, axisSize, innerSize := fusedSoftmaxComputeAxisStrides(shape, axis)
-	for outer := range outerSize {
+	fusedSoftmaxRange(input, output, 0, outerSize, axisSize, innerSize, expFn)
+}
+
+// softmaxMinParallel is the output size from which float32 softmax is split over the workers.
+const softmaxMinParallel = 32768
+
+// fusedSoftmaxRange computes the softmax of the outer indices [outerLo, outerHi).
+func fusedSoftmaxRange[T float32 | float64](input, output []T, outerLo, outerHi, axisSize, innerSize int, expFn func(T) T) {
+	for outer := outerLo; outer < outerHi; outer++ {
 		for inner := range innerSize {
 			baseIdx := outer*axisSize*innerSize + inner
 

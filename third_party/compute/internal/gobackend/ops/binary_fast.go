@@ -27,22 +27,56 @@ func init() {
 // binaryMinParallel is the output size below which splitting costs more than it saves.
 const binaryMinParallel = 32768
 
+// binaryShortRun is the broadcast run length below which runs go to the rows loops (patch 0013).
+const binaryShortRun = 64
+
+// binaryMinFast is the output size from which the loops here (vector loops, patch 0009) replace
+// the generated executors; below it, splitting into runs costs more than it saves. Outputs under
+// binaryMinParallel run on one core.
+const binaryMinFast = 256
+
 func parallelBinaryFloat32(op compute.OpType, generic gobackend.NodeExecutor) gobackend.NodeExecutor {
-	f := float32BinaryFunc(op)
+	f := withVectorLoops(op, float32BinaryFunc(op)) // polo patch 0009
+	rows := vectorRows(op)                          // polo patch 0013
 	return func(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobackend.Buffer, inputsOwned []bool) (*gobackend.Buffer, error) {
 		lhsShape, rhsShape := inputs[0].RawShape, inputs[1].RawShape
-		if node.Shape.DType != dtypes.Float32 || node.Shape.IsDynamic() || node.Shape.Size() < binaryMinParallel ||
-			lhsShape.Rank() != rhsShape.Rank() || !backend.Workers.IsEnabled() {
+		if node.Shape.DType != dtypes.Float32 || node.Shape.IsDynamic() || node.Shape.Size() < binaryMinFast ||
+			!backend.Workers.IsEnabled() {
 			return generic(backend, node, inputs, inputsOwned)
 		}
+		if lhsShape.Rank() != rhsShape.Rank() {
+			// Polo patch 0009: a one-element operand of another rank (e.g. a scalar factor).
+			n := node.Shape.Size()
+			lStep, rStep := 1, 1
+			switch {
+			case rhsShape.Size() == 1 && lhsShape.Size() == n:
+				rStep = 0
+			case lhsShape.Size() == 1 && rhsShape.Size() == n:
+				lStep = 0
+			default:
+				return generic(backend, node, inputs, inputsOwned)
+			}
+			lhs, rhs, output, _, _ := binaryOperandsAndOutputForExecution(backend, node, inputs, inputsOwned, node.Shape)
+			binaryOneElementFloat32(backend, f, lhs.Flat.([]float32), rhs.Flat.([]float32), output.Flat.([]float32), lStep, rStep)
+			return output, nil
+		}
 		lhs, rhs, output, _, _ := binaryOperandsAndOutputForExecution(backend, node, inputs, inputsOwned, node.Shape)
-		binaryFloat32(backend, f, lhs.Flat.([]float32), rhs.Flat.([]float32), output.Flat.([]float32), lhsShape, rhsShape, node.Shape)
+		binaryFloat32(backend, f, rows, lhs.Flat.([]float32), rhs.Flat.([]float32), output.Flat.([]float32), lhsShape, rhsShape, node.Shape)
 		return output, nil
 	}
 }
 
+// binaryOneElementFloat32 computes out = f(l, r) where the operand with step 0 has one element.
+func binaryOneElementFloat32(backend *gobackend.Backend, f func(l, r, out []float32, lStep, rStep int), l, r, out []float32, lStep, rStep int) {
+	parallelFor(backend, len(out), binaryMinParallel/2, func(lo, hi int) {
+		f(l[lo*lStep:], r[lo*rStep:], out[lo:hi], lStep, rStep)
+	})
+}
+
 // binaryFloat32 computes out = f(l, r) with broadcasting (equal ranks), split over the workers.
-func binaryFloat32(backend *gobackend.Backend, f func(l, r, out []float32, lStep, rStep int), l, r, out []float32, lhsShape, rhsShape, outShape shapes.Shape) {
+// rows, if not nil, runs the short runs of the innermost outer axis in one call (patch 0013).
+func binaryFloat32(backend *gobackend.Backend, f func(l, r, out []float32, lStep, rStep int),
+	rows func(l, r, out []float32, n, rows, ls, rs, lStep, rStep int), l, r, out []float32, lhsShape, rhsShape, outShape shapes.Shape) {
 	if lhsShape.Equal(rhsShape) {
 		parallelFor(backend, len(out), binaryMinParallel/2, func(lo, hi int) {
 			f(l[lo:hi], r[lo:hi], out[lo:hi], 1, 1)
@@ -50,6 +84,17 @@ func binaryFloat32(backend *gobackend.Backend, f func(l, r, out []float32, lStep
 		return
 	}
 	runs := gobackend.NewZippedBroadcastIterator(lhsShape, rhsShape, outShape).Runs()
+	if first := runs.First(); rows != nil && first.N < binaryShortRun {
+		if outer, d, ls, rs, ok := runs.SplitInner(); ok {
+			n := first.N
+			parallelFor(backend, outer.Count(), max(1, binaryMinParallel/2/(n*d)), func(lo, hi int) {
+				for g := range outer.Range(lo, hi) {
+					rows(l[g.LHS:], r[g.RHS:], out[g.Out:g.Out+g.N], n, d, ls, rs, first.LHSStep, first.RHSStep)
+				}
+			})
+			return
+		}
+	}
 	count := runs.Count()
 	perRun := max(1, len(out)/count)
 	parallelFor(backend, count, max(1, binaryMinParallel/2/perRun), func(lo, hi int) {

@@ -564,6 +564,19 @@ func execReduceBitwiseXorGeneric[T gobackend.PODIntegerConstraints](operand, out
 
 func execReduceLogicalAnd(operand, output *gobackend.Buffer, it *ReduceOutputIterator, _ dtypes.DType) error {
 	outputFlat := output.Flat.([]bool)
+	if len(outputFlat) == 1 {
+		// Polo patch 0016: a reduction to one value needs no output iterator (the all-finite
+		// check of an optimizer step stepped it once per element).
+		result := true
+		for _, value := range operand.Flat.([]bool) {
+			if !value {
+				result = false
+				break
+			}
+		}
+		outputFlat[0] = result
+		return nil
+	}
 	for outputIdx := range outputFlat {
 		outputFlat[outputIdx] = true
 	}
@@ -577,6 +590,19 @@ func execReduceLogicalAnd(operand, output *gobackend.Buffer, it *ReduceOutputIte
 
 func execReduceLogicalOr(operand, output *gobackend.Buffer, it *ReduceOutputIterator, _ dtypes.DType) error {
 	outputFlat := output.Flat.([]bool)
+	if len(outputFlat) == 1 {
+		// Polo patch 0016: a reduction to one value needs no output iterator (the all-finite
+		// check of an optimizer step stepped it once per element).
+		result := false
+		for _, value := range operand.Flat.([]bool) {
+			if value {
+				result = true
+				break
+			}
+		}
+		outputFlat[0] = result
+		return nil
+	}
 	for outputIdx := range outputFlat {
 		outputFlat[outputIdx] = false
 	}

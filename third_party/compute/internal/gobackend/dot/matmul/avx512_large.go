@@ -99,7 +99,7 @@ func avx512LargeFloat32( //alt:f32
 	}
 
 	// 1. Split work in workItems.
-	workChan := make(chan workItem, max(2000, 2*maxWorkers))
+	workChan := make(chan workItem, 4*maxWorkers) // polo patch 0012: was max(2000, ...), a 96 KB allocation per product; the feeder goroutine blocks instead
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		feedWorkItems(
@@ -206,6 +206,18 @@ func avx512LargeMatrixSliceFloat32( //alt:f32
 				lhsPanelHeight := min(params.LHSPanelCrossSize, rowEnd-lhsPanelRowIdx)
 				avx512PackLHSKernelRows4(lhsMatrix, packedLHS, lhsPanelRowIdx, contractingPanelIdx, contractingSize, lhsPanelHeight, contractingPanelWidth, params.LHSL1KernelRows) //alt:f32|bf16|f16|f64
 
+				if useAsmPanelKernel && lhsPanelHeight%4 == 0 && rhsPanelWidth%32 == 0 { //alt:f32
+					// Polo patch 0008: whole tiles go straight to the output (no packed output). //alt:f32
+					acc := 0 //alt:f32
+					if contractingPanelIdx > 0 { //alt:f32
+						acc = 1 //alt:f32
+					} //alt:f32
+					avx512PanelKernelFloat32Asm(unsafe.Pointer(unsafe.SliceData(packedLHS)), unsafe.Pointer(unsafe.SliceData(packedRHS)), //alt:f32
+						unsafe.Pointer(&outputMatrix[lhsPanelRowIdx*rhsCrossSize+rhsPanelColIdx]), contractingPanelWidth, //alt:f32
+						lhsPanelHeight/4, rhsPanelWidth/32, rhsCrossSize*4, acc) //alt:f32
+					continue //alt:f32
+				} //alt:f32
+
 				avx512LargeKernelFloat32( //alt:f32
 					//alt:bf16 avx512LargeKernelBFloat16(
 					//alt:f16 avx512LargeKernelFloat16(
@@ -258,6 +270,13 @@ func avx512LargeKernelFloat32( //alt:f32
 	_ = packedLHS[contractingLen*lhsActiveRows-1]
 	_ = packedRHS[contractingLen*rhsActiveCols-1]
 	_ = packedOutput[lhsActiveRows*rhsPanelCols-1]
+
+	if useAsmPanelKernel && contractingLen > 0 { //alt:f32
+		// Polo patch 0008: assembly micro-kernel, same packed layouts and output. //alt:f32
+		avx512PanelKernelFloat32Asm(unsafe.Pointer(unsafe.SliceData(packedLHS)), unsafe.Pointer(unsafe.SliceData(packedRHS)), //alt:f32
+			unsafe.Pointer(unsafe.SliceData(packedOutput)), contractingLen, (lhsActiveRows+3)/4, (rhsActiveCols+31)/32, rhsPanelCols*4, 0) //alt:f32
+		return //alt:f32
+	} //alt:f32
 
 	const (
 		// These much match params.LHSL1BlockRows and params.LHSL1BlockCols.

@@ -220,7 +220,9 @@ func feedWorkItems(
 	if lhsCrossSize > rhsCrossSize {
 		// Split on the LHS dimension, in multiples of LHSPanelCrossSize.
 		lhsSplitSize := (lhsCrossSize + splitFactor - 1) / splitFactor
-		lhsSplitSize = max(1, lhsSplitSize/params.LHSPanelCrossSize) * params.LHSPanelCrossSize
+		// Polo patch 0012: round up to whole micro-kernel rows, not down to whole panels (832 rows
+		// over 2 workers made items of 408, 408 and 16 rows, each repacking the rhs).
+		lhsSplitSize = (lhsSplitSize + params.LHSL1KernelRows - 1) / params.LHSL1KernelRows * params.LHSL1KernelRows
 		batchStart := batchIdx
 		for lhsRowIdx := 0; lhsRowIdx < lhsCrossSize; lhsRowIdx += lhsSplitSize {
 			for batchIdx = batchStart; batchIdx < batchSize; batchIdx++ {
@@ -233,7 +235,14 @@ func feedWorkItems(
 	} else {
 		// Split on the RHS dimension, in multiples of RHSPanelCrossSize.
 		rhsSplitSize := (rhsCrossSize + splitFactor - 1) / splitFactor
-		rhsSplitSize = max(1, rhsSplitSize/params.RHSPanelCrossSize) * params.RHSPanelCrossSize
+		if rhsSplitSize >= params.RHSPanelCrossSize {
+			rhsSplitSize = rhsSplitSize / params.RHSPanelCrossSize * params.RHSPanelCrossSize
+		} else {
+			// Polo patch 0012: below one panel, split in whole micro-kernel columns; rounding up to
+			// a panel made one work item (one busy worker) for every product with at most 512
+			// output columns, e.g. all of a small transformer's weight gradients.
+			rhsSplitSize = (rhsSplitSize + params.RHSL1KernelCols - 1) / params.RHSL1KernelCols * params.RHSL1KernelCols
+		}
 		batchStart := batchIdx
 		for rhsColIdx := 0; rhsColIdx < rhsCrossSize; rhsColIdx += rhsSplitSize {
 			for batchIdx = batchStart; batchIdx < batchSize; batchIdx++ {

@@ -67,7 +67,7 @@ func largeNoSIMDGeneric[I, O gotype.NumericNotComplex]( //alt:generic
 	}
 
 	// 1. Split work in workItems.
-	workChan := make(chan workItem, max(2000, 2*maxWorkers))
+	workChan := make(chan workItem, 4*maxWorkers) // polo patch 0012: was max(2000, ...), a 96 KB allocation per product; the feeder goroutine blocks instead
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		feedWorkItems(

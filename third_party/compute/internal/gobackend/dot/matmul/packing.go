@@ -125,6 +125,11 @@ func unsafePackLHS[T gotype.ScalarNotComplex](
 	if copyRows == 0 || contractingCols == 0 {
 		return
 	}
+	if kernelRows == 32 && copyRows >= kernelRows { // polo patch 0010: float32 strips in 8x8 vector tiles
+		if src, ok := any(lhs).([]float32); ok && packTransposedRHS32Float32(src, any(panel).([]float32), lhsRowStart, lhsColStart, lhsCols, copyRows, contractingCols) {
+			return
+		}
+	}
 
 	panelPtr := uintptr(unsafe.Pointer(&panel[0]))
 	lhsPtr := uintptr(unsafe.Pointer(&lhs[0]))
