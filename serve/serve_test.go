@@ -970,6 +970,35 @@ func TestTrainRemoteLoRAAdapter(t *testing.T) {
 	}
 	checkPublished(all, "v000002", false)
 
+	// Asynchronous sampling keeps the adapter name of the version it was launched with: the run
+	// completes, and its first (fresh) step is on-policy.
+	async := filepath.Join(tmp, "async")
+	if err := runWith(async, "rl.steps=3", "sft.steps=0", "lora.phase=all", "model.path="+start, "rollout.async=1", fmt.Sprintf("rollout.servers=[%s]", s3.url)); err != nil {
+		t.Fatal(err)
+	}
+	if got := adapters(s3); !slices.Equal(got, []string{"polo-v000003"}) {
+		t.Errorf("async: server serves adapters %v, want only polo-v000003", got)
+	}
+	recs, err := os.ReadFile(filepath.Join(async, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct{ Values map[string]float64 }
+	for _, line := range strings.Split(strings.TrimSpace(string(recs)), "\n") {
+		var rec struct {
+			Phase  string
+			Values map[string]float64
+		}
+		json.Unmarshal([]byte(line), &rec)
+		if rec.Phase == "rl" {
+			first.Values = rec.Values
+			break
+		}
+	}
+	if k3, ok := first.Values["mismatch_kl_k3"]; !ok || k3 > 1e-8 {
+		t.Errorf("async: first step %v, want mismatch_kl_k3 < 1e-8", first.Values)
+	}
+
 	// A server that refuses the adapter stops the run, named with its message.
 	bad := http.NewServeMux()
 	bad.HandleFunc("/update_weights_from_disk", func(w http.ResponseWriter, _ *http.Request) {

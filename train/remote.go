@@ -326,11 +326,8 @@ func (r *runner) publishAdapter(version int) error {
 		return fmt.Errorf("publish adapter: %w", err)
 	}
 	path, name := filepath.Join(e.dir, dirName), AdapterName(version)
-	fresh := e.adapter == "" // the servers may still serve this name from an earlier process (a resumed run)
 	if err := e.all(func(s string) error {
-		if fresh {
-			e.unloadAdapter(s, name)
-		}
+		e.unloadAdapter(s, name) // a server may still serve this name from an earlier run or process (a resume); 404 otherwise
 		return e.loadAdapter(s, name, path)
 	}); err != nil {
 		return fmt.Errorf("adapter sync of policy version %d: %w; stopping rather than sampling with stale weights", version, err)
