@@ -101,9 +101,9 @@ func (c Config) checkLoRASync() error {
 	return nil
 }
 
-// AdapterName is the model name under which the servers serve the LoRA adapter of a policy version
+// adapterName is the model name under which the servers serve the LoRA adapter of a policy version
 // (rollout.lora_sync adapter).
-func AdapterName(version int) string { return fmt.Sprintf("polo-v%06d", version) }
+func adapterName(version int) string { return fmt.Sprintf("polo-v%06d", version) }
 
 // remoteEngine samples on OpenAI-compatible servers and publishes weights to them.
 type remoteEngine struct {
@@ -298,7 +298,7 @@ func (r *runner) publish(version int) error {
 }
 
 // publishAdapter is publish with rollout.lora_sync adapter: it writes only the PEFT adapter folder,
-// has every server load it as AdapterName(version) with /v1/load_lora_adapter, switches sampling
+// has every server load it as adapterName(version) with /v1/load_lora_adapter, switches sampling
 // to that name, and then unloads the previous version's adapter. Before the first adapter the
 // servers get the adapter's base through reload_path, unless it is model.path (which they must
 // serve from the start): with lora.phase rl (or a run without model.path) the base is the policy
@@ -325,7 +325,7 @@ func (r *runner) publishAdapter(version int) error {
 	if err := writeFolderAtomic(e.dir, dirName, func(tmp string) error { return r.policy.SaveAdapter(tmp, base) }); err != nil {
 		return fmt.Errorf("publish adapter: %w", err)
 	}
-	path, name := filepath.Join(e.dir, dirName), AdapterName(version)
+	path, name := filepath.Join(e.dir, dirName), adapterName(version)
 	if err := e.all(func(s string) error {
 		e.unloadAdapter(s, name) // a server may still serve this name from an earlier run or process (a resume); 404 otherwise
 		return e.loadAdapter(s, name, path)
