@@ -833,6 +833,196 @@ func TestTrainRemote(t *testing.T) {
 	}
 }
 
+// TestTrainRemoteLoRAAdapter: with rollout.lora_sync adapter a LoRA run publishes only its PEFT
+// adapter per policy version and has polo serve load it as polo-v<version>: every step is
+// on-policy, the server ends serving the latest adapter only, the published folder holds adapter
+// files (and, with lora.phase rl, the post-SFT base once), and a server that refuses the adapter
+// stops the run with an error naming it.
+func TestTrainRemoteLoRAAdapter(t *testing.T) {
+	tmp := t.TempDir()
+	base := []string{"task.options.digits=1", "task.test_size=16", "sft.steps=20", "sft.batch_size=32", "sft.lr=0.003",
+		"optim.warmup_steps=2", "model.preset=tiny", "eval.every=0", "log.plots=false", "log.progress=false",
+		"sampling.prompts_per_step=4", "sampling.group_size=4", "rl.mini_batches=1", "rl.epochs=1", "optim.lr=0.01",
+		"rollout.engine=remote", "rollout.lora_sync=adapter", "lora.enabled=true", "lora.r=4"}
+	runWith := func(dir string, extra ...string) error {
+		cfg, err := train.LoadConfig("", append(append([]string{"run_dir=" + dir}, base...), extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = train.Run(cfg, train.Options{Log: io.Discard})
+		return err
+	}
+	getJSON := func(u string, v any) {
+		t.Helper()
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adapters := func(s *server) []string { // the adapters /v1/models lists (entries with a parent)
+		var ans struct {
+			Data []struct {
+				ID     string  `json:"id"`
+				Parent *string `json:"parent"`
+			} `json:"data"`
+		}
+		getJSON(s.url+"/v1/models", &ans)
+		var out []string
+		for _, m := range ans.Data {
+			if m.Parent != nil {
+				out = append(out, m.ID)
+			}
+		}
+		return out
+	}
+	weightVersion := func(s *server) string {
+		var m map[string]any
+		getJSON(s.url+"/get_model_info", &m)
+		return fmt.Sprint(m["weight_version"])
+	}
+	checkPublished := func(run, latest string, withBase bool) {
+		t.Helper()
+		pub := filepath.Join(run, "published")
+		ents, _ := os.ReadDir(pub)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		want := []string{latest}
+		if withBase {
+			want = []string{"base", latest}
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s holds %v, want %v", pub, names, want)
+		}
+		for _, f := range []string{"adapter_config.json", "adapter_model.safetensors"} {
+			if _, err := os.Stat(filepath.Join(pub, latest, f)); err != nil {
+				t.Errorf("published adapter: %v", err)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(pub, latest, "model.safetensors")); err == nil {
+			t.Errorf("%s holds model.safetensors: a full checkpoint, not only the adapter", filepath.Join(pub, latest))
+		}
+		if withBase {
+			if _, err := os.Stat(filepath.Join(pub, "base", "model.safetensors")); err != nil {
+				t.Errorf("published LoRA base: %v", err)
+			}
+		}
+	}
+	if err := runWith(filepath.Join(tmp, "warm"), "rl.steps=0", "lora.enabled=false", "rollout.lora_sync=merged", "rollout.engine=local"); err != nil {
+		t.Fatal(err)
+	}
+	start := filepath.Join(tmp, "warm", "checkpoints", "sft-000020", "model")
+	s1, s2 := startServer(t, start), startServer(t, start)
+
+	// lora.phase rl: the base is the policy after this run's SFT (15 steps: not what the servers
+	// were started with), published once by a full reload.
+	run := filepath.Join(tmp, "rl")
+	if err := runWith(run, "rl.steps=3", "sft.steps=15", "lora.phase=rl", fmt.Sprintf("rollout.servers=[%s, %s]", s1.url, s2.url)); err != nil {
+		t.Fatal(err)
+	}
+	checkOnPolicy(t, run, 3)
+	for i, s := range []*server{s1, s2} {
+		if got := adapters(s); !slices.Equal(got, []string{"polo-v000003"}) {
+			t.Errorf("server %d serves adapters %v, want only the final polo-v000003", i, got)
+		}
+		if v := weightVersion(s); v != "1" {
+			t.Errorf("server %d: weight_version %s, want 1 (one full reload: the LoRA base)", i, v)
+		}
+	}
+	checkPublished(run, "v000003", true)
+	// The server's answers under the final adapter's name are the trainer's final policy.
+	final, err := train.LoadPolicy(filepath.Join(run, "checkpoints", "rl-000003", "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := final.Model.Merged()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := final.Prompt(task.Example{Prompt: "3+4="})
+	c1 := s1.client()
+	resp, err := c1.Completions.New(context.Background(), openai.CompletionNewParams{Model: "polo-v000003",
+		Prompt:    openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: int64s(prompt)},
+		MaxTokens: openai.Int(4), Temperature: openai.Float(1), Seed: openai.Int(1), Logprobs: openai.Int(0)},
+		option.WithJSONSet("return_token_ids", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := extraIDs(t, resp.Choices[0].RawJSON(), "token_ids")
+	if k, ok := closeTo(resp.Choices[0].Logprobs.TokenLogprobs, forwardLogProbs(t, merged, prompt, ids), 1e-4); !ok {
+		t.Errorf("server log-probs under polo-v000003 differ from the trainer's final policy at %d", k)
+	}
+
+	// lora.phase all on model.path: the servers hold the base from the start; no full reload.
+	s3 := startServer(t, start)
+	all := filepath.Join(tmp, "all")
+	if err := runWith(all, "rl.steps=2", "sft.steps=0", "lora.phase=all", "model.path="+start, fmt.Sprintf("rollout.servers=[%s]", s3.url)); err != nil {
+		t.Fatal(err)
+	}
+	checkOnPolicy(t, all, 2)
+	if got, v := adapters(s3), weightVersion(s3); !slices.Equal(got, []string{"polo-v000002"}) || v != "0" {
+		t.Errorf("phase all: server serves adapters %v at weight_version %s, want only polo-v000002 and no reload", got, v)
+	}
+	checkPublished(all, "v000002", false)
+
+	// Asynchronous sampling keeps the adapter name of the version it was launched with: the run
+	// completes, and its first (fresh) step is on-policy.
+	async := filepath.Join(tmp, "async")
+	if err := runWith(async, "rl.steps=3", "sft.steps=0", "lora.phase=all", "model.path="+start, "rollout.async=1", fmt.Sprintf("rollout.servers=[%s]", s3.url)); err != nil {
+		t.Fatal(err)
+	}
+	if got := adapters(s3); !slices.Equal(got, []string{"polo-v000003"}) {
+		t.Errorf("async: server serves adapters %v, want only polo-v000003", got)
+	}
+	recs, err := os.ReadFile(filepath.Join(async, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct{ Values map[string]float64 }
+	for _, line := range strings.Split(strings.TrimSpace(string(recs)), "\n") {
+		var rec struct {
+			Phase  string
+			Values map[string]float64
+		}
+		json.Unmarshal([]byte(line), &rec)
+		if rec.Phase == "rl" {
+			first.Values = rec.Values
+			break
+		}
+	}
+	if k3, ok := first.Values["mismatch_kl_k3"]; !ok || k3 > 1e-8 {
+		t.Errorf("async: first step %v, want mismatch_kl_k3 < 1e-8", first.Values)
+	}
+
+	// A server that refuses the adapter stops the run, named with its message.
+	bad := http.NewServeMux()
+	bad.HandleFunc("/update_weights_from_disk", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(`{"success": true}`))
+	})
+	bad.HandleFunc("/v1/unload_lora_adapter", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(404) })
+	bad.HandleFunc("/v1/load_lora_adapter", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(400)
+		w.Write([]byte(`{"error": {"message": "LoRA is not enabled", "type": "BadRequestError", "code": 400}}`))
+	})
+	hs := &http.Server{Handler: bad}
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(ln)
+	defer hs.Close()
+	err = runWith(filepath.Join(tmp, "stale"), "rl.steps=1", "sft.steps=0", "lora.phase=all", "model.path="+start, fmt.Sprintf("rollout.servers=[%s, http://%s]", s3.url, ln.Addr()))
+	if err == nil || !strings.Contains(err.Error(), "LoRA is not enabled") || !strings.Contains(err.Error(), "stale weights") ||
+		!strings.Contains(err.Error(), ln.Addr().String()) || !strings.Contains(err.Error(), "polo-v000000") {
+		t.Errorf("run with a server that fails to load the adapter: %v; want an error naming the server, the adapter, its message and stale weights", err)
+	}
+}
+
 // checkOnPolicy: every RL step's samples came from the weights being trained: the servers'
 // log-probs of the sampled tokens equal the trainer's π_old up to float noise (stale weights would
 // show here).

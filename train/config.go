@@ -501,6 +501,9 @@ func (c *Config) Validate() error {
 	if err := c.Rollout.check(); err != nil { // rollout engine (issue 17)
 		return err
 	}
+	if err := c.checkLoRASync(); err != nil { // rollout.lora_sync (remote.go)
+		return err
+	}
 	if c.Task.Path != "" && c.Task.Name != "dataset" {
 		return fmt.Errorf("config field task.path is set (%s) but task.name is %s, which ignores it; set task.name: dataset to train on the file, or remove task.path", c.Task.Path, c.Task.Name)
 	}

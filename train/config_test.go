@@ -52,6 +52,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"unknown set key", "", []string{"rl.stepz=3"}, "stepz"},
 		{"not a mapping", "- 1\n- 2\n", nil, "mapping"},
 		{"agent on remote servers", "", []string{"agent.enabled=true", "rollout.engine=remote", "rollout.servers=[http://127.0.0.1:1]"}, "agent mode samples"},
+		{"lora_sync value", "", []string{"rollout.lora_sync=delta"}, "rollout.lora_sync: want merged or adapter"},
+		{"lora_sync adapter without lora", "", []string{"rollout.lora_sync=adapter", "rollout.engine=remote", "rollout.servers=[http://127.0.0.1:1]"}, "rollout.lora_sync: adapter needs lora.enabled"},
+		{"lora_sync adapter on the local engine", "", []string{"rollout.lora_sync=adapter", "lora.enabled=true"}, "rollout.lora_sync: adapter publishes LoRA adapters to remote servers"},
+		{"lora_sync adapter with a model name", "", []string{"rollout.lora_sync=adapter", "lora.enabled=true", "rollout.engine=remote", "rollout.servers=[http://127.0.0.1:1]", "rollout.model=policy"}, "rollout.model"},
 		{"task.path without dataset", "task:\n  path: gsm8k.jsonl\n", nil, "task.path is set (gsm8k.jsonl) but task.name is addition"},
 	}
 	for _, tc := range cases {

@@ -40,6 +40,11 @@ type RolloutConfig struct {
 	// on the servers while step k trains, so a step may train on samples up to s steps old
 	// (0 = synchronous: every step samples from the current policy). Engine remote only.
 	Async int `yaml:"async"`
+	// LoRASync is how a LoRA run's policy reaches the servers: merged (the adapter folded into its
+	// base, a full checkpoint loaded through reload_path) or adapter (only the PEFT adapter folder,
+	// loaded with vLLM's /v1/load_lora_adapter under the name polo-v<version>; the servers hold the
+	// adapter's base). Needs lora.enabled.
+	LoRASync string `yaml:"lora_sync"`
 }
 
 // check validates the rollout block.
@@ -72,9 +77,33 @@ func (c RolloutConfig) check() error {
 		return fmt.Errorf("config field rollout.async: want >= 0 (0 = synchronous)")
 	case !strings.HasPrefix(c.ReloadPath, "/"):
 		return fmt.Errorf("config field rollout.reload_path: want a path such as /update_weights_from_disk")
+	case c.LoRASync == "adapter" && c.Model != "":
+		return fmt.Errorf("config field rollout.model: %q is set, but with rollout.lora_sync adapter each request names the adapter of its policy version (polo-v<version>); leave rollout.model empty", c.Model)
 	}
 	return nil
 }
+
+// checkLoRASync validates rollout.lora_sync against the lora block.
+func (c Config) checkLoRASync() error {
+	switch c.Rollout.LoRASync {
+	case "", "merged":
+		return nil
+	case "adapter":
+	default:
+		return fmt.Errorf("config field rollout.lora_sync: want merged or adapter, got %q", c.Rollout.LoRASync)
+	}
+	if c.Rollout.Engine != "remote" {
+		return fmt.Errorf("config field rollout.lora_sync: adapter publishes LoRA adapters to remote servers; it needs rollout.engine remote (got %s)", c.Rollout.Engine)
+	}
+	if !c.LoRA.Enabled {
+		return fmt.Errorf("config field rollout.lora_sync: adapter needs lora.enabled (a run without a LoRA adapter has only full weights to publish); use merged")
+	}
+	return nil
+}
+
+// adapterName is the model name under which the servers serve the LoRA adapter of a policy version
+// (rollout.lora_sync adapter).
+func adapterName(version int) string { return fmt.Sprintf("polo-v%06d", version) }
 
 // remoteEngine samples on OpenAI-compatible servers and publishes weights to them.
 type remoteEngine struct {
@@ -83,6 +112,8 @@ type remoteEngine struct {
 	client  *http.Client
 	version int // policy version the servers hold; -1 = none yet
 	last    string
+	adapter string          // lora_sync adapter: the name the servers serve the current version under
+	base    bool            // lora_sync adapter: the servers were given the adapter's base (or hold it from the start)
 	ahead   map[int]*future // async: sampling in flight for future steps
 	current int             // the policy version when the current step's rollout was collected
 }
@@ -129,7 +160,7 @@ func (r *runner) rolloutSample(purpose string, step int, prompts [][]int32, scfg
 		return nil, 0, err
 	}
 	r.remote.current = version
-	comps, err := r.remote.sample(prompts, scfg, seed)
+	comps, err := r.remote.sample(r.remote.model(), prompts, scfg, seed)
 	return comps, version, err
 }
 
@@ -150,12 +181,13 @@ func (r *runner) asyncSample(step int, prompts [][]int32, scfg rollout.Config, s
 	if err := r.publish(version); err != nil {
 		return nil, 0, err
 	}
+	model := e.model()
 	launch := func(k int, p [][]int32, seed uint64) {
 		f := &future{prompts: p, version: version, done: make(chan struct{})}
 		e.ahead[k] = f
 		go func() {
 			defer close(f.done)
-			f.comps, f.err = e.sample(p, scfg, seed)
+			f.comps, f.err = e.sample(model, p, scfg, seed)
 		}()
 	}
 	if e.ahead[step] == nil { // the first step, or after a resume
@@ -237,8 +269,12 @@ func (r *runner) publish(version int) error {
 		r.remote = e
 	}
 	e := r.remote
-	if e.version == version {
+	adapter := e.cfg.LoRASync == "adapter" && r.policy.HasAdapter() // before lora.phase rl begins (sft best-of-n) there is none: full weights
+	if e.version == version && (!adapter || e.adapter != "") {
 		return nil
+	}
+	if adapter {
+		return r.publishAdapter(version)
 	}
 	name := fmt.Sprintf("v%06d", version)
 	if err := writeFolderAtomic(e.dir, name, r.saveMerged); err != nil {
@@ -258,6 +294,144 @@ func (r *runner) publish(version int) error {
 		os.RemoveAll(e.last)
 	}
 	e.version, e.last = version, path
+	return nil
+}
+
+// publishAdapter is publish with rollout.lora_sync adapter: it writes only the PEFT adapter folder,
+// has every server load it as adapterName(version) with /v1/load_lora_adapter, switches sampling
+// to that name, and then unloads the previous version's adapter. Before the first adapter the
+// servers get the adapter's base through reload_path, unless it is model.path (which they must
+// serve from the start): with lora.phase rl (or a run without model.path) the base is the policy
+// the run wrote to checkpoints/base/model, which no server can hold beforehand.
+func (r *runner) publishAdapter(version int) error {
+	e := r.remote
+	base, err := filepath.Abs(r.loraBase())
+	if err != nil {
+		return err
+	}
+	if !e.base {
+		if r.loraBase() != r.cfg.Model.Path {
+			if err := writeFolderAtomic(e.dir, "base", func(tmp string) error { return copyFiles(base, tmp) }); err != nil {
+				return fmt.Errorf("publish the LoRA base: %w", err)
+			}
+			path := filepath.Join(e.dir, "base")
+			if err := e.all(func(s string) error { return e.reload(s, path) }); err != nil {
+				return fmt.Errorf("weight sync of the LoRA base %s: %w; stopping rather than sampling adapters on another base", path, err)
+			}
+		}
+		e.base = true
+	}
+	dirName := fmt.Sprintf("v%06d", version)
+	if err := writeFolderAtomic(e.dir, dirName, func(tmp string) error { return r.policy.SaveAdapter(tmp, base) }); err != nil {
+		return fmt.Errorf("publish adapter: %w", err)
+	}
+	path, name := filepath.Join(e.dir, dirName), adapterName(version)
+	if err := e.all(func(s string) error {
+		e.unloadAdapter(s, name) // a server may still serve this name from an earlier run or process (a resume); 404 otherwise
+		return e.loadAdapter(s, name, path)
+	}); err != nil {
+		return fmt.Errorf("adapter sync of policy version %d: %w; stopping rather than sampling with stale weights", version, err)
+	}
+	if old := e.adapter; old != "" && old != name {
+		if err := e.all(func(s string) error { return e.unloadAdapter(s, old) }); err != nil {
+			fmt.Fprintf(r.opts.Log, "rollout: warning: previous adapter not unloaded (it stays loaded on the server): %v\n", err)
+		}
+	}
+	if e.last != "" && e.last != path {
+		os.RemoveAll(e.last)
+	}
+	e.version, e.last, e.adapter = version, path, name
+	return nil
+}
+
+// all runs f on every server in parallel and joins the errors.
+func (e *remoteEngine) all(f func(server string) error) error {
+	errs := make([]error, len(e.cfg.Servers))
+	var wg sync.WaitGroup
+	for i, s := range e.cfg.Servers {
+		wg.Go(func() { errs[i] = f(s) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// model is the model name the sampling requests send: the current adapter's with lora_sync adapter,
+// else rollout.model.
+func (e *remoteEngine) model() string {
+	if e.adapter != "" {
+		return e.adapter
+	}
+	return e.cfg.Model
+}
+
+// loadAdapter asks one server to serve the PEFT adapter in path as model name (vLLM's
+// /v1/load_lora_adapter: 200 on success, anything else is a failure with the server's message).
+func (e *remoteEngine) loadAdapter(server, name, path string) error {
+	body, _ := json.Marshal(map[string]any{"lora_name": name, "lora_path": path})
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout())
+	defer cancel()
+	status, resp, err := e.post(ctx, server+"/v1/load_lora_adapter", body)
+	if err != nil {
+		return fmt.Errorf("server %s did not load LoRA adapter %s from %s: %w", server, name, path, err)
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("server %s did not load LoRA adapter %s from %s: status %d: %.300s", server, name, path, status, apiMessage(resp))
+	}
+	return nil
+}
+
+// unloadAdapter asks one server to stop serving the adapter name (/v1/unload_lora_adapter).
+func (e *remoteEngine) unloadAdapter(server, name string) error {
+	body, _ := json.Marshal(map[string]any{"lora_name": name})
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout())
+	defer cancel()
+	status, resp, err := e.post(ctx, server+"/v1/unload_lora_adapter", body)
+	if err != nil {
+		return fmt.Errorf("server %s did not unload LoRA adapter %s: %w", server, name, err)
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("server %s did not unload LoRA adapter %s: status %d: %.300s", server, name, status, apiMessage(resp))
+	}
+	return nil
+}
+
+// apiMessage is the message of an OpenAI-shaped error answer, else the answer's text.
+func apiMessage(resp []byte) string {
+	var ans struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(resp, &ans) == nil {
+		if ans.Error.Message != "" {
+			return ans.Error.Message
+		}
+		if ans.Message != "" {
+			return ans.Message
+		}
+	}
+	return strings.TrimSpace(string(resp))
+}
+
+// copyFiles copies the plain files of folder src into dst.
+func copyFiles(src, dst string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, ent := range ents {
+		if !ent.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, ent.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, ent.Name()), data, 0o644); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -308,7 +482,7 @@ func (e *remoteEngine) post(ctx context.Context, u string, body []byte) (int, []
 // group size, the prompt as token ids, and the seed derived from (seed, group). Groups go to the
 // servers round-robin, all at once (the servers batch them); a failed request is retried on the
 // next server.
-func (e *remoteEngine) sample(prompts [][]int32, scfg rollout.Config, seed uint64) ([]rollout.Completion, error) {
+func (e *remoteEngine) sample(model string, prompts [][]int32, scfg rollout.Config, seed uint64) ([]rollout.Completion, error) {
 	type group struct{ start, n int }
 	var groups []group
 	for i := 0; i < len(prompts); {
@@ -324,7 +498,7 @@ func (e *remoteEngine) sample(prompts [][]int32, scfg rollout.Config, seed uint6
 	var wg sync.WaitGroup
 	for k, g := range groups {
 		wg.Go(func() {
-			comps, err := e.request(k, prompts[g.start], g.n, scfg, int64(seedFor(int64(seed), "remote-group", k)>>1))
+			comps, err := e.request(model, k, prompts[g.start], g.n, scfg, int64(seedFor(int64(seed), "remote-group", k)>>1))
 			if err != nil {
 				errs[k] = fmt.Errorf("remote sampling of prompt group %d: %w", k, err)
 				return
@@ -340,7 +514,7 @@ func (e *remoteEngine) sample(prompts [][]int32, scfg rollout.Config, seed uint6
 }
 
 // request runs one group, trying the servers from k mod len(servers) on.
-func (e *remoteEngine) request(k int, prompt []int32, n int, c rollout.Config, seed int64) ([]rollout.Completion, error) {
+func (e *remoteEngine) request(model string, k int, prompt []int32, n int, c rollout.Config, seed int64) ([]rollout.Completion, error) {
 	topK := c.TopK
 	if topK == 0 {
 		topK = -1 // vLLM's "off"
@@ -351,8 +525,8 @@ func (e *remoteEngine) request(k int, prompt []int32, n int, c rollout.Config, s
 	if c.TopP == 0 {
 		req["top_p"] = 1.0
 	}
-	if e.cfg.Model != "" {
-		req["model"] = e.cfg.Model
+	if model != "" {
+		req["model"] = model
 	}
 	body, _ := json.Marshal(req)
 	servers := e.cfg.Servers
