@@ -35,3 +35,20 @@ func LoadBFloat16x16(ptr *[16]BFloat16) BFloat16x16 {
 	vec := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Pointer(ptr)))
 	return BFloat16x16(vec)
 }
+
+// BFloat16x8 is an alias for archsimd.Uint16x8 holding 8 BFloat16 values.
+//
+// Only available if archsimd.X86.AVX2() returns true at runtime -- indicating AVX2 is available.
+type BFloat16x8 archsimd.Uint16x8
+
+// LoadBFloat16x8 loads 8 BFloat16 values (16 bytes) from the given pointer.
+//
+// Only available if archsimd.X86.AVX2() returns true at runtime -- indicating AVX2 is available.
+func LoadBFloat16x8(ptr *[8]BFloat16) BFloat16x8 {
+	return BFloat16x8(archsimd.LoadUint16x8((*[8]uint16)(unsafe.Pointer(ptr))))
+}
+
+// ToFloat32 converts 8 BFloat16 values to a vector of 8 float32 values.
+func (v BFloat16x8) ToFloat32() archsimd.Float32x8 {
+	return archsimd.Uint16x8(v).ExtendToUint32().ShiftAllLeft(16).AsFloat32x8()
+}

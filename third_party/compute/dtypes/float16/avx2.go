@@ -105,3 +105,20 @@ func avx2LeadingZeros(v archsimd.Uint32x8) archsimd.Uint32x8 {
 
 	return archsimd.BroadcastUint32x8(32).Sub(popcount)
 }
+
+// Float16x8 is an alias for archsimd.Uint16x8 holding 8 Float16 values.
+//
+// Only available if archsimd.X86.AVX2() returns true at runtime -- indicating AVX2 is available.
+type Float16x8 archsimd.Uint16x8
+
+// LoadFloat16x8 loads 8 Float16 values (16 bytes) from the given pointer.
+//
+// Only available if archsimd.X86.AVX2() returns true at runtime -- indicating AVX2 is available.
+func LoadFloat16x8(ptr *[8]Float16) Float16x8 {
+	return Float16x8(archsimd.LoadUint16x8((*[8]uint16)(unsafe.Pointer(ptr))))
+}
+
+// ToFloat32 converts 8 Float16 values to a vector of 8 float32 values.
+func (v Float16x8) ToFloat32() archsimd.Float32x8 {
+	return avx2ConvertF16ToF32(archsimd.Uint16x8(v).ExtendToUint32()).AsFloat32x8()
+}
