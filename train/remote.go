@@ -110,7 +110,8 @@ type remoteEngine struct {
 	cfg     RolloutConfig
 	dir     string // publish folder
 	client  *http.Client
-	version int // policy version the servers hold; -1 = none yet
+	version int    // policy version the servers hold; -1 = none yet
+	phase   string // the phase whose trainer counted that version (SFT best-of-n and RL count from 0 each)
 	last    string
 	adapter string          // lora_sync adapter: the name the servers serve the current version under
 	base    bool            // lora_sync adapter: the servers were given the adapter's base (or hold it from the start)
@@ -270,7 +271,7 @@ func (r *runner) publish(version int) error {
 	}
 	e := r.remote
 	adapter := e.cfg.LoRASync == "adapter" && r.policy.HasAdapter() // before lora.phase rl begins (sft best-of-n) there is none: full weights
-	if e.version == version && (!adapter || e.adapter != "") {
+	if e.version == version && e.phase == r.state.Phase && (!adapter || e.adapter != "") {
 		return nil
 	}
 	if adapter {
@@ -293,7 +294,7 @@ func (r *runner) publish(version int) error {
 	if e.last != "" && e.last != path {
 		os.RemoveAll(e.last)
 	}
-	e.version, e.last = version, path
+	e.version, e.phase, e.last = version, r.state.Phase, path
 	return nil
 }
 
@@ -340,7 +341,7 @@ func (r *runner) publishAdapter(version int) error {
 	if e.last != "" && e.last != path {
 		os.RemoveAll(e.last)
 	}
-	e.version, e.last, e.adapter = version, path, name
+	e.version, e.phase, e.last, e.adapter = version, r.state.Phase, path, name
 	return nil
 }
 
