@@ -18,7 +18,7 @@ import (
 
 // DefaultConfig is used when GOMLX_BACKEND is not set: the pure-Go backend running independent ops
 // of a graph in parallel (each op may also split over the cores), so ops too small to split do not
-// leave the other cores idle: the demo-shape RL step's training ran ~10% faster than with
+// leave the other cores idle: the demo-shape RL step's training ran 10-22% faster than with
 // go:ops_sequential on 2 cores (bench/results/rl-cpu.txt). Results are bit-identical to sequential
 // order: no op's work split depends on how many workers are free. This scheduler used to deadlock
 // (every worker slot held by a matmul waiting for a free slot); compute patch 0017 fixed that
