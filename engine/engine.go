@@ -16,11 +16,14 @@ import (
 	_ "github.com/gomlx/compute/gobackend" // registers the "go" backend
 )
 
-// DefaultConfig is used when GOMLX_BACKEND is not set: the pure-Go backend running the ops of a
-// graph one after another (each op still uses every core). Its default scheduler, which runs
-// independent ops in parallel, deadlocked here within seconds to minutes of a training run on 2
-// cores (reproduced with `polo train`); sequential op order never did and was no slower.
-const DefaultConfig = "go:ops_sequential"
+// DefaultConfig is used when GOMLX_BACKEND is not set: the pure-Go backend running independent ops
+// of a graph in parallel (each op may also split over the cores), so ops too small to split do not
+// leave the other cores idle: the demo-shape RL step's training ran 10-22% faster than with
+// go:ops_sequential on 2 cores (bench/results/rl-cpu.txt). Results are bit-identical to sequential
+// order: no op's work split depends on how many workers are free. This scheduler used to deadlock
+// (every worker slot held by a matmul waiting for a free slot); compute patch 0018 fixed that
+// (third_party/README.md). GOMLX_BACKEND=go:ops_sequential runs one op at a time.
+const DefaultConfig = "go:ops_parallel"
 
 var (
 	mu     sync.Mutex

@@ -7,8 +7,8 @@ import (
 
 func TestDefaultIsPureGo(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", "")
-	if got := Config(); got != "go:ops_sequential" {
-		t.Fatalf("Config() = %q, want go:ops_sequential", got)
+	if got := Config(); got != "go:ops_parallel" {
+		t.Fatalf("Config() = %q, want go:ops_parallel", got)
 	}
 	b, err := Backend()
 	if err != nil {

@@ -189,14 +189,8 @@ func New(cfg Config, seed int64) (*Model, error) {
 
 func isBias(name string) bool { return len(name) > 5 && name[len(name)-5:] == ".bias" }
 
-// backend returns the engine's backend, except that the plain pure-Go backend is asked for with
-// ops_sequential: its default parallel op scheduler can deadlock (every worker slot held by a
-// matmul waiting in Workers.Saturate for a free slot; seen on 2 cores), while sequential ops still
-// run each matmul on all cores and measured the same speed on the benchmark shape.
+// backend returns the engine's backend (engine.DefaultConfig unless GOMLX_BACKEND says otherwise).
 func backend() (compute.Backend, error) {
-	if engine.Config() == "go" {
-		return engine.BackendFor("go:ops_sequential")
-	}
 	return engine.Backend()
 }
 

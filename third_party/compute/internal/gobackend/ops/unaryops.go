@@ -1009,12 +1009,17 @@ func execErfGeneric[T float32 | float64](backend *gobackend.Backend, inputs, out
 		for ii := 0; ii < lenInputs; ii += unaryMinParallelizeChunk {
 			iiEnd := min(ii+unaryMinParallelizeChunk, lenInputs)
 			wg.Add(1)
-			backend.Workers.WaitToStart(func() {
+			task := func() {
 				for jj := ii; jj < iiEnd; jj++ {
 					outputs[jj] = T(math.Erf(float64(inputs[jj])))
 				}
 				wg.Done()
-			})
+			}
+			// polo patch 0018: run the chunk inline when no worker is free instead of waiting for
+			// one (WaitToStart), which deadlocks when every slot is held by an op doing the same.
+			if !backend.Workers.StartIfAvailable(task) {
+				task()
+			}
 		}
 		wg.Wait()
 

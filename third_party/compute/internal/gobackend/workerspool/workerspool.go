@@ -136,12 +136,15 @@ func (w *Pool) StartIfAvailable(task func()) bool {
 	return true
 }
 
-// Saturate fans out as many workers as available, each running the given task.
-// It keeps spawning workers if more workers become available.
+// Saturate fans out as many workers as available, each running the given task, and runs the task
+// on the calling goroutine too.
 //
-// Each task is expected to keep doing work until there nothing else to be done.
-// As soon as any task finishes, it indicates there is no more need for more task, and it
-// immediately stops spawning new tasks.
+// Each task is expected to keep doing work until there nothing else to be done, so the calling
+// goroutine alone can finish the job: extra workers are only started if a slot is free right now
+// (up to the parallelism limit, the caller included), and Saturate never waits for a slot.
+// (polo patch 0018: it used to wait for a free slot before starting any task; under the parallel
+// op scheduler every slot could be held by an op whose matmul waited in Saturate for another slot,
+// a deadlock.)
 //
 // It returns when all started tasks have finished.
 func (w *Pool) Saturate(task func()) {
@@ -157,31 +160,22 @@ func (w *Pool) Saturate(task func()) {
 
 	var wg sync.WaitGroup
 	var doneFanningOut atomic.Bool
-
-	w.mu.Lock()
-	started := 0
-
-	for !doneFanningOut.Load() {
-		// Check global limits and local limits (for unlimited pool)
-		if (w.IsUnlimited() && started >= limit) || (!w.IsUnlimited() && w.lockedIsFull()) {
-			w.cond.Wait()
-			// If we woke up because a task finished (signaled), we need to check if we are done.
-			if doneFanningOut.Load() {
-				w.cond.Signal() // Propagate signal to other potential waiters
-				break
-			}
-			continue
+	for range limit - 1 {
+		if doneFanningOut.Load() {
+			break
 		}
-
-		started++
 		wg.Add(1)
-		w.lockedRunTaskInGoroutine(func() {
+		if !w.StartIfAvailable(func() {
 			defer wg.Done()
 			task()
 			doneFanningOut.Store(true)
-		})
+		}) {
+			wg.Done()
+			break
+		}
 	}
-	w.mu.Unlock()
+	task()
+	doneFanningOut.Store(true)
 	wg.Wait()
 }
 
