@@ -102,12 +102,9 @@ func (m *Model) DistStats(ids, mask [][]int32, opts DistOptions) (out DistStats,
 	if err := opts.validate(); err != nil {
 		return DistStats{}, fmt.Errorf("model DistStats: %w", err)
 	}
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return DistStats{}, fmt.Errorf("model DistStats: %w", err)
-	}
-	if bt.t < 2 {
-		return DistStats{}, fmt.Errorf("model DistStats: sequences need at least 2 tokens")
 	}
 	fixed := float32(0)
 	if opts.MinPFixed {

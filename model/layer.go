@@ -1,7 +1,6 @@
 package model
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/gomlx/gomlx/core/graph"
@@ -40,12 +39,9 @@ func (m *Model) LayerLogProbs(ids, mask [][]int32, layer int, finalNorm bool) (l
 	if err := m.checkLayer(layer); err != nil {
 		return nil, nil, fmt.Errorf("model LayerLogProbs: %w", err)
 	}
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model LayerLogProbs: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, nil, errors.New("model LayerLogProbs: sequences need at least 2 tokens")
 	}
 	fn := func(n *net, _ *graph.Graph, in []*graph.Node) []*graph.Node {
 		ids, pos, mask, target := in[0], in[1], in[2], in[3]
@@ -72,12 +68,9 @@ func (tr *Trainer) AccumulateLayer(ids, mask [][]int32, coefLogp [][]float32, la
 	if err := m.checkLayer(layer); err != nil {
 		return nil, fmt.Errorf("model AccumulateLayer: %w", err)
 	}
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, fmt.Errorf("model AccumulateLayer: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, errors.New("model AccumulateLayer: sequences need at least 2 tokens")
 	}
 	cl, err := padCoef("coefLogp", coefLogp, bt)
 	if err != nil {

@@ -530,6 +530,18 @@ func bucketBatch(b int) int {
 	return n
 }
 
+// pairBatch is makeBatch for the passes that score next tokens, which need at least 2 tokens a row.
+func (m *Model) pairBatch(ids, mask [][]int32) (*batch, error) {
+	bt, err := m.makeBatch(ids, mask)
+	if err != nil {
+		return nil, err
+	}
+	if bt.t < 2 {
+		return nil, errors.New("sequences need at least 2 tokens")
+	}
+	return bt, nil
+}
+
 // makeBatch validates ids/mask and pads them to bucketed shapes. Padding rows and columns have
 // mask 0.
 func (m *Model) makeBatch(ids, mask [][]int32) (*batch, error) {

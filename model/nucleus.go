@@ -87,12 +87,9 @@ func nucleusStats(logits, target, where, valid, full *graph.Node) (logp, entropy
 // distribution.
 func (m *Model) NucleusLogProbs(ids, mask [][]int32, sets [][][]int32) (logp, entropy [][]float32, err error) {
 	defer recoverErr(&err, "model NucleusLogProbs")
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model NucleusLogProbs: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, nil, fmt.Errorf("model NucleusLogProbs: sequences need at least 2 tokens")
 	}
 	where, valid, full, k, err := m.nucleusInputs(sets, bt)
 	if err != nil {
@@ -120,12 +117,9 @@ func (m *Model) NucleusLogProbs(ids, mask [][]int32, sets [][][]int32) (logp, en
 func (tr *Trainer) AccumulateNucleus(ids, mask [][]int32, sets [][][]int32, coefLogp [][]float32) (logp, entropy [][]float32, err error) {
 	defer recoverErr(&err, "model AccumulateNucleus")
 	m := tr.m
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model AccumulateNucleus: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, nil, fmt.Errorf("model AccumulateNucleus: sequences need at least 2 tokens")
 	}
 	cl, err := padCoef("coefLogp", coefLogp, bt)
 	if err != nil {

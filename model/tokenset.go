@@ -196,12 +196,9 @@ func (m *Model) TopKLogProbs(ids, mask [][]int32, k int) (idx [][][]int32, logp 
 	if k < 1 || k > m.cfg.VocabSize {
 		return nil, nil, fmt.Errorf("model TopKLogProbs: k = %d, want 1..%d", k, m.cfg.VocabSize)
 	}
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model TopKLogProbs: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, nil, errors.New("model TopKLogProbs: sequences need at least 2 tokens")
 	}
 	fn := func(n *net, _ *graph.Graph, in []*graph.Node) []*graph.Node {
 		ids, pos, mask := in[0], in[1], in[2]

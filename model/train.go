@@ -174,12 +174,9 @@ func addGrads(out, acc, grads []*graph.Node) []*graph.Node {
 func (tr *Trainer) Accumulate(ids, mask [][]int32, coefLogp, coefEnt [][]float32) (logp, entropy [][]float32, err error) {
 	defer recoverErr(&err, "model Accumulate")
 	m := tr.m
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, nil, fmt.Errorf("model Accumulate: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, nil, errors.New("model Accumulate: sequences need at least 2 tokens")
 	}
 	cl, err := padCoef("coefLogp", coefLogp, bt)
 	if err != nil {

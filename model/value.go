@@ -2,7 +2,6 @@ package model
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 
@@ -73,12 +72,9 @@ func (m *Model) Values(ids, mask [][]int32, head *ValueHead) (out [][]float32, e
 	if len(head.W) != m.cfg.HiddenSize {
 		return nil, fmt.Errorf("model Values: value head has %d weights, hidden size is %d", len(head.W), m.cfg.HiddenSize)
 	}
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, fmt.Errorf("model Values: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, errors.New("model Values: sequences need at least 2 tokens")
 	}
 	w, b := head.tensors()
 	outs, err := m.call("values", valuesGraph, bt.ids, bt.pos, bt.mask, w, b)
@@ -123,12 +119,9 @@ func (tr *Trainer) AccumulateValue(ids, mask [][]int32, head *ValueHead, coef []
 	if len(head.W) != m.cfg.HiddenSize {
 		return nil, fmt.Errorf("model AccumulateValue: value head has %d weights, hidden size is %d", len(head.W), m.cfg.HiddenSize)
 	}
-	bt, err := m.makeBatch(ids, mask)
+	bt, err := m.pairBatch(ids, mask)
 	if err != nil {
 		return nil, fmt.Errorf("model AccumulateValue: %w", err)
-	}
-	if bt.t < 2 {
-		return nil, errors.New("model AccumulateValue: sequences need at least 2 tokens")
 	}
 	c, err := padCoef("value coef", coef, bt)
 	if err != nil {
