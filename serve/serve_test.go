@@ -25,6 +25,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/polo-rl/polo/metrics"
 	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/rollout"
 	"github.com/polo-rl/polo/task"
@@ -979,24 +980,12 @@ func TestTrainRemoteLoRAAdapter(t *testing.T) {
 	if got := adapters(s3); !slices.Equal(got, []string{"polo-v000003"}) {
 		t.Errorf("async: server serves adapters %v, want only polo-v000003", got)
 	}
-	recs, err := os.ReadFile(filepath.Join(async, "metrics.jsonl"))
-	if err != nil {
-		t.Fatal(err)
+	var first map[string]float64
+	if rl := rlValues(t, async); len(rl) > 0 {
+		first = rl[0]
 	}
-	var first struct{ Values map[string]float64 }
-	for _, line := range strings.Split(strings.TrimSpace(string(recs)), "\n") {
-		var rec struct {
-			Phase  string
-			Values map[string]float64
-		}
-		json.Unmarshal([]byte(line), &rec)
-		if rec.Phase == "rl" {
-			first.Values = rec.Values
-			break
-		}
-	}
-	if k3, ok := first.Values["mismatch_kl_k3"]; !ok || k3 > 1e-8 {
-		t.Errorf("async: first step %v, want mismatch_kl_k3 < 1e-8", first.Values)
+	if k3, ok := first["mismatch_kl_k3"]; !ok || k3 > 1e-8 {
+		t.Errorf("async: first step %v, want mismatch_kl_k3 < 1e-8", first)
 	}
 
 	// A server that refuses the adapter stops the run, named with its message.
@@ -1028,31 +1017,34 @@ func TestTrainRemoteLoRAAdapter(t *testing.T) {
 // show here).
 func checkOnPolicy(t *testing.T, run string, wantSteps int) {
 	t.Helper()
-	recs, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+	rl := rlValues(t, run)
+	for i, v := range rl {
+		k3, ok := v["mismatch_kl_k3"]
+		lo, hi := v["is_ratio_min"], v["is_ratio_max"]
+		t.Logf("rl step %d: mismatch_kl_k3 %.3g, π_old/π_sampler in [%.7f, %.7f]", i+1, k3, lo, hi)
+		if !ok || k3 > 1e-8 || lo < 0.999 || hi > 1.001 {
+			t.Errorf("rl record %v: want mismatch_kl_k3 < 1e-8 and ratios π_old/π_sampler within 1e-3 of 1", v)
+		}
+	}
+	if len(rl) != wantSteps {
+		t.Errorf("metrics.jsonl: %d rl records, want %d", len(rl), wantSteps)
+	}
+}
+
+// rlValues are the metrics of a run's RL steps, in order.
+func rlValues(t *testing.T, run string) []map[string]float64 {
+	t.Helper()
+	recs, err := metrics.Read(filepath.Join(run, "metrics.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(recs)), "\n") {
-		var rec struct {
-			Phase  string
-			Values map[string]float64
-		}
-		json.Unmarshal([]byte(line), &rec)
-		if rec.Phase != "rl" {
-			continue
-		}
-		steps++
-		k3, ok := rec.Values["mismatch_kl_k3"]
-		lo, hi := rec.Values["is_ratio_min"], rec.Values["is_ratio_max"]
-		t.Logf("rl step %d: mismatch_kl_k3 %.3g, π_old/π_sampler in [%.7f, %.7f]", steps, k3, lo, hi)
-		if !ok || k3 > 1e-8 || lo < 0.999 || hi > 1.001 {
-			t.Errorf("rl record %v: want mismatch_kl_k3 < 1e-8 and ratios π_old/π_sampler within 1e-3 of 1", rec.Values)
+	var out []map[string]float64
+	for _, r := range recs {
+		if r.Phase == "rl" {
+			out = append(out, r.Values)
 		}
 	}
-	if steps != wantSteps {
-		t.Errorf("metrics.jsonl: %d rl records, want %d", steps, wantSteps)
-	}
+	return out
 }
 
 func int64s(ids []int32) []int64 {
@@ -1093,22 +1085,9 @@ func TestTrainRemoteAsync(t *testing.T) {
 			fmt.Sprintf("rollout.servers=[%s, %s]", s1.url, s2.url)); err != nil {
 			t.Fatal(err)
 		}
-		recs, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		step := 0
-		for _, line := range strings.Split(strings.TrimSpace(string(recs)), "\n") {
-			var rec struct {
-				Phase  string
-				Values map[string]float64
-			}
-			json.Unmarshal([]byte(line), &rec)
-			if rec.Phase != "rl" {
-				continue
-			}
-			step++
-			v := rec.Values
+		rl := rlValues(t, run)
+		for i, v := range rl {
+			step := i + 1
 			want := float64(min(step-1, s)) // step k trains on samples of version k-1-s (from step 1's)
 			t.Logf("async %d step %d: version %v staleness %v mismatch_kl_k3 %.3g is_weight_mean %.6f", s, step, v["policy_version"], v["staleness_max"], v["mismatch_kl_k3"], v["is_weight_mean"])
 			if v["staleness_max"] != want || v["staleness_mean"] != want || v["policy_version"] != float64(step-1) {
@@ -1122,8 +1101,8 @@ func TestTrainRemoteAsync(t *testing.T) {
 				t.Errorf("async %d step %d: no is_weight_mean: TIS did not run", s, step)
 			}
 		}
-		if step != 5 {
-			t.Errorf("async %d: %d rl steps logged, want 5", s, step)
+		if len(rl) != 5 {
+			t.Errorf("async %d: %d rl steps logged, want 5", s, len(rl))
 		}
 	}
 }
