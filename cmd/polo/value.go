@@ -246,8 +246,13 @@ func transitions(h [][]float32, promptLen, n int, correct bool, base int) []valu
 	return ts
 }
 
-// qScores returns Q of each response's last action and V of each prompt's state.
-func qScores(critic *value.Critic, prompts [][]int32, comps [][]rollout.Completion, feats [][][][]float32) (q [][]float64, v []float64) {
+// qScores returns Q of each response's last action and V of each prompt's state, on the policy's
+// features at the critic's layer.
+func qScores(pol *train.Policy, critic *value.Critic, prompts [][]int32, comps [][]rollout.Completion) (q [][]float64, v []float64, err error) {
+	feats, err := episodeFeatures(pol, prompts, comps, critic.Layer)
+	if err != nil {
+		return nil, nil, err
+	}
 	q = make([][]float64, len(comps))
 	v = make([]float64, len(comps))
 	for i, g := range comps {
@@ -259,7 +264,7 @@ func qScores(critic *value.Critic, prompts [][]int32, comps [][]rollout.Completi
 			v[i] = critic.V.Eval(feats[i][0][len(prompts[i])-1])
 		}
 	}
-	return q, v
+	return q, v, nil
 }
 
 func loadCritic(path string, pol *train.Policy) (*value.Critic, error) {
@@ -309,11 +314,10 @@ func valueEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	feats, err := episodeFeatures(pol, prompts, comps, critic.Layer)
+	q, _, err := qScores(pol, critic, prompts, comps)
 	if err != nil {
 		return err
 	}
-	q, _ := qScores(critic, prompts, comps, feats)
 	examples := make([]eval.Example, len(comps))
 	for i, g := range comps {
 		examples[i].ID = exs[i].ID
@@ -371,11 +375,10 @@ func valueExtract(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	feats, err := episodeFeatures(pol, prompts, comps, critic.Layer)
+	q, v, err := qScores(pol, critic, prompts, comps)
 	if err != nil {
 		return err
 	}
-	q, v := qScores(critic, prompts, comps, feats)
 	f, err := os.Create(*out)
 	if err != nil {
 		return err
