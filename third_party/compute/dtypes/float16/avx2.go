@@ -41,8 +41,8 @@ func avx2ConvertF16ToF32(v archsimd.Uint32x8) archsimd.Uint32x8 {
 	exp := v.And(archsimd.BroadcastUint32x8(0x7C00)).ShiftAllRight(10)
 	mantissa := v.And(archsimd.BroadcastUint32x8(0x03FF))
 
-	isZero := exp.Equal(archsimd.BroadcastUint32x8(0)).And(mantissa.Equal(archsimd.BroadcastUint32x8(0)))
-	isDenorm := exp.Equal(archsimd.BroadcastUint32x8(0)).And(mantissa.Greater(archsimd.BroadcastUint32x8(0)))
+	isZero := exp.Equal(archsimd.Uint32x8{}).And(mantissa.Equal(archsimd.Uint32x8{}))
+	isDenorm := exp.Equal(archsimd.Uint32x8{}).And(mantissa.Greater(archsimd.Uint32x8{}))
 	isInfNaN := exp.Equal(archsimd.BroadcastUint32x8(0x1F))
 
 	// Case: Normalized (Default)

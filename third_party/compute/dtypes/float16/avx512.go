@@ -47,8 +47,8 @@ func avx512ConvertF16ToF32(v archsimd.Uint32x16) archsimd.Uint32x16 {
 	exp := v.And(archsimd.BroadcastUint32x16(0x7C00)).ShiftAllRight(10)
 	mantissa := v.And(archsimd.BroadcastUint32x16(0x03FF))
 
-	isZero := exp.Equal(archsimd.BroadcastUint32x16(0)).And(mantissa.Equal(archsimd.BroadcastUint32x16(0)))
-	isDenorm := exp.Equal(archsimd.BroadcastUint32x16(0)).And(mantissa.Greater(archsimd.BroadcastUint32x16(0)))
+	isZero := exp.Equal(archsimd.Uint32x16{}).And(mantissa.Equal(archsimd.Uint32x16{}))
+	isDenorm := exp.Equal(archsimd.Uint32x16{}).And(mantissa.Greater(archsimd.Uint32x16{}))
 	isInfNaN := exp.Equal(archsimd.BroadcastUint32x16(0x1F))
 
 	// Case: Normalized (Default)

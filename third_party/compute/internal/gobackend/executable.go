@@ -433,6 +433,7 @@ func (fe *FunctionExecutable) executeParallel(backend *Backend, execBuf *funcExe
 
 // executeNode executes a single node and stores its result.
 func (fe *FunctionExecutable) executeNode(backend *Backend, node *Node, execBuf *funcExecBuffers, spec *ShapeSpecialization) error {
+	clearVectorState() // polo patch 0019
 	nodeIdx := node.Index
 
 	// Handle constants specially

@@ -67,6 +67,7 @@ func vectorAddFloat32(l, r, out []float32, lStep, rStep int) int {
 	default:
 		return 0
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs the scalar tail: polo patch 0019
 	return n
 }
 
@@ -92,6 +93,7 @@ func vectorSubFloat32(l, r, out []float32, lStep, rStep int) int {
 	default:
 		return 0
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs the scalar tail: polo patch 0019
 	return n
 }
 
@@ -117,6 +119,7 @@ func vectorMulFloat32(l, r, out []float32, lStep, rStep int) int {
 	default:
 		return 0
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs the scalar tail: polo patch 0019
 	return n
 }
 
@@ -142,6 +145,7 @@ func vectorDivFloat32(l, r, out []float32, lStep, rStep int) int {
 	default:
 		return 0
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs the scalar tail: polo patch 0019
 	return n
 }
 
@@ -178,8 +182,8 @@ func vectorAddRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Add(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] + ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Add(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	case lStep == 1:
@@ -190,8 +194,8 @@ func vectorAddRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Add(cv).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] + c
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Add(cv).StoreSlicePart(oi[j:])
 			}
 		}
 	case rStep == 1:
@@ -202,11 +206,13 @@ func vectorAddRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				cv.Add(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = c + ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				cv.Add(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	default:
+		// Scalar code only, but the compiler may hoist a vector constant above the switch.
+		archsimd.ClearAVXUpperBits()
 		for i := 0; i < rows; i++ {
 			v, oi := l[i*ls]+r[i*rs], out[i*n:i*n+n]
 			for j := range oi {
@@ -214,6 +220,7 @@ func vectorAddRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			}
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 func vectorSubRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
@@ -226,8 +233,8 @@ func vectorSubRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Sub(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] - ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Sub(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	case lStep == 1:
@@ -238,8 +245,8 @@ func vectorSubRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Sub(cv).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] - c
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Sub(cv).StoreSlicePart(oi[j:])
 			}
 		}
 	case rStep == 1:
@@ -250,11 +257,13 @@ func vectorSubRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				cv.Sub(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = c - ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				cv.Sub(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	default:
+		// Scalar code only, but the compiler may hoist a vector constant above the switch.
+		archsimd.ClearAVXUpperBits()
 		for i := 0; i < rows; i++ {
 			v, oi := l[i*ls]-r[i*rs], out[i*n:i*n+n]
 			for j := range oi {
@@ -262,6 +271,7 @@ func vectorSubRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			}
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 func vectorMulRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
@@ -274,8 +284,8 @@ func vectorMulRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Mul(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] * ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Mul(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	case lStep == 1:
@@ -286,8 +296,8 @@ func vectorMulRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Mul(cv).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] * c
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Mul(cv).StoreSlicePart(oi[j:])
 			}
 		}
 	case rStep == 1:
@@ -298,11 +308,13 @@ func vectorMulRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				cv.Mul(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = c * ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				cv.Mul(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	default:
+		// Scalar code only, but the compiler may hoist a vector constant above the switch.
+		archsimd.ClearAVXUpperBits()
 		for i := 0; i < rows; i++ {
 			v, oi := l[i*ls]*r[i*rs], out[i*n:i*n+n]
 			for j := range oi {
@@ -310,6 +322,7 @@ func vectorMulRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			}
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 func vectorDivRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int) {
@@ -322,8 +335,8 @@ func vectorDivRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Div(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] / ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Div(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	case lStep == 1:
@@ -334,8 +347,8 @@ func vectorDivRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				archsimd.LoadFloat32x8Slice(li[j:]).Div(cv).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = li[j] / c
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				archsimd.LoadFloat32x8SlicePart(li[j:]).Div(cv).StoreSlicePart(oi[j:])
 			}
 		}
 	case rStep == 1:
@@ -346,11 +359,13 @@ func vectorDivRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			for ; j < n8; j += 8 {
 				cv.Div(archsimd.LoadFloat32x8Slice(ri[j:])).StoreSlice(oi[j:])
 			}
-			for ; j < n; j++ {
-				oi[j] = c / ri[j]
+			if j < n { // the tail as masked vector loads and store (polo patch 0019)
+				cv.Div(archsimd.LoadFloat32x8SlicePart(ri[j:])).StoreSlicePart(oi[j:])
 			}
 		}
 	default:
+		// Scalar code only, but the compiler may hoist a vector constant above the switch.
+		archsimd.ClearAVXUpperBits()
 		for i := 0; i < rows; i++ {
 			v, oi := l[i*ls]/r[i*rs], out[i*n:i*n+n]
 			for j := range oi {
@@ -358,4 +373,5 @@ func vectorDivRowsFloat32(l, r, out []float32, n, rows, ls, rs, lStep, rStep int
 			}
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }

@@ -39,7 +39,7 @@ func exp8(x archsimd.Float32x8) archsimd.Float32x8 {
 	s2 := ni.Sub(h).Add(bias).ShiftAllLeft(23).AsFloat32x8()
 	r := e.Mul(s1).Mul(s2)
 	r = b(float32(math.Inf(1))).Merge(r, x.Greater(b(exp32MaxArg)))
-	r = b(0).Merge(r, x.Less(b(exp32MinArg)))
+	r = archsimd.Float32x8{}.Merge(r, x.Less(b(exp32MinArg)))
 	return x.Merge(r, x.IsNaN())
 }
 
@@ -48,24 +48,26 @@ func exp32AVX2(in, out []float32) int {
 	for i := 0; i < n; i += 8 {
 		exp8(archsimd.LoadFloat32x8Slice(in[i:])).StoreSlice(out[i:])
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs the scalar tail: polo patch 0019
 	return n
 }
 
 func logistic32AVX2(in, out []float32) int {
 	n := len(in) &^ 7
 	one := archsimd.BroadcastFloat32x8(1)
-	zero := archsimd.BroadcastFloat32x8(0)
+	zero := archsimd.Float32x8{}
 	for i := 0; i < n; i += 8 {
 		x := archsimd.LoadFloat32x8Slice(in[i:])
 		one.Div(one.Add(exp8(zero.Sub(x)))).StoreSlice(out[i:])
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs the scalar tail: polo patch 0019
 	return n
 }
 
 func tanh32AVX2(in, out []float32) int {
 	n := len(in) &^ 7
 	b := archsimd.BroadcastFloat32x8
-	one, two, zero := b(1), b(2), b(0)
+	one, two, zero := b(1), b(2), archsimd.Float32x8{}
 	for i := 0; i < n; i += 8 {
 		x := archsimd.LoadFloat32x8Slice(in[i:])
 		a := x.Max(zero.Sub(x))
@@ -80,5 +82,6 @@ func tanh32AVX2(in, out []float32) int {
 		r := small.Merge(big, a.Less(b(0.625)))
 		x.Merge(r, x.IsNaN()).StoreSlice(out[i:])
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs the scalar tail: polo patch 0019
 	return n
 }

@@ -49,5 +49,6 @@ func transposeTile32AVX2(operand, output []uint32, in, out, cols, inR, outL int)
 		u2.Select128FromPair(1, 3, v2).StoreSlice(output[q+6*outL:])
 		u3.Select128FromPair(1, 3, v3).StoreSlice(output[q+7*outL:])
 	}
+	archsimd.ClearAVXUpperBits() // the caller runs scalar code: polo patch 0019
 	return c
 }

@@ -75,17 +75,18 @@ func registerAVX2(forTests bool) {
 	dot.RegisterImplementation("simd:avx2", dot.LayoutTransposed, dtypes.Float64, dtypes.Float64, avx2RouterFloat64, PriorityAVX2, forTests)
 }
 
-// avx2ReduceSumFloat32x8 performs a horizontal reduction of a Float32x8 vector.
-func avx2ReduceSumFloat32x8(x8 archsimd.Float32x8) float32 {
+// avx2SumBitsFloat32x8 returns the bits of the horizontal sum of a Float32x8 vector (see
+// avx512SumBitsFloat32x16: no legacy-SSE instruction while the upper vector state is dirty).
+func avx2SumBitsFloat32x8(x8 archsimd.Float32x8) uint32 {
 	x4 := x8.GetHi().Add(x8.GetLo())
 	x4sum := x4.AddPairs(x4)
-	return x4sum.GetElem(0) + x4sum.GetElem(1)
+	return x4sum.AddPairs(x4sum).AsUint32x4().GetElem(0)
 }
 
-// avx2ReduceSumFloat64x4 performs a horizontal reduction of a Float64x4 vector.
-func avx2ReduceSumFloat64x4(x4 archsimd.Float64x4) float64 {
+// avx2SumBitsFloat64x4 returns the bits of the horizontal sum of a Float64x4 vector.
+func avx2SumBitsFloat64x4(x4 archsimd.Float64x4) uint64 {
 	x2 := x4.GetHi().Add(x4.GetLo())
-	return x2.GetElem(0) + x2.GetElem(1)
+	return x2.AddPairs(x2).AsUint64x2().GetElem(0)
 }
 
 // avx2PackRHSNonTransposed packs a slice of the RHS matrix into a panel composed of "strips".
@@ -165,6 +166,7 @@ func avx2PackRHSNonTransposed[T gotype.ScalarNotComplex](
 
 	copyColsBytes := copyColsBytesAll - stripColIdx
 	if copyColsBytes == 0 {
+		archsimd.ClearAVXUpperBits() // polo patch 0019
 		return
 	}
 
@@ -182,6 +184,7 @@ func avx2PackRHSNonTransposed[T gotype.ScalarNotComplex](
 		if remainingBytes > 0 {
 			rhsSlice := unsafe.Slice((*uint8)(unsafe.Pointer(rhsPtr)), remainingBytes)
 			panelSlice := unsafe.Slice((*uint8)(unsafe.Pointer(panelPtr)), remainingBytes)
+			archsimd.ClearAVXUpperBits() // copy may use legacy-SSE moves: polo patch 0019
 			copy(panelSlice, rhsSlice)
 			panelPtr += remainingBytes
 		}
@@ -192,6 +195,7 @@ func avx2PackRHSNonTransposed[T gotype.ScalarNotComplex](
 		}
 		rhsStripStartPtr += rhsStrideBytes
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx2PackLHSKernelRows4 packs a block of size [copyRows, contractingCols] from the lhs matrix into a panel.
@@ -331,6 +335,7 @@ func avx2PackLHSKernelRows4[T gotype.ScalarNotComplex](
 			panelPtr += kernelRowsBytes
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx2ApplyPackedOutputFloat32 applies the computed packedOutput to the final output.
@@ -355,8 +360,9 @@ func avx2ApplyPackedOutputFloat32(
 				packedColIdx += 8
 				outputColIdx += 8
 			}
-			for i := range width - c {
-				output[outputColIdx+i] = packedOutput[packedColIdx+i]
+			// Tail: masked vector load and store (polo patch 0019: no legacy-SSE code between vector code).
+			if r := width - c; r > 0 {
+				archsimd.LoadFloat32x8SlicePart(packedOutput[packedColIdx : packedColIdx+r]).StoreSlicePart(output[outputColIdx : outputColIdx+r])
 			}
 			packedRowIdx += packedOutputRowStride
 			outputRowIdx += outputRowStride
@@ -374,13 +380,16 @@ func avx2ApplyPackedOutputFloat32(
 				packedColIdx += 8
 				outputColIdx += 8
 			}
-			for i := range width - c {
-				output[outputColIdx+i] += packedOutput[packedColIdx+i]
+			// Tail: masked vector loads and store (polo patch 0019).
+			if r := width - c; r > 0 {
+				o := output[outputColIdx : outputColIdx+r]
+				archsimd.LoadFloat32x8SlicePart(packedOutput[packedColIdx : packedColIdx+r]).Add(archsimd.LoadFloat32x8SlicePart(o)).StoreSlicePart(o)
 			}
 			packedRowIdx += packedOutputRowStride
 			outputRowIdx += outputRowStride
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx2ApplyPackedOutputFloat64 applies the computed packedOutput to the final output.
@@ -405,8 +414,9 @@ func avx2ApplyPackedOutputFloat64(
 				packedColIdx += 4
 				outputColIdx += 4
 			}
-			for i := range width - c {
-				output[outputColIdx+i] = packedOutput[packedColIdx+i]
+			// Tail: masked vector load and store (polo patch 0019: no legacy-SSE code between vector code).
+			if r := width - c; r > 0 {
+				archsimd.LoadFloat64x4SlicePart(packedOutput[packedColIdx : packedColIdx+r]).StoreSlicePart(output[outputColIdx : outputColIdx+r])
 			}
 			packedRowIdx += packedOutputRowStride
 			outputRowIdx += outputRowStride
@@ -424,11 +434,14 @@ func avx2ApplyPackedOutputFloat64(
 				packedColIdx += 4
 				outputColIdx += 4
 			}
-			for i := range width - c {
-				output[outputColIdx+i] += packedOutput[packedColIdx+i]
+			// Tail: masked vector loads and store (polo patch 0019).
+			if r := width - c; r > 0 {
+				o := output[outputColIdx : outputColIdx+r]
+				archsimd.LoadFloat64x4SlicePart(packedOutput[packedColIdx : packedColIdx+r]).Add(archsimd.LoadFloat64x4SlicePart(o)).StoreSlicePart(o)
 			}
 			packedRowIdx += packedOutputRowStride
 			outputRowIdx += outputRowStride
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }

@@ -240,11 +240,6 @@ func avx2LargeKernelFloat32( //alt:f32
 	contractingLen int,
 	lhsActiveRows, rhsActiveCols int,
 ) {
-	defer func() {
-		runtime.KeepAlive(packedLHS)
-		runtime.KeepAlive(packedRHS)
-		runtime.KeepAlive(packedOutput)
-	}()
 	_ = lhsPanelRows // Not needed.
 
 	// BCE hints
@@ -288,22 +283,22 @@ func avx2LargeKernelFloat32( //alt:f32
 			// 2. Initialize Accumulators (Registers) to 0.0
 			// ---------------------------------------------------------
 			// We use 4 rows (Mr) worth of registers at a time.
-			accum_lhs0_rhs0 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs0_rhs0 := archsimd.BroadcastFloat64x4(0.0)
-			accum_lhs0_rhs1 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs0_rhs1 := archsimd.BroadcastFloat64x4(0.0)
-			accum_lhs1_rhs0 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs1_rhs0 := archsimd.BroadcastFloat64x4(0.0)
-			accum_lhs1_rhs1 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs1_rhs1 := archsimd.BroadcastFloat64x4(0.0)
-			accum_lhs2_rhs0 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs2_rhs0 := archsimd.BroadcastFloat64x4(0.0)
-			accum_lhs2_rhs1 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs2_rhs1 := archsimd.BroadcastFloat64x4(0.0)
-			accum_lhs3_rhs0 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs3_rhs0 := archsimd.BroadcastFloat64x4(0.0)
-			accum_lhs3_rhs1 := archsimd.BroadcastFloat32x8(0.0) //alt:f32|bf16|f16
-			//alt:f64 accum_lhs3_rhs1 := archsimd.BroadcastFloat64x4(0.0)
+			accum_lhs0_rhs0 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs0_rhs0 := archsimd.Float64x4{}
+			accum_lhs0_rhs1 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs0_rhs1 := archsimd.Float64x4{}
+			accum_lhs1_rhs0 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs1_rhs0 := archsimd.Float64x4{}
+			accum_lhs1_rhs1 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs1_rhs1 := archsimd.Float64x4{}
+			accum_lhs2_rhs0 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs2_rhs0 := archsimd.Float64x4{}
+			accum_lhs2_rhs1 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs2_rhs1 := archsimd.Float64x4{}
+			accum_lhs3_rhs0 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs3_rhs0 := archsimd.Float64x4{}
+			accum_lhs3_rhs1 := archsimd.Float32x8{} //alt:f32|bf16|f16
+			//alt:f64 accum_lhs3_rhs1 := archsimd.Float64x4{}
 
 			// ------------------------------------------------------------
 			// Eliminate bound checks (BCE is not working well enough)
@@ -413,4 +408,10 @@ func avx2LargeKernelFloat32( //alt:f32
 			//alt:f64 accum_lhs3_rhs1.Store((*[4]float64)(unsafe.Pointer(outputBasePtr + outputIdx3 + registerStride)))
 		}
 	}
+	// Leave the vector state clean for the (scalar) caller: polo patch 0019. Explicit instead of
+	// deferred, so that no call runs while the upper state is dirty.
+	archsimd.ClearAVXUpperBits()
+	runtime.KeepAlive(packedLHS)
+	runtime.KeepAlive(packedRHS)
+	runtime.KeepAlive(packedOutput)
 }

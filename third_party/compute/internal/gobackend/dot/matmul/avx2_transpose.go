@@ -6,6 +6,17 @@ package matmul
 
 import "simd/archsimd"
 
+// Permutation and mask tables of the AVX2 transposes, at package level so that each call loads
+// them instead of building a copy on the stack (polo patch 0019).
+var (
+	avx2PairsLo = [8]uint32{0, 1, 0, 1, 2, 3, 2, 3}
+	avx2PairsHi = [8]uint32{4, 5, 4, 5, 6, 7, 6, 7}
+	avx2MaskOddPairs = [8]uint32{0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF}
+	avx2HalvesLo = [8]uint32{0, 1, 2, 3, 0, 1, 2, 3}
+	avx2HalvesHi = [8]uint32{4, 5, 6, 7, 4, 5, 6, 7}
+	avx2MaskHighLane = [8]uint32{0, 0, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}
+)
+
 // avx2Transpose4x8x32bits transposes 4 rows of 8x32-bit elements (uint32) into
 // 8 rows of 4 32-bit elements, where each 2 rows of 4 elements is output together in one YMM register.
 func avx2Transpose4x8x32bits(v0, v1, v2, v3 archsimd.Uint32x8) (row0to2, row2to4, row4to6, row6to8 archsimd.Uint32x8) {
@@ -14,9 +25,9 @@ func avx2Transpose4x8x32bits(v0, v1, v2, v3 archsimd.Uint32x8) (row0to2, row2to4
 	t2 := v0.InterleaveHiGrouped(v1) // [a2 b2 a3 b3 | a6 b6 a7 b7]
 	t3 := v2.InterleaveHiGrouped(v3) // [c2 d2 c3 d3 | c6 d6 c7 d7]
 
-	idxLo := archsimd.LoadUint32x8(&[8]uint32{0, 1, 0, 1, 2, 3, 2, 3})
-	idxHi := archsimd.LoadUint32x8(&[8]uint32{4, 5, 4, 5, 6, 7, 6, 7})
-	mask := archsimd.LoadUint32x8(&[8]uint32{0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF}).Greater(archsimd.BroadcastUint32x8(0))
+	idxLo := archsimd.LoadUint32x8(&avx2PairsLo)
+	idxHi := archsimd.LoadUint32x8(&avx2PairsHi)
+	mask := archsimd.LoadUint32x8(&avx2MaskOddPairs).Greater(archsimd.Uint32x8{})
 
 	row0to2 = t1.Permute(idxLo).Merge(t0.Permute(idxLo), mask)
 	row2to4 = t3.Permute(idxLo).Merge(t2.Permute(idxLo), mask)
@@ -43,9 +54,9 @@ func avx2Transpose4x16x16bits(v0, v1, v2, v3 archsimd.Uint16x16) (row0to4, row4t
 	y0 := t2_32.InterleaveLoGrouped(t3_32) // L:[a4 b4 c4 d4 a5 b5 c5 d5], H:[a12 b12 c12 d12 a13 b13 c13 d13]
 	y1 := t2_32.InterleaveHiGrouped(t3_32) // L:[a6 b6 c6 d6 a7 b7 c7 d7], H:[a14 b14 c14 d14 a15 b15 c15 d15]
 
-	idxLo := archsimd.LoadUint32x8(&[8]uint32{0, 1, 2, 3, 0, 1, 2, 3})
-	idxHi := archsimd.LoadUint32x8(&[8]uint32{4, 5, 6, 7, 4, 5, 6, 7})
-	maskLane1 := archsimd.LoadUint32x8(&[8]uint32{0, 0, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}).Greater(archsimd.BroadcastUint32x8(0))
+	idxLo := archsimd.LoadUint32x8(&avx2HalvesLo)
+	idxHi := archsimd.LoadUint32x8(&avx2HalvesHi)
+	maskLane1 := archsimd.LoadUint32x8(&avx2MaskHighLane).Greater(archsimd.Uint32x8{})
 
 	row0to4 = x1.Permute(idxLo).Merge(x0.Permute(idxLo), maskLane1).AsUint16x16()
 	row8to12 = x1.Permute(idxHi).Merge(x0.Permute(idxHi), maskLane1).AsUint16x16()
@@ -62,9 +73,9 @@ func avx2Transpose4x4x64bits(v0, v1, v2, v3 archsimd.Uint64x4) (row0, row1, row2
 	x23_lo := v2.InterleaveLoGrouped(v3).AsUint32x8() // [c0 d0 c2 d2]
 	x23_hi := v2.InterleaveHiGrouped(v3).AsUint32x8() // [c1 d1 c3 d3]
 
-	idxLo := archsimd.LoadUint32x8(&[8]uint32{0, 1, 2, 3, 0, 1, 2, 3})
-	idxHi := archsimd.LoadUint32x8(&[8]uint32{4, 5, 6, 7, 4, 5, 6, 7})
-	maskLane1 := archsimd.LoadUint32x8(&[8]uint32{0, 0, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}).Greater(archsimd.BroadcastUint32x8(0))
+	idxLo := archsimd.LoadUint32x8(&avx2HalvesLo)
+	idxHi := archsimd.LoadUint32x8(&avx2HalvesHi)
+	maskLane1 := archsimd.LoadUint32x8(&avx2MaskHighLane).Greater(archsimd.Uint32x8{})
 
 	row0 = x23_lo.Permute(idxLo).Merge(x01_lo.Permute(idxLo), maskLane1).AsUint64x4()
 	row1 = x23_hi.Permute(idxLo).Merge(x01_hi.Permute(idxLo), maskLane1).AsUint64x4()

@@ -87,20 +87,30 @@ func registerAVX512(forTests bool) {
 	dot.RegisterImplementation("simd:avx512", dot.LayoutTransposed, dtypes.Float64, dtypes.Float64, avx512RouterFloat64, PriorityAVX512, forTests)
 }
 
-// avx512ReduceSumFloat32x16 performs a horizontal reduction of a Float32x16 vector.
-func avx512ReduceSumFloat32x16(x16 archsimd.Float32x16) float32 {
+// avx512SumBitsFloat32x16 returns the bits of the horizontal sum of a Float32x16 vector.
+//
+// Bits, not a float32 (polo patch 0019): the compiler moves a float32 out of a vector register
+// with a legacy-SSE MOVD, and a legacy-SSE instruction executed while the upper vector state is
+// dirty costs an AVX-SSE transition on Intel Xeons. Store the result with storeBits32, or convert
+// it with math.Float32frombits after archsimd.ClearAVXUpperBits. Same additions in the same order
+// as the float version it replaced: ((x0+x8)+...) pairwise down to 4 lanes, then (a0+a1)+(a2+a3).
+func avx512SumBitsFloat32x16(x16 archsimd.Float32x16) uint32 {
 	x8 := x16.GetHi().Add(x16.GetLo())
 	x4 := x8.GetHi().Add(x8.GetLo())
-	x4sum := x4.AddPairs(x4)
-	return x4sum.GetElem(0) + x4sum.GetElem(1)
+	x4sum := x4.AddPairs(x4) // [a0+a1, a2+a3, a0+a1, a2+a3]
+	return x4sum.AddPairs(x4sum).AsUint32x4().GetElem(0)
 }
 
-// avx512ReduceSumFloat64x8 performs a horizontal reduction of a Float64x8 vector.
-func avx512ReduceSumFloat64x8(x8 archsimd.Float64x8) float64 {
+// avx512SumBitsFloat64x8 returns the bits of the horizontal sum of a Float64x8 vector (see
+// avx512SumBitsFloat32x16).
+func avx512SumBitsFloat64x8(x8 archsimd.Float64x8) uint64 {
 	x4 := x8.GetHi().Add(x8.GetLo())
 	x2 := x4.GetHi().Add(x4.GetLo())
-	return x2.GetElem(0) + x2.GetElem(1)
+	return x2.AddPairs(x2).AsUint64x2().GetElem(0)
 }
+
+// storeBits32 stores the bits of a float32 with an integer store (see avx512SumBitsFloat32x16).
+func storeBits32(dst *float32, bits uint32) { *(*uint32)(unsafe.Pointer(dst)) = bits }
 
 // castToArray16 is just a shortcut to help cast a pointer to a pointer to an array used by SIMD loaders.
 func castToArray16[T gotype.ScalarNotComplex](ptr *T) *[16]T {
@@ -138,9 +148,9 @@ func avx512ApplyPackedOutputFloat32(
 				outputColIdx += 16
 			}
 
-			// Scalar tail
-			for i := range width - c {
-				output[outputColIdx+i] = packedOutput[packedColIdx+i]
+			// Tail: masked vector load and store (polo patch 0019: no legacy-SSE code between vector code).
+			if r := width - c; r > 0 {
+				archsimd.LoadFloat32x16SlicePart(packedOutput[packedColIdx : packedColIdx+r]).StoreSlicePart(output[outputColIdx : outputColIdx+r])
 			}
 
 			// Next row.
@@ -164,9 +174,10 @@ func avx512ApplyPackedOutputFloat32(
 				outputColIdx += 16
 			}
 
-			// Scalar tail
-			for i := range width - c {
-				output[outputColIdx+i] += packedOutput[packedColIdx+i]
+			// Tail: masked vector loads and store (polo patch 0019).
+			if r := width - c; r > 0 {
+				o := output[outputColIdx : outputColIdx+r]
+				archsimd.LoadFloat32x16SlicePart(packedOutput[packedColIdx : packedColIdx+r]).Add(archsimd.LoadFloat32x16SlicePart(o)).StoreSlicePart(o)
 			}
 
 			// Next row.
@@ -174,6 +185,7 @@ func avx512ApplyPackedOutputFloat32(
 			outputRowIdx += outputRowStride
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx512ApplyPackedOutputFloat64 applies the computed packedOutput to the final output.
@@ -201,9 +213,9 @@ func avx512ApplyPackedOutputFloat64(
 				outputColIdx += 8
 			}
 
-			// Scalar tail
-			for i := range width - c {
-				output[outputColIdx+i] = packedOutput[packedColIdx+i]
+			// Tail: masked vector load and store (polo patch 0019: no legacy-SSE code between vector code).
+			if r := width - c; r > 0 {
+				archsimd.LoadFloat64x8SlicePart(packedOutput[packedColIdx : packedColIdx+r]).StoreSlicePart(output[outputColIdx : outputColIdx+r])
 			}
 
 			// Next row.
@@ -227,9 +239,10 @@ func avx512ApplyPackedOutputFloat64(
 				outputColIdx += 8
 			}
 
-			// Scalar tail
-			for i := range width - c {
-				output[outputColIdx+i] += packedOutput[packedColIdx+i]
+			// Tail: masked vector loads and store (polo patch 0019).
+			if r := width - c; r > 0 {
+				o := output[outputColIdx : outputColIdx+r]
+				archsimd.LoadFloat64x8SlicePart(packedOutput[packedColIdx : packedColIdx+r]).Add(archsimd.LoadFloat64x8SlicePart(o)).StoreSlicePart(o)
 			}
 
 			// Next row.
@@ -237,6 +250,7 @@ func avx512ApplyPackedOutputFloat64(
 			outputRowIdx += outputRowStride
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx512PackRHSNonTransposed packs a slice of the RHS (right-hand-side) matrix into a panel compose of "strips" for optimized
@@ -336,6 +350,7 @@ func avx512PackRHSNonTransposed[T gotype.ScalarNotComplex](
 	// The last strip will have fewer than kernelColsBytes, and will need copying/padding.
 	copyColsBytes := copyColsBytesAll - stripColIdx
 	if copyColsBytes == 0 {
+		archsimd.ClearAVXUpperBits() // polo patch 0019
 		return
 	}
 
@@ -359,6 +374,7 @@ func avx512PackRHSNonTransposed[T gotype.ScalarNotComplex](
 		if remainingBytes > 0 {
 			rhsSlice := unsafe.Slice((*uint8)(unsafe.Pointer(rhsPtr)), remainingBytes)
 			panelSlice := unsafe.Slice((*uint8)(unsafe.Pointer(panelPtr)), remainingBytes)
+			archsimd.ClearAVXUpperBits() // copy may use legacy-SSE moves: polo patch 0019
 			copy(panelSlice, rhsSlice)
 			panelPtr += remainingBytes
 		}
@@ -372,6 +388,7 @@ func avx512PackRHSNonTransposed[T gotype.ScalarNotComplex](
 
 		rhsStripStartPtr += rhsStrideBytes
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx512PackLHSKernelRows4 packs a block of size [copyRows, contractingCols] from the lhs matrix into
@@ -538,4 +555,5 @@ func avx512PackLHSKernelRows4[T gotype.ScalarNotComplex](
 			panelPtr += kernelRowsBytes
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }

@@ -18,7 +18,8 @@ import (
 // large kernel repacks the whole weight matrix on every call (a third of a decode step) to use it
 // for a handful of rows. Here each pair of weight rows is read once, straight from the weight, and
 // dotted with every lhs row in tiles of 2 weight rows × 4 lhs rows (8 vector accumulators along K),
-// reduced horizontally at the end.
+// reduced horizontally at the end. The sums are stored with integer stores and the kernel leaves
+// the vector state clean (patch 0019: no legacy-SSE instruction while the upper state is dirty).
 
 const (
 	skinnyMaxRows = 32 // lhs rows up to which the weights are not packed
@@ -80,10 +81,14 @@ func skinnyKernel(lhs, rhs, out []float32, m, n, k, n0, n1 int) {
 				x = archsimd.LoadFloat32x16Slice(l3[kk:])
 				a03, a13 = x.MulAdd(v0, a03), x.MulAdd(v1, a13)
 			}
-			out[i*n+j], out[i*n+j+1] = avx512ReduceSumFloat32x16(a00), avx512ReduceSumFloat32x16(a10)
-			out[(i+1)*n+j], out[(i+1)*n+j+1] = avx512ReduceSumFloat32x16(a01), avx512ReduceSumFloat32x16(a11)
-			out[(i+2)*n+j], out[(i+2)*n+j+1] = avx512ReduceSumFloat32x16(a02), avx512ReduceSumFloat32x16(a12)
-			out[(i+3)*n+j], out[(i+3)*n+j+1] = avx512ReduceSumFloat32x16(a03), avx512ReduceSumFloat32x16(a13)
+			storeBits32(&out[i*n+j], avx512SumBitsFloat32x16(a00))
+			storeBits32(&out[i*n+j+1], avx512SumBitsFloat32x16(a10))
+			storeBits32(&out[(i+1)*n+j], avx512SumBitsFloat32x16(a01))
+			storeBits32(&out[(i+1)*n+j+1], avx512SumBitsFloat32x16(a11))
+			storeBits32(&out[(i+2)*n+j], avx512SumBitsFloat32x16(a02))
+			storeBits32(&out[(i+2)*n+j+1], avx512SumBitsFloat32x16(a12))
+			storeBits32(&out[(i+3)*n+j], avx512SumBitsFloat32x16(a03))
+			storeBits32(&out[(i+3)*n+j+1], avx512SumBitsFloat32x16(a13))
 		}
 		for ; i < m; i++ {
 			li := lhs[i*k : (i+1)*k]
@@ -93,7 +98,8 @@ func skinnyKernel(lhs, rhs, out []float32, m, n, k, n0, n1 int) {
 				a0 = x.MulAdd(archsimd.LoadFloat32x16Slice(w0[kk:]), a0)
 				a1 = x.MulAdd(archsimd.LoadFloat32x16Slice(w1[kk:]), a1)
 			}
-			out[i*n+j], out[i*n+j+1] = avx512ReduceSumFloat32x16(a0), avx512ReduceSumFloat32x16(a1)
+			storeBits32(&out[i*n+j], avx512SumBitsFloat32x16(a0))
+			storeBits32(&out[i*n+j+1], avx512SumBitsFloat32x16(a1))
 		}
 	}
 	for ; j < n1; j++ { // an odd last weight row
@@ -104,7 +110,8 @@ func skinnyKernel(lhs, rhs, out []float32, m, n, k, n0, n1 int) {
 			for kk := 0; kk < k; kk += 16 {
 				a0 = archsimd.LoadFloat32x16Slice(li[kk:]).MulAdd(archsimd.LoadFloat32x16Slice(w0[kk:]), a0)
 			}
-			out[i*n+j] = avx512ReduceSumFloat32x16(a0)
+			storeBits32(&out[i*n+j], avx512SumBitsFloat32x16(a0))
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: patch 0019
 }

@@ -83,14 +83,14 @@ func packSmallRHS(layout dot.Layout, rhs, packed []float32, n, k, nPad int) {
 
 // smallBatchedKernel computes out [m, n] = lhs [m, k] · packed [k, nPad].
 func smallBatchedKernel(lhs, packed, out []float32, m, n, k, nPad int) {
-	var tail [16]float32
 	store := func(acc archsimd.Float32x16, row, col int) {
 		if col+16 <= n {
 			acc.StoreSlice(out[row*n+col:])
 			return
 		}
-		acc.StoreSlice(tail[:])
-		copy(out[row*n+col:row*n+n], tail[:n-col])
+		// A masked store: no copy through a stack array, which the compiler does with legacy-SSE
+		// moves (polo patch 0019).
+		acc.StoreSlicePart(out[row*n+col : row*n+n])
 	}
 	row := 0
 	for ; row+4 <= m; row += 4 {
@@ -120,4 +120,5 @@ func smallBatchedKernel(lhs, packed, out []float32, m, n, k, nPad int) {
 			store(a0, row, col)
 		}
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }

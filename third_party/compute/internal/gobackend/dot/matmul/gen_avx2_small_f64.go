@@ -9,6 +9,7 @@
 package matmul
 
 import (
+	"math"
 	"simd/archsimd"
 	"unsafe"
 
@@ -207,8 +208,8 @@ func avx2SmallFloat64( //alt:f64
 						o3_0 = archsimd.LoadFloat64x4((*[4]float64)(unsafe.Pointer(outBase3)))                                 //alt:f64
 						o3_1 = archsimd.LoadFloat64x4((*[4]float64)(unsafe.Pointer(outBase3 + uintptr(outputVecWidth)*oSize))) //alt:f64
 					} else {
-						//alt:f32|bf16|f16 zero := archsimd.BroadcastFloat32x8(0.0)
-						zero := archsimd.BroadcastFloat64x4(0.0) //alt:f64
+						//alt:f32|bf16|f16 zero := archsimd.Float32x8{}
+						zero := archsimd.Float64x4{} //alt:f64
 						o0_0, o0_1 = zero, zero
 						o1_0, o1_1 = zero, zero
 						o2_0, o2_1 = zero, zero
@@ -266,8 +267,8 @@ func avx2SmallFloat64( //alt:f64
 						o2_0 = archsimd.LoadFloat64x4((*[4]float64)(unsafe.Pointer(outBase2))) //alt:f64
 						o3_0 = archsimd.LoadFloat64x4((*[4]float64)(unsafe.Pointer(outBase3))) //alt:f64
 					} else {
-						//alt:f32|bf16|f16 zero := archsimd.BroadcastFloat32x8(0.0)
-						zero := archsimd.BroadcastFloat64x4(0.0) //alt:f64
+						//alt:f32|bf16|f16 zero := archsimd.Float32x8{}
+						zero := archsimd.Float64x4{} //alt:f64
 						o0_0, o1_0, o2_0, o3_0 = zero, zero, zero, zero
 					}
 
@@ -286,52 +287,56 @@ func avx2SmallFloat64( //alt:f64
 					o3_0.Store((*[4]float64)(unsafe.Pointer(outBase3))) //alt:f64
 				}
 
-				for ; col < rhsCrossSize; col++ {
-					//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
-					//alt:bf16  r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
-					//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
-					r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize)) //alt:f64
+				if col < rhsCrossSize {
+					// Scalar tail: leave the vector state clean first (polo patch 0019).
+					archsimd.ClearAVXUpperBits()
+					for ; col < rhsCrossSize; col++ {
+						//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
+						//alt:bf16  r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
+						//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
+						r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize)) //alt:f64
 
-					//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l0_ptr))
-					//alt:f32 l1_scalar := *(*float32)(unsafe.Pointer(l1_ptr))
-					//alt:f32 l2_scalar := *(*float32)(unsafe.Pointer(l2_ptr))
-					//alt:f32 l3_scalar := *(*float32)(unsafe.Pointer(l3_ptr))
-					//alt:bf16  l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l0_ptr))).Float32()
-					//alt:bf16  l1_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l1_ptr))).Float32()
-					//alt:bf16  l2_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l2_ptr))).Float32()
-					//alt:bf16  l3_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l3_ptr))).Float32()
-					//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l0_ptr))).Float32()
-					//alt:f16  l1_scalar := (*(*float16.Float16)(unsafe.Pointer(l1_ptr))).Float32()
-					//alt:f16  l2_scalar := (*(*float16.Float16)(unsafe.Pointer(l2_ptr))).Float32()
-					//alt:f16  l3_scalar := (*(*float16.Float16)(unsafe.Pointer(l3_ptr))).Float32()
-					l0_scalar := *(*float64)(unsafe.Pointer(l0_ptr)) //alt:f64
-					l1_scalar := *(*float64)(unsafe.Pointer(l1_ptr)) //alt:f64
-					l2_scalar := *(*float64)(unsafe.Pointer(l2_ptr)) //alt:f64
-					l3_scalar := *(*float64)(unsafe.Pointer(l3_ptr)) //alt:f64
+						//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l0_ptr))
+						//alt:f32 l1_scalar := *(*float32)(unsafe.Pointer(l1_ptr))
+						//alt:f32 l2_scalar := *(*float32)(unsafe.Pointer(l2_ptr))
+						//alt:f32 l3_scalar := *(*float32)(unsafe.Pointer(l3_ptr))
+						//alt:bf16  l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l0_ptr))).Float32()
+						//alt:bf16  l1_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l1_ptr))).Float32()
+						//alt:bf16  l2_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l2_ptr))).Float32()
+						//alt:bf16  l3_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l3_ptr))).Float32()
+						//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l0_ptr))).Float32()
+						//alt:f16  l1_scalar := (*(*float16.Float16)(unsafe.Pointer(l1_ptr))).Float32()
+						//alt:f16  l2_scalar := (*(*float16.Float16)(unsafe.Pointer(l2_ptr))).Float32()
+						//alt:f16  l3_scalar := (*(*float16.Float16)(unsafe.Pointer(l3_ptr))).Float32()
+						l0_scalar := *(*float64)(unsafe.Pointer(l0_ptr)) //alt:f64
+						l1_scalar := *(*float64)(unsafe.Pointer(l1_ptr)) //alt:f64
+						l2_scalar := *(*float64)(unsafe.Pointer(l2_ptr)) //alt:f64
+						l3_scalar := *(*float64)(unsafe.Pointer(l3_ptr)) //alt:f64
 
-					outBase0 := outputBase + uintptr((row+0)*rhsCrossSize+col)*oSize
-					outBase1 := outputBase + uintptr((row+1)*rhsCrossSize+col)*oSize
-					outBase2 := outputBase + uintptr((row+2)*rhsCrossSize+col)*oSize
-					outBase3 := outputBase + uintptr((row+3)*rhsCrossSize+col)*oSize
+						outBase0 := outputBase + uintptr((row+0)*rhsCrossSize+col)*oSize
+						outBase1 := outputBase + uintptr((row+1)*rhsCrossSize+col)*oSize
+						outBase2 := outputBase + uintptr((row+2)*rhsCrossSize+col)*oSize
+						outBase3 := outputBase + uintptr((row+3)*rhsCrossSize+col)*oSize
 
-					if k == 0 {
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase0)) = l0_scalar * r0
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase1)) = l1_scalar * r0
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase2)) = l2_scalar * r0
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase3)) = l3_scalar * r0
-						*(*float64)(unsafe.Pointer(outBase0)) = l0_scalar * r0 //alt:f64
-						*(*float64)(unsafe.Pointer(outBase1)) = l1_scalar * r0 //alt:f64
-						*(*float64)(unsafe.Pointer(outBase2)) = l2_scalar * r0 //alt:f64
-						*(*float64)(unsafe.Pointer(outBase3)) = l3_scalar * r0 //alt:f64
-					} else {
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase0)) += l0_scalar * r0
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase1)) += l1_scalar * r0
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase2)) += l2_scalar * r0
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase3)) += l3_scalar * r0
-						*(*float64)(unsafe.Pointer(outBase0)) += l0_scalar * r0 //alt:f64
-						*(*float64)(unsafe.Pointer(outBase1)) += l1_scalar * r0 //alt:f64
-						*(*float64)(unsafe.Pointer(outBase2)) += l2_scalar * r0 //alt:f64
-						*(*float64)(unsafe.Pointer(outBase3)) += l3_scalar * r0 //alt:f64
+						if k == 0 {
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase0)) = l0_scalar * r0
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase1)) = l1_scalar * r0
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase2)) = l2_scalar * r0
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase3)) = l3_scalar * r0
+							*(*float64)(unsafe.Pointer(outBase0)) = l0_scalar * r0 //alt:f64
+							*(*float64)(unsafe.Pointer(outBase1)) = l1_scalar * r0 //alt:f64
+							*(*float64)(unsafe.Pointer(outBase2)) = l2_scalar * r0 //alt:f64
+							*(*float64)(unsafe.Pointer(outBase3)) = l3_scalar * r0 //alt:f64
+						} else {
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase0)) += l0_scalar * r0
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase1)) += l1_scalar * r0
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase2)) += l2_scalar * r0
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase3)) += l3_scalar * r0
+							*(*float64)(unsafe.Pointer(outBase0)) += l0_scalar * r0 //alt:f64
+							*(*float64)(unsafe.Pointer(outBase1)) += l1_scalar * r0 //alt:f64
+							*(*float64)(unsafe.Pointer(outBase2)) += l2_scalar * r0 //alt:f64
+							*(*float64)(unsafe.Pointer(outBase3)) += l3_scalar * r0 //alt:f64
+						}
 					}
 				}
 			}
@@ -364,8 +369,8 @@ func avx2SmallFloat64( //alt:f64
 						//alt:f32|bf16|f16 o0 = archsimd.LoadFloat32x8((*[8]float32)(unsafe.Pointer(outBase)))
 						o0 = archsimd.LoadFloat64x4((*[4]float64)(unsafe.Pointer(outBase))) //alt:f64
 					} else {
-						//alt:f32|bf16|f16 o0 = archsimd.BroadcastFloat32x8(0.0)
-						o0 = archsimd.BroadcastFloat64x4(0.0) //alt:f64
+						//alt:f32|bf16|f16 o0 = archsimd.Float32x8{}
+						o0 = archsimd.Float64x4{} //alt:f64
 					}
 
 					o0 = l0.MulAdd(r0, o0)
@@ -373,24 +378,28 @@ func avx2SmallFloat64( //alt:f64
 					o0.Store((*[4]float64)(unsafe.Pointer(outBase))) //alt:f64
 				}
 
-				for ; col < rhsCrossSize; col++ {
-					//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
-					//alt:bf16  r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
-					//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
-					r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize)) //alt:f64
+				if col < rhsCrossSize {
+					// Scalar tail: leave the vector state clean first (polo patch 0019).
+					archsimd.ClearAVXUpperBits()
+					for ; col < rhsCrossSize; col++ {
+						//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
+						//alt:bf16  r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
+						//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
+						r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize)) //alt:f64
 
-					//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l_ptr))
-					//alt:bf16  l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l_ptr))).Float32()
-					//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l_ptr))).Float32()
-					l0_scalar := *(*float64)(unsafe.Pointer(l_ptr)) //alt:f64
+						//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l_ptr))
+						//alt:bf16  l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l_ptr))).Float32()
+						//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l_ptr))).Float32()
+						l0_scalar := *(*float64)(unsafe.Pointer(l_ptr)) //alt:f64
 
-					outBase := outputBase + uintptr(row*rhsCrossSize+col)*oSize
-					if k == 0 {
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase)) = l0_scalar * r0
-						*(*float64)(unsafe.Pointer(outBase)) = l0_scalar * r0 //alt:f64
-					} else {
-						//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase)) += l0_scalar * r0
-						*(*float64)(unsafe.Pointer(outBase)) += l0_scalar * r0 //alt:f64
+						outBase := outputBase + uintptr(row*rhsCrossSize+col)*oSize
+						if k == 0 {
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase)) = l0_scalar * r0
+							*(*float64)(unsafe.Pointer(outBase)) = l0_scalar * r0 //alt:f64
+						} else {
+							//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outBase)) += l0_scalar * r0
+							*(*float64)(unsafe.Pointer(outBase)) += l0_scalar * r0 //alt:f64
+						}
 					}
 				}
 			}
@@ -400,6 +409,7 @@ func avx2SmallFloat64( //alt:f64
 		rhsBase += rhsByteStride
 		outputBase += outputByteStride
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx2SmallFloat32Transposed implements an AVX2 matrix multiplication for small inputs.
@@ -451,8 +461,8 @@ func avx2SmallFloat64Transposed( //alt:f64
 				lRowBase := lhsBase + uintptr(row*contractingSize)*iSize
 				rColBase := rhsBase + uintptr(col*contractingSize)*iSize
 
-				//alt:f32|bf16|f16 acc := archsimd.BroadcastFloat32x8(0.0)
-				acc := archsimd.BroadcastFloat64x4(0.0) //alt:f64
+				//alt:f32|bf16|f16 acc := archsimd.Float32x8{}
+				acc := archsimd.Float64x4{} //alt:f64
 				k := 0
 				//alt:f32 const vecWidth = 8
 				//alt:bf16  const vecWidth = 16
@@ -518,8 +528,20 @@ func avx2SmallFloat64Transposed( //alt:f64
 					//alt:bf16|f16  acc = lValHi.MulAdd(rValHi, acc)
 				}
 
-				//alt:f32|bf16|f16 res := avx2ReduceSumFloat32x8(acc)
-				res := avx2ReduceSumFloat64x4(acc) //alt:f64
+				// Horizontal reduction, as bits (polo patch 0019: no legacy-SSE instruction while the upper
+				// vector state is dirty).
+				//alt:f32|bf16|f16 resBits := avx2SumBitsFloat32x8(acc)
+				resBits := avx2SumBitsFloat64x4(acc) //alt:f64
+				outputIdx := outputBase + uintptr(row*rhsCrossSize+col)*oSize
+				if k == contractingSize {
+					//alt:f32|bf16|f16 *(*uint32)(unsafe.Pointer(outputIdx)) = resBits
+					*(*uint64)(unsafe.Pointer(outputIdx)) = resBits //alt:f64
+					continue
+				}
+				// Scalar tail: leave the vector state clean first.
+				archsimd.ClearAVXUpperBits()
+				//alt:f32|bf16|f16 res := math.Float32frombits(resBits)
+				res := math.Float64frombits(resBits) //alt:f64
 				for ; k < contractingSize; k++ {
 					//alt:f32 lVal := *(*float32)(unsafe.Pointer(lRowBase + uintptr(k)*iSize))
 					//alt:bf16  lVal := (*(*bfloat16.BFloat16)(unsafe.Pointer(lRowBase + uintptr(k)*iSize))).Float32()
@@ -531,8 +553,6 @@ func avx2SmallFloat64Transposed( //alt:f64
 					rVal := *(*float64)(unsafe.Pointer(rColBase + uintptr(k)*iSize)) //alt:f64
 					res += lVal * rVal
 				}
-
-				outputIdx := outputBase + uintptr(row*rhsCrossSize+col)*oSize
 				//alt:f32|bf16|f16 *(*float32)(unsafe.Pointer(outputIdx)) = res
 				*(*float64)(unsafe.Pointer(outputIdx)) = res //alt:f64
 			}
@@ -541,4 +561,5 @@ func avx2SmallFloat64Transposed( //alt:f64
 		rhsBase += rhsByteStride
 		outputBase += outputByteStride
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }

@@ -254,11 +254,6 @@ func avx512LargeKernelBFloat16( //alt:bf16
 	contractingLen int,
 	lhsActiveRows, rhsActiveCols int,
 ) {
-	defer func() {
-		runtime.KeepAlive(packedLHS)
-		runtime.KeepAlive(packedRHS)
-		runtime.KeepAlive(packedOutput)
-	}()
 	_ = lhsPanelRows // Not needed.
 
 	// BCE hints
@@ -302,22 +297,22 @@ func avx512LargeKernelBFloat16( //alt:bf16
 			// 2. Initialize Accumulators (Registers) to 0.0
 			// ---------------------------------------------------------
 			// We use 4 rows (Mr) worth of registers at a time.
-			accum_lhs0_rhs0 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs0_rhs0 := archsimd.BroadcastFloat64x8(0.0)
-			accum_lhs0_rhs1 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs0_rhs1 := archsimd.BroadcastFloat64x8(0.0)
-			accum_lhs1_rhs0 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs1_rhs0 := archsimd.BroadcastFloat64x8(0.0)
-			accum_lhs1_rhs1 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs1_rhs1 := archsimd.BroadcastFloat64x8(0.0)
-			accum_lhs2_rhs0 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs2_rhs0 := archsimd.BroadcastFloat64x8(0.0)
-			accum_lhs2_rhs1 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs2_rhs1 := archsimd.BroadcastFloat64x8(0.0)
-			accum_lhs3_rhs0 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs3_rhs0 := archsimd.BroadcastFloat64x8(0.0)
-			accum_lhs3_rhs1 := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-			//alt:f64  accum_lhs3_rhs1 := archsimd.BroadcastFloat64x8(0.0)
+			accum_lhs0_rhs0 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs0_rhs0 := archsimd.Float64x8{}
+			accum_lhs0_rhs1 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs0_rhs1 := archsimd.Float64x8{}
+			accum_lhs1_rhs0 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs1_rhs0 := archsimd.Float64x8{}
+			accum_lhs1_rhs1 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs1_rhs1 := archsimd.Float64x8{}
+			accum_lhs2_rhs0 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs2_rhs0 := archsimd.Float64x8{}
+			accum_lhs2_rhs1 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs2_rhs1 := archsimd.Float64x8{}
+			accum_lhs3_rhs0 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs3_rhs0 := archsimd.Float64x8{}
+			accum_lhs3_rhs1 := archsimd.Float32x16{} //alt:f32|bf16|f16
+			//alt:f64  accum_lhs3_rhs1 := archsimd.Float64x8{}
 
 			// ------------------------------------------------------------
 			// Eliminate bound checks (BCE is not working well enough)
@@ -427,4 +422,10 @@ func avx512LargeKernelBFloat16( //alt:bf16
 			//alt:f64  accum_lhs3_rhs1.Store((*[8]float64)(unsafe.Pointer(outputBasePtr + outputIdx3 + registerStride)))
 		}
 	}
+	// Leave the vector state clean for the (scalar) caller: polo patch 0019. Explicit instead of
+	// deferred, so that no call runs while the upper state is dirty.
+	archsimd.ClearAVXUpperBits()
+	runtime.KeepAlive(packedLHS)
+	runtime.KeepAlive(packedRHS)
+	runtime.KeepAlive(packedOutput)
 }

@@ -9,6 +9,7 @@
 package matmul
 
 import (
+	"math"
 	"simd/archsimd"
 	"unsafe"
 
@@ -222,8 +223,8 @@ func avx512SmallBFloat16( //alt:bf16
 						//alt:f64  o3_0 = archsimd.LoadFloat64x8((*[8]float64)(unsafe.Pointer(outBase3)))
 						//alt:f64  o3_1 = archsimd.LoadFloat64x8((*[8]float64)(unsafe.Pointer(outBase3 + uintptr(outputVecWidth)*oSize)))
 					} else {
-						zero := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-						//alt:f64  zero := archsimd.BroadcastFloat64x8(0.0)
+						zero := archsimd.Float32x16{} //alt:f32|bf16|f16
+						//alt:f64  zero := archsimd.Float64x8{}
 						o0_0, o0_1 = zero, zero //alt:f32|bf16|f16|f64
 						o1_0, o1_1 = zero, zero //alt:f32|bf16|f16|f64
 						o2_0, o2_1 = zero, zero //alt:f32|bf16|f16|f64
@@ -284,8 +285,8 @@ func avx512SmallBFloat16( //alt:bf16
 				//alt:f64  o2_0 = archsimd.LoadFloat64x8((*[8]float64)(unsafe.Pointer(outBase2)))
 				//alt:f64  o3_0 = archsimd.LoadFloat64x8((*[8]float64)(unsafe.Pointer(outBase3)))
 				//alt:f32|f64 } else {
-				//alt:f32 zero := archsimd.BroadcastFloat32x16(0.0)
-				//alt:f64  zero := archsimd.BroadcastFloat64x8(0.0)
+				//alt:f32 zero := archsimd.Float32x16{}
+				//alt:f64  zero := archsimd.Float64x8{}
 				//alt:f32|f64 o0_0 = zero
 				//alt:f32|f64 o1_0 = zero
 				//alt:f32|f64 o2_0 = zero
@@ -307,52 +308,56 @@ func avx512SmallBFloat16( //alt:bf16
 				//alt:f64  o3_0.Store((*[8]float64)(unsafe.Pointer(outBase3)))
 				//alt:f32|f64 }
 
-				for ; col < rhsCrossSize; col++ {
-					//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
-					r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32() //alt:bf16
-					//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
-					//alt:f64  r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
+				if col < rhsCrossSize {
+					// Scalar tail: leave the vector state clean first (polo patch 0019).
+					archsimd.ClearAVXUpperBits()
+					for ; col < rhsCrossSize; col++ {
+						//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
+						r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32() //alt:bf16
+						//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
+						//alt:f64  r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
 
-					//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l0_ptr))
-					//alt:f32 l1_scalar := *(*float32)(unsafe.Pointer(l1_ptr))
-					//alt:f32 l2_scalar := *(*float32)(unsafe.Pointer(l2_ptr))
-					//alt:f32 l3_scalar := *(*float32)(unsafe.Pointer(l3_ptr))
-					l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l0_ptr))).Float32() //alt:bf16
-					l1_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l1_ptr))).Float32() //alt:bf16
-					l2_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l2_ptr))).Float32() //alt:bf16
-					l3_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l3_ptr))).Float32() //alt:bf16
-					//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l0_ptr))).Float32()
-					//alt:f16  l1_scalar := (*(*float16.Float16)(unsafe.Pointer(l1_ptr))).Float32()
-					//alt:f16  l2_scalar := (*(*float16.Float16)(unsafe.Pointer(l2_ptr))).Float32()
-					//alt:f16  l3_scalar := (*(*float16.Float16)(unsafe.Pointer(l3_ptr))).Float32()
-					//alt:f64  l0_scalar := *(*float64)(unsafe.Pointer(l0_ptr))
-					//alt:f64  l1_scalar := *(*float64)(unsafe.Pointer(l1_ptr))
-					//alt:f64  l2_scalar := *(*float64)(unsafe.Pointer(l2_ptr))
-					//alt:f64  l3_scalar := *(*float64)(unsafe.Pointer(l3_ptr))
+						//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l0_ptr))
+						//alt:f32 l1_scalar := *(*float32)(unsafe.Pointer(l1_ptr))
+						//alt:f32 l2_scalar := *(*float32)(unsafe.Pointer(l2_ptr))
+						//alt:f32 l3_scalar := *(*float32)(unsafe.Pointer(l3_ptr))
+						l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l0_ptr))).Float32() //alt:bf16
+						l1_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l1_ptr))).Float32() //alt:bf16
+						l2_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l2_ptr))).Float32() //alt:bf16
+						l3_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l3_ptr))).Float32() //alt:bf16
+						//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l0_ptr))).Float32()
+						//alt:f16  l1_scalar := (*(*float16.Float16)(unsafe.Pointer(l1_ptr))).Float32()
+						//alt:f16  l2_scalar := (*(*float16.Float16)(unsafe.Pointer(l2_ptr))).Float32()
+						//alt:f16  l3_scalar := (*(*float16.Float16)(unsafe.Pointer(l3_ptr))).Float32()
+						//alt:f64  l0_scalar := *(*float64)(unsafe.Pointer(l0_ptr))
+						//alt:f64  l1_scalar := *(*float64)(unsafe.Pointer(l1_ptr))
+						//alt:f64  l2_scalar := *(*float64)(unsafe.Pointer(l2_ptr))
+						//alt:f64  l3_scalar := *(*float64)(unsafe.Pointer(l3_ptr))
 
-					outBase0 := outputBase + uintptr((row+0)*rhsCrossSize+col)*oSize
-					outBase1 := outputBase + uintptr((row+1)*rhsCrossSize+col)*oSize
-					outBase2 := outputBase + uintptr((row+2)*rhsCrossSize+col)*oSize
-					outBase3 := outputBase + uintptr((row+3)*rhsCrossSize+col)*oSize
+						outBase0 := outputBase + uintptr((row+0)*rhsCrossSize+col)*oSize
+						outBase1 := outputBase + uintptr((row+1)*rhsCrossSize+col)*oSize
+						outBase2 := outputBase + uintptr((row+2)*rhsCrossSize+col)*oSize
+						outBase3 := outputBase + uintptr((row+3)*rhsCrossSize+col)*oSize
 
-					if k == 0 {
-						*(*float32)(unsafe.Pointer(outBase0)) = l0_scalar * r0 //alt:f32|bf16|f16
-						*(*float32)(unsafe.Pointer(outBase1)) = l1_scalar * r0 //alt:f32|bf16|f16
-						*(*float32)(unsafe.Pointer(outBase2)) = l2_scalar * r0 //alt:f32|bf16|f16
-						*(*float32)(unsafe.Pointer(outBase3)) = l3_scalar * r0 //alt:f32|bf16|f16
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase0)) = l0_scalar * r0
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase1)) = l1_scalar * r0
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase2)) = l2_scalar * r0
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase3)) = l3_scalar * r0
-					} else {
-						*(*float32)(unsafe.Pointer(outBase0)) += l0_scalar * r0 //alt:f32|bf16|f16
-						*(*float32)(unsafe.Pointer(outBase1)) += l1_scalar * r0 //alt:f32|bf16|f16
-						*(*float32)(unsafe.Pointer(outBase2)) += l2_scalar * r0 //alt:f32|bf16|f16
-						*(*float32)(unsafe.Pointer(outBase3)) += l3_scalar * r0 //alt:f32|bf16|f16
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase0)) += l0_scalar * r0
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase1)) += l1_scalar * r0
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase2)) += l2_scalar * r0
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase3)) += l3_scalar * r0
+						if k == 0 {
+							*(*float32)(unsafe.Pointer(outBase0)) = l0_scalar * r0 //alt:f32|bf16|f16
+							*(*float32)(unsafe.Pointer(outBase1)) = l1_scalar * r0 //alt:f32|bf16|f16
+							*(*float32)(unsafe.Pointer(outBase2)) = l2_scalar * r0 //alt:f32|bf16|f16
+							*(*float32)(unsafe.Pointer(outBase3)) = l3_scalar * r0 //alt:f32|bf16|f16
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase0)) = l0_scalar * r0
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase1)) = l1_scalar * r0
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase2)) = l2_scalar * r0
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase3)) = l3_scalar * r0
+						} else {
+							*(*float32)(unsafe.Pointer(outBase0)) += l0_scalar * r0 //alt:f32|bf16|f16
+							*(*float32)(unsafe.Pointer(outBase1)) += l1_scalar * r0 //alt:f32|bf16|f16
+							*(*float32)(unsafe.Pointer(outBase2)) += l2_scalar * r0 //alt:f32|bf16|f16
+							*(*float32)(unsafe.Pointer(outBase3)) += l3_scalar * r0 //alt:f32|bf16|f16
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase0)) += l0_scalar * r0
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase1)) += l1_scalar * r0
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase2)) += l2_scalar * r0
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase3)) += l3_scalar * r0
+						}
 					}
 				}
 			}
@@ -404,10 +409,10 @@ func avx512SmallBFloat16( //alt:bf16
 						o1 = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Pointer(outBase + uintptr(outputVecWidth)*oSize))) //alt:bf16
 						//alt:f16  o1 = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Pointer(outBase + uintptr(outputVecWidth)*oSize)))
 					} else {
-						o0 = archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-						//alt:f64  o0 = archsimd.BroadcastFloat64x8(0.0)
-						o1 = archsimd.BroadcastFloat32x16(0.0) //alt:bf16
-						//alt:f16  o1 = archsimd.BroadcastFloat32x16(0.0)
+						o0 = archsimd.Float32x16{} //alt:f32|bf16|f16
+						//alt:f64  o0 = archsimd.Float64x8{}
+						o1 = archsimd.Float32x16{} //alt:bf16
+						//alt:f16  o1 = archsimd.Float32x16{}
 					}
 
 					o0 = l0.MulAdd(r0, o0) //alt:f32|bf16|f16|f64
@@ -420,24 +425,28 @@ func avx512SmallBFloat16( //alt:bf16
 					//alt:f16  o1.Store((*[16]float32)(unsafe.Pointer(outBase + uintptr(outputVecWidth)*oSize)))
 				}
 
-				for ; col < rhsCrossSize; col++ {
-					//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
-					r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32() //alt:bf16
-					//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
-					//alt:f64  r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
+				if col < rhsCrossSize {
+					// Scalar tail: leave the vector state clean first (polo patch 0019).
+					archsimd.ClearAVXUpperBits()
+					for ; col < rhsCrossSize; col++ {
+						//alt:f32 r0 := *(*float32)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
+						r0 := (*(*bfloat16.BFloat16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32() //alt:bf16
+						//alt:f16  r0 := (*(*float16.Float16)(unsafe.Pointer(rColBase + uintptr(col)*iSize))).Float32()
+						//alt:f64  r0 := *(*float64)(unsafe.Pointer(rColBase + uintptr(col)*iSize))
 
-					//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l_ptr))
-					l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l_ptr))).Float32() //alt:bf16
-					//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l_ptr))).Float32()
-					//alt:f64  l0_scalar := *(*float64)(unsafe.Pointer(l_ptr))
+						//alt:f32 l0_scalar := *(*float32)(unsafe.Pointer(l_ptr))
+						l0_scalar := (*(*bfloat16.BFloat16)(unsafe.Pointer(l_ptr))).Float32() //alt:bf16
+						//alt:f16  l0_scalar := (*(*float16.Float16)(unsafe.Pointer(l_ptr))).Float32()
+						//alt:f64  l0_scalar := *(*float64)(unsafe.Pointer(l_ptr))
 
-					outBase := outputBase + uintptr(row*rhsCrossSize+col)*oSize
-					if k == 0 {
-						*(*float32)(unsafe.Pointer(outBase)) = l0_scalar * r0 //alt:f32|bf16|f16
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase)) = l0_scalar * r0
-					} else {
-						*(*float32)(unsafe.Pointer(outBase)) += l0_scalar * r0 //alt:f32|bf16|f16
-						//alt:f64  *(*float64)(unsafe.Pointer(outBase)) += l0_scalar * r0
+						outBase := outputBase + uintptr(row*rhsCrossSize+col)*oSize
+						if k == 0 {
+							*(*float32)(unsafe.Pointer(outBase)) = l0_scalar * r0 //alt:f32|bf16|f16
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase)) = l0_scalar * r0
+						} else {
+							*(*float32)(unsafe.Pointer(outBase)) += l0_scalar * r0 //alt:f32|bf16|f16
+							//alt:f64  *(*float64)(unsafe.Pointer(outBase)) += l0_scalar * r0
+						}
 					}
 				}
 			}
@@ -447,6 +456,7 @@ func avx512SmallBFloat16( //alt:bf16
 		rhsBase += rhsByteStride
 		outputBase += outputByteStride
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }
 
 // avx512SmallFloat32Transposed implements an AVX512 matrix multiplication for small inputs,
@@ -501,8 +511,8 @@ func avx512SmallBFloat16Transposed( //alt:bf16
 				rColBase := rhsBase + uintptr(col*contractingSize)*iSize
 
 				// Accumulate dot product using AVX512
-				acc := archsimd.BroadcastFloat32x16(0.0) //alt:f32|bf16|f16
-				//alt:f64  acc := archsimd.BroadcastFloat64x8(0.0)
+				acc := archsimd.Float32x16{} //alt:f32|bf16|f16
+				//alt:f64  acc := archsimd.Float64x8{}
 				k := 0
 				// Vector width: 16 for float32, 32 for bfloat16/float16, 8 for float64
 				//alt:f32 const vecWidth = 16
@@ -610,10 +620,20 @@ func avx512SmallBFloat16Transposed( //alt:bf16
 					//alt:f16  acc = lb.MulAdd(rb, acc)
 				}
 
-				// Horizontal reduction
-				res := avx512ReduceSumFloat32x16(acc) //alt:f32|bf16|f16
-				//alt:f64  res := avx512ReduceSumFloat64x8(acc)
-				// Scalar tail
+				// Horizontal reduction, as bits (polo patch 0019: no legacy-SSE instruction while the upper
+				// vector state is dirty).
+				resBits := avx512SumBitsFloat32x16(acc) //alt:f32|bf16|f16
+				//alt:f64  resBits := avx512SumBitsFloat64x8(acc)
+				outputIdx := outputBase + uintptr(row*rhsCrossSize+col)*oSize
+				if k == contractingSize {
+					*(*uint32)(unsafe.Pointer(outputIdx)) = resBits //alt:f32|bf16|f16
+					//alt:f64  *(*uint64)(unsafe.Pointer(outputIdx)) = resBits
+					continue
+				}
+				// Scalar tail: leave the vector state clean first.
+				archsimd.ClearAVXUpperBits()
+				res := math.Float32frombits(resBits) //alt:f32|bf16|f16
+				//alt:f64  res := math.Float64frombits(resBits)
 				for ; k < contractingSize; k++ {
 					//alt:f32 lVal := *(*float32)(unsafe.Pointer(lRowBase + uintptr(k)*iSize))
 					lVal := (*(*bfloat16.BFloat16)(unsafe.Pointer(lRowBase + uintptr(k)*iSize))).Float32() //alt:bf16
@@ -625,9 +645,6 @@ func avx512SmallBFloat16Transposed( //alt:bf16
 					//alt:f64  rVal := *(*float64)(unsafe.Pointer(rColBase + uintptr(k)*iSize))
 					res += lVal * rVal
 				}
-
-				// Write result
-				outputIdx := outputBase + uintptr(row*rhsCrossSize+col)*oSize
 				*(*float32)(unsafe.Pointer(outputIdx)) = res //alt:f32|bf16|f16
 				//alt:f64  *(*float64)(unsafe.Pointer(outputIdx)) = res
 			}
@@ -637,4 +654,5 @@ func avx512SmallBFloat16Transposed( //alt:bf16
 		rhsBase += rhsByteStride
 		outputBase += outputByteStride
 	}
+	archsimd.ClearAVXUpperBits() // callers run scalar (legacy-SSE) code: polo patch 0019
 }

@@ -60,13 +60,18 @@ func packTransposedRHS32Float32(src, panel []float32, rowStart, colStart, srcCol
 				u2.Select128FromPair(1, 3, v2).Store((*[8]uint32)(unsafe.Pointer(&dst[q+6*strip])))
 				u3.Select128FromPair(1, 3, v3).Store((*[8]uint32)(unsafe.Pointer(&dst[q+7*strip])))
 			}
-			for k := k8; k < contractingCols; k++ {
-				for i := 0; i < 8; i++ {
-					dst[k*strip+n0+i] = src[base+i*srcCols+k]
+			if k8 < contractingCols {
+				// Scalar tail: leave the vector state clean first (polo patch 0019).
+				archsimd.ClearAVXUpperBits()
+				for k := k8; k < contractingCols; k++ {
+					for i := 0; i < 8; i++ {
+						dst[k*strip+n0+i] = src[base+i*srcCols+k]
+					}
 				}
 			}
 		}
 	}
+	archsimd.ClearAVXUpperBits() // the rest, and the caller, is scalar code: polo patch 0019
 	if fullRows < copyRows {
 		unsafePackLHS(src, panel[fullRows*contractingCols:], rowStart+fullRows, colStart, srcCols, copyRows-fullRows, contractingCols, strip)
 	}
