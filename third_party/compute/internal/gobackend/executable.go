@@ -172,6 +172,21 @@ type funcExecBuffers struct {
 // spec is the shape specialization for the current execution, or nil for static graphs.
 func (fe *FunctionExecutable) Execute(backend *Backend, inputs []*Buffer, donate []bool, capturedInputs []*Buffer,
 	donateCaptures []bool, spec *ShapeSpecialization) ([]*Buffer, error) {
+	return fe.execute(backend, inputs, donate, capturedInputs, donateCaptures, spec, false)
+}
+
+// ExecuteNested is Execute for a function run by an op of another execution (If, While, Call,
+// Sort): its ops run sequentially (polo patch 0020). Under the parallel scheduler the calling op
+// holds a worker slot, and a nested parallel dispatcher waits for a free slot before it starts
+// anything: with every slot held by such ops (two While loops on two cores) nothing ever frees
+// one. Each op still splits its own work over the free workers.
+func (fe *FunctionExecutable) ExecuteNested(backend *Backend, inputs []*Buffer, donate []bool, capturedInputs []*Buffer,
+	donateCaptures []bool, spec *ShapeSpecialization) ([]*Buffer, error) {
+	return fe.execute(backend, inputs, donate, capturedInputs, donateCaptures, spec, true)
+}
+
+func (fe *FunctionExecutable) execute(backend *Backend, inputs []*Buffer, donate []bool, capturedInputs []*Buffer,
+	donateCaptures []bool, spec *ShapeSpecialization, nested bool) ([]*Buffer, error) {
 	// Use function's parameters (not builder.inputs) for proper function/closure support
 	funcParams := fe.Function.Parameters
 	if len(inputs) != len(funcParams) {
@@ -227,6 +242,9 @@ func (fe *FunctionExecutable) Execute(backend *Backend, inputs []*Buffer, donate
 		} else {
 			executionMode = OpsExecutionSequential
 		}
+	}
+	if nested {
+		executionMode = OpsExecutionSequential
 	}
 	execBuf.opsExecutionType = executionMode
 
