@@ -22,3 +22,20 @@ func TestClearAndDirty(t *testing.T) {
 		t.Fatal("Dirty() = true right after Clear")
 	}
 }
+
+func TestPenalty(t *testing.T) {
+	x := 0.0
+	loop := func() {
+		for i := range 1 << 16 {
+			x += float64(i) * 1.0000001
+		}
+	}
+	ratio, ok := Penalty(loop, 3)
+	if !ok {
+		t.Skip("the upper state cannot be both dirtied and cleared in this build on this CPU")
+	}
+	if !(ratio > 0) {
+		t.Fatalf("Penalty = %v, want a positive ratio", ratio)
+	}
+	t.Logf("a scalar float64 loop entered dirty runs %.2f× its time entered clean (x = %g)", ratio, x)
+}
