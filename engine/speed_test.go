@@ -1,12 +1,17 @@
 package engine
 
 import (
+	"bufio"
 	"math"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/polo-rl/polo/internal/avxstate"
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // TestExpFamilyCostsLikeAnAdd guards against the regression that made SiLU 75% of a transformer
@@ -72,4 +77,53 @@ func TestExpFamilyCostsLikeAnAdd(t *testing.T) {
 			t.Errorf("%s costs %.0f× an add of the same tensor (limit 20×): a slow exp is back", c.name, ratio)
 		}
 	}
+}
+
+// TestLegacySSEAfterDirtyUpper names, on the machine it runs on, the cost of running Go's scalar
+// float64 code (legacy SSE) with the AVX upper state dirty, as every asynchronous preemption leaves
+// it in GOEXPERIMENT=simd builds on AVX-512 machines (see package avxstate): fmath.Exp and math.Exp
+// over 2¹⁸ values, entered dirty versus entered clean (median of 7 runs each). Intel Xeons pay
+// AVX/SSE transition penalties (math.Exp measured 120× slower); an AMD EPYC (Zen 4) measured about
+// 2× for both. The ratios depend on the hardware, not on polo's code, so the test only logs them.
+func TestLegacySSEAfterDirtyUpper(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timings: skipped with -short")
+	}
+	const n = 1 << 18 // ~1-2 ms per loop when clean: short, so that a preemption rarely lands inside
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = float64(i%4001)/200 - 10 // [-10, 10]
+	}
+	var sink float64
+	for _, c := range []struct {
+		name string
+		exp  func(float64) float64
+	}{{"fmath.Exp", fmath.Exp}, {"math.Exp", math.Exp}} {
+		ratio, ok := avxstate.Penalty(func() {
+			for _, v := range x {
+				sink += c.exp(v)
+			}
+		}, 7)
+		if !ok {
+			t.Skip("the AVX upper state cannot be both dirtied and cleared here (it needs GOEXPERIMENT=simd on amd64 with AVX and XINUSE)")
+		}
+		t.Logf("%s over %d values entered with the AVX upper state dirty: %.2f× its time entered clean, on %s", c.name, n, ratio, cpuModel())
+	}
+	_ = sink
+}
+
+// cpuModel returns the processor's name from /proc/cpuinfo, or "an unnamed CPU".
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "an unnamed CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "an unnamed CPU"
 }

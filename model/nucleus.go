@@ -7,6 +7,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/polo-rl/polo/internal/avxstate"
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // This file computes log-probs on a masked action space (NLPO): at every position the distribution
@@ -168,6 +170,7 @@ func (tr *Trainer) AccumulateNucleus(ids, mask [][]int32, sets [][][]int32, coef
 
 // nucleusLogProb64 is the float64 reference of one masked log-prob from a full logit row.
 func nucleusLogProb64(z []float32, set []int32, target int32) float64 {
+	avxstate.Clear() // scalar loops over the vocabulary follow
 	mx := math.Inf(-1)
 	for _, v := range z {
 		mx = max(mx, float64(v))
@@ -175,11 +178,11 @@ func nucleusLogProb64(z []float32, set []int32, target int32) float64 {
 	var s float64
 	if len(set) == 0 {
 		for _, v := range z {
-			s += math.Exp(float64(v) - mx)
+			s += fmath.Exp(float64(v) - mx)
 		}
 	} else {
 		for _, j := range set {
-			s += math.Exp(float64(z[j]) - mx)
+			s += fmath.Exp(float64(z[j]) - mx)
 		}
 	}
 	return float64(z[target]) - mx - math.Log(s)

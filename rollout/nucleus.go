@@ -5,6 +5,9 @@ import (
 	"math"
 	"slices"
 	"sort"
+
+	"github.com/polo-rl/polo/internal/avxstate"
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // This file masks a policy's action space with another model's top-p nucleus (NLPO, RL4LMs
@@ -23,6 +26,7 @@ func TopPNucleus(z []float32, p float64, always []int32) ([]int32, error) {
 	if !(p > 0 && p <= 1) {
 		return nil, fmt.Errorf("rollout: nucleus mass %v, want in (0, 1]", p)
 	}
+	avxstate.Clear() // scalar loops over the vocabulary follow
 	mx := math.Inf(-1)
 	for j, v := range z {
 		x := float64(v)
@@ -38,7 +42,7 @@ func TopPNucleus(z []float32, p float64, always []int32) ([]int32, error) {
 	var sum float64
 	for j := range order {
 		order[j] = j
-		sum += math.Exp(float64(z[j]) - mx)
+		sum += fmath.Exp(float64(z[j]) - mx)
 	}
 	sort.SliceStable(order, func(a, b int) bool { return z[order[a]] > z[order[b]] })
 	out := make([]int32, 0, 8)
@@ -48,7 +52,7 @@ func TopPNucleus(z []float32, p float64, always []int32) ([]int32, error) {
 			break
 		}
 		out = append(out, int32(j))
-		before += math.Exp(float64(z[j])-mx) / sum
+		before += fmath.Exp(float64(z[j])-mx) / sum
 	}
 	for _, t := range always {
 		if int(t) < len(z) && !slices.Contains(out, t) {

@@ -5,6 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/polo-rl/polo/internal/avxstate"
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Row is one independently configured sequence of a mixed batch: a server batches the rows of
@@ -120,6 +123,7 @@ func SampleRows(dec Decoder, rows []Row, each RowStep) ([]Completion, error) {
 // TopLogProbs appends to dst the k most likely tokens of log_softmax(z), most likely first (ties
 // to the lower id), with their log-probabilities.
 func TopLogProbs(dst []TopToken, z []float32, k int) []TopToken {
+	avxstate.Clear() // scalar loops over the vocabulary follow
 	k = min(k, len(z))
 	m := math.Inf(-1)
 	for _, v := range z {
@@ -127,7 +131,7 @@ func TopLogProbs(dst []TopToken, z []float32, k int) []TopToken {
 	}
 	var s float64
 	for _, v := range z {
-		s += math.Exp(float64(v) - m)
+		s += fmath.Exp(float64(v) - m)
 	}
 	logS := math.Log(s)
 	start := len(dst)

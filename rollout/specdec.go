@@ -5,6 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/polo-rl/polo/internal/avxstate"
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Speculative decoding (Leviathan et al. 2023; Chen et al. 2023) with SpecDec++'s adaptive
@@ -135,6 +138,7 @@ func SpecDecPPLength(acc []float64, h float64, kmin, kmax int) int {
 // bonus token is drawn from p[len(d)]. It returns the emitted tokens and how many drafts were
 // accepted.
 func SpecVerify(d []int32, q, p [][]float64, rng *rand.Rand) (emitted []int32, accepted int) {
+	avxstate.Clear() // the draws below are scalar loops over the vocabulary
 	for i, tok := range d {
 		pi, qi := p[i][tok], q[i][tok]
 		if qi > 0 && rng.Float64()*qi <= pi && pi > 0 { // u <= p/q without dividing
@@ -224,7 +228,7 @@ func specProbs(z []float32, cfg Config) ([]float64, error) {
 		return nil, err
 	}
 	for j, x := range lp {
-		lp[j] = math.Exp(x)
+		lp[j] = fmath.Exp(x)
 	}
 	return lp, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/polo-rl/polo/internal/avxstate"
 	"github.com/polo-rl/polo/internal/fmath"
 )
 
@@ -105,6 +106,9 @@ func (sp *sampler) transform(z []float32) (rowInfo, error) {
 	if V == 0 {
 		return rowInfo{}, fmt.Errorf("empty logit row")
 	}
+	// Everything below is scalar float code over the vocabulary: legacy SSE, slow on Intel Xeons
+	// while a preemption has left the AVX upper state dirty (see package avxstate).
+	avxstate.Clear()
 	m, arg := math.Inf(-1), -1
 	for j, v := range z {
 		x := float64(v)
