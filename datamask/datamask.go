@@ -10,6 +10,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Config sets the objective weights and the optimisation.
@@ -28,7 +30,7 @@ func DefaultConfig(ratio float64) Config {
 	return Config{Ratio: ratio, WQ: 1, WD: 1, WR: 10, Groups: 1, G: 16, LR: 1, Iters: 200, Seed: 1}
 }
 
-func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+func sigmoid(x float64) float64 { return 1 / (1 + fmath.Exp(-x)) }
 
 // LogProb is log P(m | θ) of a mask under independent Bernoulli(σ(θ_i)).
 func LogProb(m []bool, theta []float64) float64 {

@@ -3,6 +3,8 @@ package objective
 import (
 	"fmt"
 	"math"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // BNPO (Xiao et al., arXiv 2506.02864): advantages normalised by a Beta density fitted to the
@@ -120,5 +122,5 @@ func BetaPDF(p, alpha, beta float64) float64 {
 		}
 		return c * math.Log(y)
 	}
-	return math.Exp(xlogy(alpha-1, p) + xlogy(beta-1, 1-p) + lg(alpha+beta) - lg(alpha) - lg(beta))
+	return fmath.Exp(xlogy(alpha-1, p) + xlogy(beta-1, 1-p) + lg(alpha+beta) - lg(alpha) - lg(beta))
 }

@@ -3,6 +3,8 @@ package objective
 import (
 	"fmt"
 	"math"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // CHORD mixes expert demonstrations into on-policy RL (Zhang et al., 2025; spec B6, after
@@ -153,7 +155,7 @@ func (c *CHORD) MixedLoss(b *Batch, mix ExpertMix) (Result, error) {
 			lp := b.LogP[i][t]
 			w := 1.0
 			if c.Phi {
-				w = ExpertWeight(math.Exp(lp))
+				w = ExpertWeight(fmath.Exp(lp))
 			}
 			phiSum += w
 			expTok++

@@ -3,6 +3,8 @@ package objective
 import (
 	"fmt"
 	"math"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // DisCO (Li et al., arXiv 2505.12366): a discriminative objective per question — positives' scores up,
@@ -134,11 +136,11 @@ func (d *DisCO) Loss(b *Batch) (Result, error) {
 		}
 		var z float64
 		for _, i := range neg {
-			z += math.Exp(score[i]/d.Tau - m)
+			z += fmath.Exp(score[i]/d.Tau - m)
 		}
 		j -= d.Tau * (m + math.Log(z/float64(len(neg)))) / q
 		for _, i := range neg {
-			dJ[i] = -math.Exp(score[i]/d.Tau-m) / z / q
+			dJ[i] = -fmath.Exp(score[i]/d.Tau-m) / z / q
 		}
 	}
 	// KL constraint D over all valid tokens.

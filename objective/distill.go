@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Distill is on-policy distillation with a per-token reverse KL (spec B8, Thinking Machines /
@@ -300,7 +302,7 @@ func SoftenProbs(p []float64, T float64) ([]float64, error) {
 	var z float64
 	for i, x := range p {
 		if x > 0 {
-			out[i] = math.Exp(math.Log(x)/T - m)
+			out[i] = fmath.Exp(math.Log(x)/T - m)
 			z += out[i]
 		}
 	}
@@ -371,7 +373,7 @@ func SparseKDLoss(p, zS []float64, k int, T float64) (loss float64, gradLogits [
 	var z float64
 	for i, x := range pt {
 		if x > 0 {
-			z += math.Exp(zS[i]/T - m)
+			z += fmath.Exp(zS[i]/T - m)
 		}
 	}
 	lse := m + math.Log(z)
@@ -380,7 +382,7 @@ func SparseKDLoss(p, zS []float64, k int, T float64) (loss float64, gradLogits [
 		if x > 0 {
 			logq := zS[i]/T - lse
 			loss += T * T * x * (math.Log(x) - logq)
-			gradLogits[i] = T * (math.Exp(logq) - x)
+			gradLogits[i] = T * (fmath.Exp(logq) - x)
 		}
 	}
 	return loss, gradLogits, nil

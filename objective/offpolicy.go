@@ -3,6 +3,8 @@ package objective
 import (
 	"fmt"
 	"math"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // InRolloutLogP is the sampler's log-probability of each sampled token (the inference engine's:
@@ -92,7 +94,7 @@ func (p OffPolicyParams) ISWeights(oldLogP, rolloutLogP [][]float64, mask [][]fl
 			if n == 0 {
 				continue
 			}
-			x := cut(math.Exp(s))
+			x := cut(fmath.Exp(s))
 			for t, mk := range row {
 				if mk != 0 {
 					w[i][t] = x
@@ -102,7 +104,7 @@ func (p OffPolicyParams) ISWeights(oldLogP, rolloutLogP [][]float64, mask [][]fl
 		}
 		for t, mk := range row {
 			if mk != 0 {
-				w[i][t] = cut(math.Exp(oldLogP[i][t] - rolloutLogP[i][t]))
+				w[i][t] = cut(fmath.Exp(oldLogP[i][t] - rolloutLogP[i][t]))
 			}
 		}
 	}
@@ -126,7 +128,7 @@ func MismatchMetrics(b *Batch, out map[string]float64) {
 				continue
 			}
 			d := b.OldLogP[i][t] - r[i][t]
-			w := math.Exp(d)
+			w := fmath.Exp(d)
 			n++
 			k1 -= d
 			k3 += w - 1 - d

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // OTR is One-Token Rollout (Ming et al., 2025; spec B7): supervised fine-tuning recast as a policy
@@ -241,7 +243,7 @@ func opTemperedProbs(z []float64, T float64) ([]float64, error) {
 	p := make([]float64, len(z))
 	var s float64
 	for j, x := range z {
-		p[j] = math.Exp(x/T - m)
+		p[j] = fmath.Exp(x/T - m)
 		s += p[j]
 	}
 	for j := range p {

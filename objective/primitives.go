@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Numerical constants shared with verl, kept for parity (see docs/objectives.md).
@@ -87,11 +89,11 @@ func TokenRatio(logp, old float64) (rho, drho float64) {
 	d := logp - old
 	switch {
 	case d > logRatioClamp:
-		return math.Exp(logRatioClamp), 0
+		return fmath.Exp(logRatioClamp), 0
 	case d < -logRatioClamp:
-		return math.Exp(-logRatioClamp), 0
+		return fmath.Exp(-logRatioClamp), 0
 	}
-	rho = math.Exp(d)
+	rho = fmath.Exp(d)
 	return rho, rho
 }
 
@@ -138,14 +140,14 @@ func SAPOGate(x, tau float64) (f, df float64) {
 
 // logSigmoid is log σ(x) = −softplus(−x), stable for large |x|.
 func logSigmoid(x float64) float64 {
-	return -(math.Max(-x, 0) + math.Log1p(math.Exp(-math.Abs(x))))
+	return -(math.Max(-x, 0) + math.Log1p(fmath.Exp(-math.Abs(x))))
 }
 
 func sigmoid(x float64) float64 {
 	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
+		return 1 / (1 + fmath.Exp(-x))
 	}
-	e := math.Exp(x)
+	e := fmath.Exp(x)
 	return e / (1 + e)
 }
 
@@ -174,7 +176,7 @@ func KL(estimator string, x, y float64) (v, dx float64) {
 		} else if u < -logRatioClamp {
 			u, du = -logRatioClamp, 0
 		}
-		e := math.Exp(u)
+		e := fmath.Exp(u)
 		v, dx = e-u-1, (e-1)*du
 		if v > 10 {
 			return 10, 0

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Segment Policy Optimization, chain variant (Guo et al., arXiv 2505.23564): advantages from
@@ -47,7 +49,7 @@ func init() {
 						return nil, fmt.Errorf("%w: segments[%d]: %v", ErrBadInput, i, err)
 					}
 					for t := range row {
-						if math.Exp(b.OldLogP[i][t]) <= thr {
+						if fmath.Exp(b.OldLogP[i][t]) <= thr {
 							a[i][t] = adv[t]
 						}
 					}
@@ -62,7 +64,7 @@ func init() {
 					for t, m := range row {
 						if m != 0 {
 							all++
-							if math.Exp(b.OldLogP[i][t]) <= thr {
+							if fmath.Exp(b.OldLogP[i][t]) <= thr {
 								sel.Mask[i][t] = 1
 								kept++
 							}
@@ -149,7 +151,7 @@ func Cutpoints(oldLogP, mask []float64, thr float64, interval int) []int {
 	var out []int
 	n := 0
 	for j, m := range mask {
-		if m == 0 || math.Exp(oldLogP[j]) >= thr {
+		if m == 0 || fmath.Exp(oldLogP[j]) >= thr {
 			continue
 		}
 		if n%max(interval, 1) == 0 {

@@ -2,6 +2,8 @@ package objective
 
 import (
 	"math"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Ratio levels (parameter ratio of the generic presets).
@@ -158,9 +160,9 @@ func (s *Surrogate) lossAt(b *Batch, anchor [][]float64) (Result, error) {
 			var x, dx float64
 			if s.Ratio == RatioSequence {
 				lr := seqLog + lp - anchor[i][t]
-				x, dx = math.Exp(lr), math.Exp(lr)
+				x, dx = fmath.Exp(lr), fmath.Exp(lr)
 				if lr > seqLogClamp {
-					x, dx = math.Exp(seqLogClamp), 0
+					x, dx = fmath.Exp(seqLogClamp), 0
 				}
 			} else {
 				x, dx = TokenRatio(lp, b.OldLogP[i][t])

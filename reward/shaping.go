@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"sync"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -444,7 +446,7 @@ func DRPOLengthWeights(groups []string, lengths []int, correct []bool, maxLen in
 	w := make([]float64, len(groups))
 	for i, g := range groups {
 		if correct[i] {
-			w[i] = math.Exp(z[i] - maxZ[g])
+			w[i] = fmath.Exp(z[i] - maxZ[g])
 			sum[g] += w[i]
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // AcceptHead is SpecDec++'s acceptance-prediction head on the draft model's final hidden state: a
@@ -42,7 +44,7 @@ func NewAcceptHead(dim, layers int, seed uint64) *AcceptHead {
 }
 
 func silu(z float64) (y, dy float64) {
-	s := 1 / (1 + math.Exp(-z))
+	s := 1 / (1 + fmath.Exp(-z))
 	return z * s, s * (1 + z*(1-s))
 }
 
@@ -85,7 +87,7 @@ func (h *AcceptHead) forward(x []float32, keep bool) (logit float64, xs, zs [][]
 // Predict returns the predicted acceptance probability for a hidden state.
 func (h *AcceptHead) Predict(x []float32) float64 {
 	z, _, _ := h.forward(x, false)
-	return 1 / (1 + math.Exp(-z))
+	return 1 / (1 + fmath.Exp(-z))
 }
 
 // HeadTrainConfig sets the head's training: weighted binary cross-entropy with soft targets
@@ -113,14 +115,14 @@ func softplus(x float64) float64 {
 	if x > 30 {
 		return x
 	}
-	return math.Log1p(math.Exp(x))
+	return math.Log1p(fmath.Exp(x))
 }
 
 // grads accumulates the gradient of headLoss for one example into g (same layout as h) and
 // returns the loss.
 func (h *AcceptHead) grads(x []float32, y, w float64, g *AcceptHead) float64 {
 	logit, xs, zs := h.forward(x, true)
-	sig := 1 / (1 + math.Exp(-logit))
+	sig := 1 / (1 + fmath.Exp(-logit))
 	dl := -y*(1-sig) + w*(1-y)*sig // d loss / d logit
 	g.Bo += dl
 	dx := make([]float64, h.Dim)

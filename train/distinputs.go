@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/polo-rl/polo/internal/avxstate"
+	"github.com/polo-rl/polo/internal/fmath"
 	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/objective"
 )
@@ -63,12 +65,13 @@ func (r *runner) oldPolicyDist(b *rolloutBatch, ids, mask [][]int32, ob *objecti
 	if wantProxy {
 		ob.ProxyLogP = responseValues(b, st.ProxyLogP, width)
 	}
+	avxstate.Clear() // scalar loops over every token follow
 	if wantGrad {
 		old, sq := responseValues(b, st.LogP, width), responseValues(b, st.SumSqProb, width)
 		ob.GradWeight = make([]float64, len(old))
 		for i := range old {
 			for j := range b.resps[i] {
-				ob.GradWeight[i] += objective.GradNormProxy(math.Exp(old[i][j]), sq[i][j])
+				ob.GradWeight[i] += objective.GradNormProxy(fmath.Exp(old[i][j]), sq[i][j])
 			}
 		}
 	}
@@ -89,7 +92,7 @@ func (r *runner) oldPolicyDist(b *rolloutBatch, ids, mask [][]int32, ob *objecti
 		for i := range old {
 			q[i] = make([]float64, width)
 			for j := range b.resps[i] {
-				q[i][j] = math.Exp(tl[i][j] - old[i][j])
+				q[i][j] = fmath.Exp(tl[i][j] - old[i][j])
 			}
 		}
 		ob.TargetRatio = q

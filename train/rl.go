@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/polo-rl/polo/internal/avxstate"
 	"github.com/polo-rl/polo/metrics"
 	"github.com/polo-rl/polo/model"
 	"github.com/polo-rl/polo/objective"
@@ -548,6 +549,9 @@ func (r *runner) update(step, total int, b *rolloutBatch, ob *objective.Batch, p
 			}
 			var res objective.Result
 			var err error
+			// The objective is scalar host code over every token: start it with a clean AVX upper
+			// state (internal/avxstate: Intel Xeons penalise legacy SSE code after a dirty one).
+			avxstate.Clear()
 			if hybrid {
 				res, err = mixer.MixedLoss(mbBatch, mix)
 			} else {

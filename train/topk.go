@@ -1,6 +1,11 @@
 package train
 
-import "math"
+import (
+	"math"
+
+	"github.com/polo-rl/polo/internal/avxstate"
+	"github.com/polo-rl/polo/internal/fmath"
+)
 
 // This file adds distillation on the teacher's top-k next-token distributions (distill.top_k): at
 // every response position the teacher's k most probable tokens, their probabilities renormalised over
@@ -17,6 +22,7 @@ func (r *runner) topKDistill(sub *rolloutBatch, ids, mask [][]int32) (float64, e
 	if err != nil {
 		return 0, err
 	}
+	avxstate.Clear() // scalar loops over k candidates per token follow
 	nTok := 0
 	for _, resp := range sub.resps {
 		nTok += len(resp)
@@ -34,7 +40,7 @@ func (r *runner) topKDistill(sub *rolloutBatch, ids, mask [][]int32) (float64, e
 			var z float64
 			p := make([]float64, k)
 			for v, lp := range tLP[b][t] {
-				p[v] = math.Exp(float64(lp))
+				p[v] = fmath.Exp(float64(lp))
 				z += p[v]
 			}
 			for v := range p {

@@ -16,6 +16,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+
+	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // Head is a 2-layer MLP x → w2·SiLU(W1 x + b1) + b2 on frozen features.
@@ -41,7 +43,7 @@ func NewHead(in, hidden int, seed uint64) *Head {
 }
 
 func silu(z float64) (y, dy float64) {
-	s := 1 / (1 + math.Exp(-z))
+	s := 1 / (1 + fmath.Exp(-z))
 	return z * s, s * (1 + z*(1-s))
 }
 
