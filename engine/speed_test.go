@@ -1,17 +1,13 @@
 package engine
 
 import (
-	"bufio"
 	"math"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/polo-rl/polo/internal/avxstate"
-	"github.com/polo-rl/polo/internal/fmath"
 )
 
 // TestExpFamilyCostsLikeAnAdd guards against the regression that made SiLU 75% of a transformer
@@ -89,41 +85,9 @@ func TestLegacySSEAfterDirtyUpper(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timings: skipped with -short")
 	}
-	const n = 1 << 18 // ~1-2 ms per loop when clean: short, so that a preemption rarely lands inside
-	x := make([]float64, n)
-	for i := range x {
-		x[i] = float64(i%4001)/200 - 10 // [-10, 10]
+	f, m, ok := avxstate.ExpPenalties()
+	if !ok {
+		t.Skip("the AVX upper state cannot be both dirtied and cleared here (it needs GOEXPERIMENT=simd on amd64 with AVX and XINUSE)")
 	}
-	var sink float64
-	for _, c := range []struct {
-		name string
-		exp  func(float64) float64
-	}{{"fmath.Exp", fmath.Exp}, {"math.Exp", math.Exp}} {
-		ratio, ok := avxstate.Penalty(func() {
-			for _, v := range x {
-				sink += c.exp(v)
-			}
-		}, 7)
-		if !ok {
-			t.Skip("the AVX upper state cannot be both dirtied and cleared here (it needs GOEXPERIMENT=simd on amd64 with AVX and XINUSE)")
-		}
-		t.Logf("%s over %d values entered with the AVX upper state dirty: %.2f× its time entered clean, on %s", c.name, n, ratio, cpuModel())
-	}
-	_ = sink
-}
-
-// cpuModel returns the processor's name from /proc/cpuinfo, or "an unnamed CPU".
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "an unnamed CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "an unnamed CPU"
+	t.Logf("over 2¹⁸ values entered with the AVX upper state dirty, on %s: fmath.Exp %.2f×, math.Exp %.2f× its time entered clean", avxstate.CPUName(), f, m)
 }

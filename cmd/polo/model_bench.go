@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 
 	"github.com/polo-rl/polo/internal/avxstate"
-	"github.com/polo-rl/polo/internal/fmath"
 	"github.com/polo-rl/polo/model"
 )
 
@@ -129,46 +126,12 @@ func runModelBench(args []string, stdout, stderr io.Writer) error {
 // the AVX upper state dirty, as every preemption leaves it in GOEXPERIMENT=simd builds (see package
 // avxstate), or returns "" where that cannot be measured.
 func dirtyUpperLine() string {
-	x := make([]float64, 1<<18)
-	for i := range x {
-		x[i] = float64(i%4001)/200 - 10
-	}
-	ratio := func(exp func(float64) float64) float64 {
-		r, ok := avxstate.Penalty(func() {
-			for _, v := range x {
-				expSink += exp(v)
-			}
-		}, 7)
-		if !ok {
-			return math.NaN()
-		}
-		return r
-	}
-	f, m := ratio(fmath.Exp), ratio(math.Exp)
-	if math.IsNaN(f) || math.IsNaN(m) {
+	f, m, ok := avxstate.ExpPenalties()
+	if !ok {
 		return ""
 	}
 	return fmt.Sprintf("Scalar exp entered with a dirty AVX upper state (as after a preemption) on %s: fmath.Exp %.1f×, math.Exp %.1f× its clean time.",
-		cpuModel(), f, m)
-}
-
-// expSink keeps dirtyUpperLine's loops from being optimised away.
-var expSink float64
-
-// cpuModel returns the processor's name from /proc/cpuinfo, or "an unnamed CPU".
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "an unnamed CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "an unnamed CPU"
+		avxstate.CPUName(), f, m)
 }
 
 func gibs(b uint64) float64 { return float64(b) / (1 << 30) }
