@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gomlx/compute/internal/vecstate"
+
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/support/humanize"
 	"github.com/pkg/errors"
@@ -451,7 +453,7 @@ func (fe *FunctionExecutable) executeParallel(backend *Backend, execBuf *funcExe
 
 // executeNode executes a single node and stores its result.
 func (fe *FunctionExecutable) executeNode(backend *Backend, node *Node, execBuf *funcExecBuffers, spec *ShapeSpecialization) error {
-	clearVectorState() // polo patch 0019
+	vecstate.Clear() // polo patch 0019
 	nodeIdx := node.Index
 
 	// Handle constants specially

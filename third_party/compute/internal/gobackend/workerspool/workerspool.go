@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gomlx/compute/internal/vecstate"
 )
 
 type Pool struct {
@@ -110,6 +112,7 @@ func (w *Pool) WaitToStart(task func()) {
 func (w *Pool) lockedRunTaskInGoroutine(task func()) {
 	w.numRunning++
 	go func() {
+		vecstate.Clear() // the thread may come dirty from another goroutine: polo patch 0019
 		task()
 		w.mu.Lock()
 		w.numRunning--
