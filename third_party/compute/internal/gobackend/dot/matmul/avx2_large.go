@@ -247,6 +247,13 @@ func avx2LargeKernelFloat32( //alt:f32
 	_ = packedRHS[contractingLen*rhsActiveCols-1]
 	_ = packedOutput[lhsActiveRows*rhsPanelCols-1]
 
+	if useAsmPanelKernel && contractingLen > 0 { //alt:f32
+		// Polo patch 0021: assembly micro-kernel, same packed layouts and output. //alt:f32
+		avx2PanelKernelFloat32Asm(unsafe.Pointer(unsafe.SliceData(packedLHS)), unsafe.Pointer(unsafe.SliceData(packedRHS)), //alt:f32
+			unsafe.Pointer(unsafe.SliceData(packedOutput)), contractingLen, (lhsActiveRows+3)/4, (rhsActiveCols+15)/16, rhsPanelCols*4) //alt:f32
+		return //alt:f32
+	} //alt:f32
+
 	const (
 		// These must match params.LHSL1KernelRows and params.RHSL1KernelCols.
 		kernelRows = 4  //alt:f32|bf16|f16|f64
