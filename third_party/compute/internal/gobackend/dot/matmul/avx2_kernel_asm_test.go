@@ -104,3 +104,60 @@ func TestAVX2AsmLargeMatmulMatchesNaive(t *testing.T) {
 		}
 	}
 }
+
+// TestAVX2SmallBatchedMatchesAVX512 checks the AVX2 batched small kernel (polo patch 0022) against
+// a float64 loop, both layouts, and bit for bit against the AVX-512 kernel where the CPU has one
+// (same FMAs in the same order).
+func TestAVX2SmallBatchedMatchesAVX512(t *testing.T) {
+	if !archsimd.X86.AVX2() || !archsimd.X86.FMA() {
+		t.Skip("no AVX2+FMA on this CPU")
+	}
+	b, err := gobackend.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := b.(*gobackend.Backend)
+	rng := rand.New(rand.NewPCG(24, 25))
+	for _, s := range [][4]int{{8, 13, 16, 13}, {3, 8, 64, 8}, {16, 33, 32, 17}, {1, 9, 1, 40}, {4, 12, 128, 31}, {2, 10, 7, 100}} {
+		batch, m, k, n := s[0], s[1], s[2], s[3]
+		lhs, rhs := make([]float32, batch*m*k), make([]float32, batch*k*n)
+		for i := range lhs {
+			lhs[i] = float32(rng.NormFloat64())
+		}
+		for i := range rhs {
+			rhs[i] = float32(rng.NormFloat64())
+		}
+		for _, layout := range []dot.Layout{dot.LayoutNonTransposed, dot.LayoutTransposed} {
+			out := make([]float32, batch*m*n)
+			if !avx2SmallBatchedFloat32(backend, layout, lhs, rhs, batch, m, n, k, out) {
+				t.Fatalf("%v: shape refused", s)
+			}
+			for bi := 0; bi < batch; bi++ {
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						var want float64
+						for kk := 0; kk < k; kk++ {
+							r := rhs[bi*k*n+kk*n+j]
+							if layout == dot.LayoutTransposed {
+								r = rhs[bi*k*n+j*k+kk]
+							}
+							want += float64(lhs[bi*m*k+i*k+kk]) * float64(r)
+						}
+						if got := out[bi*m*n+i*n+j]; math.Abs(float64(got)-want) > 1e-5*math.Sqrt(float64(k))*(1+math.Abs(want)) {
+							t.Fatalf("%v layout %v: out[%d,%d,%d] = %g, want %g", s, layout, bi, i, j, got, want)
+						}
+					}
+				}
+			}
+			if archsimd.X86.AVX512() {
+				ref := make([]float32, len(out))
+				avx512SmallBatchedFloat32(backend, layout, lhs, rhs, batch, m, n, k, ref)
+				for i := range out {
+					if math.Float32bits(out[i]) != math.Float32bits(ref[i]) {
+						t.Fatalf("%v layout %v: out[%d] avx2 %g, avx512 %g", s, layout, i, out[i], ref[i])
+					}
+				}
+			}
+		}
+	}
+}
