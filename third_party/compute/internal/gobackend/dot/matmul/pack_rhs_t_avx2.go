@@ -12,18 +12,18 @@ import (
 // Packing a transposed float32 rhs with 8x8 AVX2 transposes (polo patch 0010).
 //
 // With the rhs in transposed layout ([N, K], e.g. x·Wᵀ with the weight stored [out, in]), the
-// AVX-512 large matmul packs each 32-row strip of the rhs into [k][32] with unsafePackLHS, one
+// AVX-512 large matmul packs each 32-row strip of the rhs into [k][32] (the AVX2 one 16-row strips) with unsafePackLHS, one
 // element at a time with 32-element strides: ~6% of a small transformer's RL step on a 2-core
 // AMD EPYC. Here full strips are moved in 8×8 tiles (8 loads, 24 shuffles, 8 stores); the k tail
 // and a last partial strip go to unsafePackLHS. The packed panel is bit-identical.
 
-// packTransposedRHS32Float32 packs like unsafePackLHS(..., kernelRows=32) for float32 and
-// reports whether it did (AVX2 present).
-func packTransposedRHS32Float32(src, panel []float32, rowStart, colStart, srcCols, copyRows, contractingCols int) bool {
-	if !archsimd.X86.AVX2() || copyRows <= 0 || contractingCols <= 0 {
+// packTransposedRHSFloat32 packs like unsafePackLHS(..., kernelRows=strip) for float32 and
+// reports whether it did (AVX2 present, strip a multiple of 8). The AVX-512 large matmul packs
+// 32-row strips, the AVX2 one 16-row strips (polo patch 0023).
+func packTransposedRHSFloat32(src, panel []float32, rowStart, colStart, srcCols, copyRows, contractingCols, strip int) bool {
+	if !archsimd.X86.AVX2() || copyRows <= 0 || contractingCols <= 0 || strip%8 != 0 {
 		return false
 	}
-	const strip = 32
 	fullRows := copyRows / strip * strip
 	k8 := contractingCols &^ 7
 	for s := 0; s < fullRows; s += strip {

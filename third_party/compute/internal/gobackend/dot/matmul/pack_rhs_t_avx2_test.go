@@ -12,3 +12,9 @@ func TestPackTransposedRHS32(t *testing.T) {
 	runPackLHSTests(t, unsafePackLHS[float32], 32)
 	runPackLHSTests(t, unsafePackLHS[float64], 32)
 }
+
+// TestPackTransposedRHS16 is TestPackTransposedRHS32 for the AVX2 large matmul's 16-row strips
+// (polo patch 0023).
+func TestPackTransposedRHS16(t *testing.T) {
+	runPackLHSTests(t, unsafePackLHS[float32], 16)
+}

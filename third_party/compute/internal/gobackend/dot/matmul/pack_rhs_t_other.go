@@ -4,7 +4,7 @@
 
 package matmul
 
-// packTransposedRHS32Float32 needs AVX2 (polo patch 0010); elsewhere unsafePackLHS packs.
-func packTransposedRHS32Float32(src, panel []float32, rowStart, colStart, srcCols, copyRows, contractingCols int) bool {
+// packTransposedRHSFloat32 needs AVX2 (polo patch 0010); elsewhere unsafePackLHS packs.
+func packTransposedRHSFloat32(src, panel []float32, rowStart, colStart, srcCols, copyRows, contractingCols, strip int) bool {
 	return false
 }

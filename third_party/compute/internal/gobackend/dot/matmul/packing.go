@@ -125,8 +125,8 @@ func unsafePackLHS[T gotype.ScalarNotComplex](
 	if copyRows == 0 || contractingCols == 0 {
 		return
 	}
-	if kernelRows == 32 && copyRows >= kernelRows { // polo patch 0010: float32 strips in 8x8 vector tiles
-		if src, ok := any(lhs).([]float32); ok && packTransposedRHS32Float32(src, any(panel).([]float32), lhsRowStart, lhsColStart, lhsCols, copyRows, contractingCols) {
+	if (kernelRows == 32 || kernelRows == 16) && copyRows >= kernelRows { // polo patches 0010, 0023: float32 strips in 8x8 vector tiles
+		if src, ok := any(lhs).([]float32); ok && packTransposedRHSFloat32(src, any(panel).([]float32), lhsRowStart, lhsColStart, lhsCols, copyRows, contractingCols, kernelRows) {
 			return
 		}
 	}
