@@ -321,8 +321,13 @@ func reshapeToSupportedLayout(
 	}
 
 	// We need to transpose inputs to a supported layout. Since the
-	// LayoutTransposed is the fastest, we transpose to that.
+	// LayoutTransposed is the fastest, we transpose to that, unless the rhs is already laid out
+	// [batch, contracting, cross]: then only the lhs is transposed (polo patch 0024). A weight
+	// gradient xᵀ·dy (both operands contracting over their first axis) used to transpose both.
 	targetLayout := LayoutTransposed
+	if inLayoutOrder(rhs.Shape.Rank(), params.RHSContractingAxes, params.RHSBatchAxes, LayoutNonTransposed) {
+		targetLayout = LayoutNonTransposed
+	}
 	lhs, params.LHSContractingAxes, params.LHSBatchAxes,
 		rhs, params.RHSContractingAxes, params.RHSBatchAxes, err = TransposeToLayout(
 		f,

@@ -63,3 +63,40 @@ func TestDotGeneral(t *testing.T) {
 		t.Fatalf("Unexpected result (-want +got):\n%s", diff)
 	}
 }
+
+// TestDotGeneralWeightGradient checks xᵀ·dy with both operands contracting over their first axis
+// (a weight gradient), which polo patch 0024 computes with one transpose (of x) and the
+// non-transposed rhs layout instead of transposing both operands.
+func TestDotGeneralWeightGradient(t *testing.T) {
+	const k, m, n = 37, 20, 30
+	x, dy := make([][]float32, k), make([][]float32, k)
+	for i := range k {
+		x[i], dy[i] = make([]float32, m), make([]float32, n)
+		for j := range m {
+			x[i][j] = float32((i*7+j*3)%11) - 5
+		}
+		for j := range n {
+			dy[i][j] = float32((i*5+j*2)%13)/4 - 1.5
+		}
+	}
+	want := make([][]float32, m)
+	for a := range m {
+		want[a] = make([]float32, n)
+		for b := range n {
+			var s float64
+			for i := range k {
+				s += float64(x[i][a]) * float64(dy[i][b])
+			}
+			want[a][b] = float32(s)
+		}
+	}
+	got, err := testutil.Exec1(backend, []any{x, dy}, func(f compute.Function, params []compute.Value) (compute.Value, error) {
+		return f.DotGeneral(params[0], []int{0}, nil, params[1], []int{0}, nil, compute.DotGeneralConfig{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, diff := testutil.IsEqual(want, got); !ok {
+		t.Fatalf("xᵀ·dy (-want +got):\n%s", diff)
+	}
+}

@@ -285,6 +285,37 @@ func MergeAxes(f *gobackend.Function,
 		newRhs, newRhsContractingAxes, newRhsBatchAxes, nil
 }
 
+// inLayoutOrder reports whether an operand of the given rank already has its axes in the order
+// of layout (batch, then contracting and cross in the layout's order), so that transposeSide
+// leaves it as it is.
+func inLayoutOrder(rank int, contractingAxes, batchAxes []int, layout Layout) bool {
+	isOther := make([]bool, rank)
+	for _, axis := range contractingAxes {
+		isOther[axis] = true
+	}
+	for _, axis := range batchAxes {
+		isOther[axis] = true
+	}
+	var cross []int
+	for axis := range rank {
+		if !isOther[axis] {
+			cross = append(cross, axis)
+		}
+	}
+	perm := append([]int{}, batchAxes...)
+	if layout == LayoutNonTransposed {
+		perm = append(append(perm, contractingAxes...), cross...)
+	} else {
+		perm = append(append(perm, cross...), contractingAxes...)
+	}
+	for i, p := range perm {
+		if p != i {
+			return false
+		}
+	}
+	return true
+}
+
 // transposeSide is a helper to transpose one side to a specific ordering of (batch, cross, contracting).
 func transposeSide(f *gobackend.Function, node *gobackend.Node, contractingAxes, batchAxes []int, layout Layout) (*gobackend.Node, []int, []int, error) {
 	rank := node.Shape.Rank()
