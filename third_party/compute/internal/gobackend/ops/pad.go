@@ -175,6 +175,14 @@ func execPad(backend *gobackend.Backend, node *gobackend.Node, inputs []*gobacke
 
 		outOffset := outputOffset + mAxis.config.Start*outStride
 		opOffset := operandOffset
+		if axis == numMerged-1 && mAxis.config.Interior == 0 && mAxis.config.Start >= 0 && mAxis.config.End >= 0 {
+			// The innermost axis is contiguous in both: one copy per run instead of one call per
+			// element (polo patch 0025; the backward pass of RoPE's half-slices pads [.., 16] to
+			// [.., 32] per head).
+			n := mAxis.operandDim * virtualElementSize
+			copy(outputBytes[outOffset:outOffset+n], operandBytes[opOffset:opOffset+n])
+			return
+		}
 
 		for i := 0; i < mAxis.operandDim; i++ {
 			copyND(axis+1, opOffset, outOffset)
