@@ -22,18 +22,22 @@
 	VFMADD231PS Y13, Y8, Y6; \
 	VFMADD231PS Y13, Y9, Y7
 
-// Stores one row of the tile (two ymm) at R13 and moves R13 to the next output row.
+// Stores one row of the tile (two ymm) at R13 and moves R13 to the next output row; ACCROW first
+// adds the values already there (out + acc, as the packed-output pass computed it).
 #define STROW(a, b) VMOVUPS a, (R13); VMOVUPS b, 32(R13); ADDQ R10, R13
+#define ACCROW(a, b) VADDPS (R13), a, a; VADDPS 32(R13), b, b; VMOVUPS a, (R13); VMOVUPS b, 32(R13); ADDQ R10, R13
 
-// func avx2PanelKernelFloat32Asm(lhs, rhs, out unsafe.Pointer, k, rowStrips, colTiles, outStrideBytes int)
+// func avx2PanelKernelFloat32Asm(lhs, rhs, out unsafe.Pointer, k, rowStrips, colTiles, outStrideBytes, accumulate int)
 //
 // Polo patch 0021: the float32 micro-kernel of the AVX2 large matmul in assembly, for x86 CPUs
 // without AVX-512. lhs is packed in strips of 4 rows ([k][4] per strip, strips k*16 bytes apart),
 // rhs in tiles of 16 columns ([k][16] per tile, tiles k*64 bytes apart); out is the packed output
 // panel, row-major with outStrideBytes between rows. For every column tile (outer loop, so the tile
 // stays in L1) and every row strip, the 4x16 outputs are accumulated in 8 ymm registers and
-// stored. The Go kernel it replaces computes the same FMAs in the same order.
-TEXT ·avx2PanelKernelFloat32Asm(SB), NOSPLIT, $0-56
+// stored, or added to out when accumulate != 0 (polo patch 0026: whole tiles go straight to the
+// output matrix instead of through the packed output panel). The Go kernel it replaces computes
+// the same FMAs in the same order.
+TEXT ·avx2PanelKernelFloat32Asm(SB), NOSPLIT, $0-64
 	MOVQ lhs+0(FP), AX
 	MOVQ rhs+8(FP), BX
 	MOVQ out+16(FP), DX
@@ -89,10 +93,21 @@ tail:
 
 store:
 	MOVQ R14, R13
+	CMPQ accumulate+56(FP), $0
+	JNE  accStore
 	STROW(Y0, Y1)
 	STROW(Y2, Y3)
 	STROW(Y4, Y5)
 	STROW(Y6, Y7)
+	JMP  stored
+
+accStore:
+	ACCROW(Y0, Y1)
+	ACCROW(Y2, Y3)
+	ACCROW(Y4, Y5)
+	ACCROW(Y6, Y7)
+
+stored:
 	ADDQ R15, R14              // next strip's output rows
 	DECQ DI
 	JNE  rowLoop

@@ -60,12 +60,14 @@ func TestAVX2AsmPanelKernelMatchesGo(t *testing.T) {
 }
 
 // TestAVX2AsmLargeMatmulMatchesNaive runs the whole AVX2 large float32 matmul (packing, the
-// assembly kernel, the packed-output pass over several contracting panels) against a float64
-// loop, both layouts.
+// assembly kernel writing whole tiles to the output over several contracting panels, partial
+// tiles through the packed output) against a float64 loop and against the Go kernel, both
+// layouts.
 func TestAVX2AsmLargeMatmulMatchesNaive(t *testing.T) {
 	if !archsimd.X86.AVX2() || !archsimd.X86.FMA() {
 		t.Skip("no AVX2+FMA on this CPU")
 	}
+	defer func() { useAsmPanelKernel = true }()
 	b, err := gobackend.New("")
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +86,17 @@ func TestAVX2AsmLargeMatmulMatchesNaive(t *testing.T) {
 		for _, layout := range []dot.Layout{dot.LayoutNonTransposed, dot.LayoutTransposed} {
 			out := make([]float32, batch*m*n)
 			avx2LargeFloat32(backend, layout, lhs, rhs, batch, m, n, k, out)
+			// Bit for bit against the Go kernel and the packed-output pass (whole tiles go straight
+			// to the output with the assembly, patch 0026).
+			useAsmPanelKernel = false
+			ref := make([]float32, len(out))
+			avx2LargeFloat32(backend, layout, lhs, rhs, batch, m, n, k, ref)
+			useAsmPanelKernel = true
+			for i := range out {
+				if math.Float32bits(out[i]) != math.Float32bits(ref[i]) {
+					t.Fatalf("%v layout %v: out[%d] asm %g, go %g", s, layout, i, out[i], ref[i])
+				}
+			}
 			for bi := 0; bi < batch; bi++ {
 				for i := 0; i < m; i++ {
 					for j := 0; j < n; j++ {

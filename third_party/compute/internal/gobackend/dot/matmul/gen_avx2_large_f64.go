@@ -205,6 +205,18 @@ func avx2LargeMatrixSliceFloat64( //alt:f64
 				lhsPanelHeight := min(params.LHSPanelCrossSize, rowEnd-lhsPanelRowIdx)
 				avx2PackLHSKernelRows4(lhsMatrix, packedLHS, lhsPanelRowIdx, contractingPanelIdx, contractingSize, lhsPanelHeight, contractingPanelWidth, params.LHSL1KernelRows) //alt:f32|bf16|f16|f64
 
+				//alt:f32 if useAsmPanelKernel && lhsPanelHeight%4 == 0 && rhsPanelWidth%16 == 0 {
+				//alt:f32 // Polo patch 0026: whole tiles go straight to the output (no packed output).
+				//alt:f32 acc := 0
+				//alt:f32 if contractingPanelIdx > 0 {
+				//alt:f32 acc = 1
+				//alt:f32 }
+				//alt:f32 avx2PanelKernelFloat32Asm(unsafe.Pointer(unsafe.SliceData(packedLHS)), unsafe.Pointer(unsafe.SliceData(packedRHS)),
+				//alt:f32 unsafe.Pointer(&outputMatrix[lhsPanelRowIdx*rhsCrossSize+rhsPanelColIdx]), contractingPanelWidth,
+				//alt:f32 lhsPanelHeight/4, rhsPanelWidth/16, rhsCrossSize*4, acc)
+				//alt:f32 continue
+				//alt:f32 }
+
 				//alt:f32 avx2LargeKernelFloat32(
 				//alt:bf16  avx2LargeKernelBFloat16(
 				//alt:f16  avx2LargeKernelFloat16(
@@ -257,7 +269,7 @@ func avx2LargeKernelFloat64( //alt:f64
 	//alt:f32 if useAsmPanelKernel && contractingLen > 0 {
 	//alt:f32 // Polo patch 0021: assembly micro-kernel, same packed layouts and output.
 	//alt:f32 avx2PanelKernelFloat32Asm(unsafe.Pointer(unsafe.SliceData(packedLHS)), unsafe.Pointer(unsafe.SliceData(packedRHS)),
-	//alt:f32 unsafe.Pointer(unsafe.SliceData(packedOutput)), contractingLen, (lhsActiveRows+3)/4, (rhsActiveCols+15)/16, rhsPanelCols*4)
+	//alt:f32 unsafe.Pointer(unsafe.SliceData(packedOutput)), contractingLen, (lhsActiveRows+3)/4, (rhsActiveCols+15)/16, rhsPanelCols*4, 0)
 	//alt:f32 return
 	//alt:f32 }
 
