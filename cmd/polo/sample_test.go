@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -101,9 +102,12 @@ func TestSampleMatchesRollout(t *testing.T) {
 		if tc.temperature == 0 {
 			greedy := rollout.Config{Temperature: 0, MaxNewTokens: 6, StopTokens: p.StopTokens()}
 			g := directSample(t, p, ids, 1, greedy, 12345)[0]
+			// n prompts decode as one batch, the greedy reference as a batch of one: the tokens must
+			// match, the log-probs up to float32 rounding (the engine picks matmul kernels by the
+			// number of rows, and they sum in different orders; nothing promises batch invariance).
 			for _, s := range got {
-				if !slices.Equal(s.Tokens, g.Tokens) || s.MeanLogProb != g.MeanLogProb {
-					t.Fatalf("temperature 0 line %d: %v, greedy %v", s.Index, s.Tokens, g.Tokens)
+				if !slices.Equal(s.Tokens, g.Tokens) || math.Abs(s.MeanLogProb-g.MeanLogProb) > 1e-6*(1+math.Abs(g.MeanLogProb)) {
+					t.Fatalf("temperature 0 line %d: %v, greedy %v (mean log-prob %v vs %v)", s.Index, s.Tokens, g.Tokens, s.MeanLogProb, g.MeanLogProb)
 				}
 			}
 		}

@@ -321,11 +321,14 @@ func reshapeToSupportedLayout(
 	}
 
 	// We need to transpose inputs to a supported layout. Since the
-	// LayoutTransposed is the fastest, we transpose to that, unless the rhs is already laid out
-	// [batch, contracting, cross]: then only the lhs is transposed (polo patch 0024). A weight
-	// gradient xᵀ·dy (both operands contracting over their first axis) used to transpose both.
+	// LayoutTransposed is the fastest, we transpose to that, except for a weight gradient xᵀ·dy
+	// (both operands laid out [batch, contracting, cross]): its rhs already fits the
+	// non-transposed layout, so only the lhs is transposed (polo patch 0024; both were). Only that
+	// pattern: other products keep the layout, hence the kernels and the summation order, they had
+	// (a forward pass gives the same bits whatever the batch size).
 	targetLayout := LayoutTransposed
-	if inLayoutOrder(rhs.Shape.Rank(), params.RHSContractingAxes, params.RHSBatchAxes, LayoutNonTransposed) {
+	if inLayoutOrder(lhs.Shape.Rank(), params.LHSContractingAxes, params.LHSBatchAxes, LayoutNonTransposed) &&
+		inLayoutOrder(rhs.Shape.Rank(), params.RHSContractingAxes, params.RHSBatchAxes, LayoutNonTransposed) {
 		targetLayout = LayoutNonTransposed
 	}
 	lhs, params.LHSContractingAxes, params.LHSBatchAxes,
