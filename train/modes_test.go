@@ -102,7 +102,9 @@ func TestHybridModeMixesExpertRows(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a small run")
 	}
-	sets := append(learnSettings("chord"), "hybrid.expert_rows=16", "algo.set.mu_peak=0.2", "algo.set.mu_valley=0.2", "rl.steps=60")
+	// learnSettings' 100 RL steps: at 60 the rise (0.08–0.23 over seeds and kernels) sat at the
+	// margin, so a change of summation order (the AVX2 kernels) could fail it; at 100 it is 0.16–0.24.
+	sets := append(learnSettings("chord"), "hybrid.expert_rows=16", "algo.set.mu_peak=0.2", "algo.set.mu_valley=0.2")
 	cfg := smallRun(t, filepath.Join(t.TempDir(), "chord"), sets...)
 	if _, err := Run(cfg, Options{}); err != nil {
 		t.Fatal(err)
