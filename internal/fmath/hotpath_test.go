@@ -15,6 +15,8 @@ import (
 // measured 860 ns per call instead of 7 ns (its FMA path mixes VEX and legacy-SSE instructions,
 // and the runtime leaves the upper vector state dirty after preemptions): the objective alone
 // evaluates one exp per token. math.Tanh, Sinh and Cosh call it too. Use Exp here instead.
+// (math.Pow with a fractional exponent and math.Erf call it as well; the one such use in these
+// packages, SPO's forgetting factor, runs once per response, not per token.)
 // A check of the source, not a timing, so it holds on every machine CI runs on.
 func TestHostCodeDoesNotCallMathExp(t *testing.T) {
 	banned := map[string]bool{"Exp": true, "Tanh": true, "Sinh": true, "Cosh": true}

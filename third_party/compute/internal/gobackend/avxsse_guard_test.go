@@ -131,7 +131,7 @@ func isVectorHelper(name string) bool {
 }
 
 var vectorHelperRE = regexp.MustCompile(`\.(avx512Transpose4x|avx2Transpose4x|exp8$|logistic8$|tanh8$|` +
-	`avx512SumBits|avx2SumBits|storeBits32|castToArray)|ToFloat32$|\.Load(BFloat16|Float16)x`)
+	`avx512SumBits|avx2SumBits|storeBits32|castToArray)|(BFloat16|Float16)x\d+\)?\.ToFloat32$|\.Load(BFloat16|Float16)x`)
 
 func shortName(name string) string {
 	if i := strings.LastIndex(name, "/"); i >= 0 {
@@ -198,12 +198,15 @@ func (f *function) writesWide() bool {
 	return false
 }
 
-// dirtyAfter is the transfer function: the state after in, given the state before it.
+// dirtyAfter is the transfer function: the state after in, given the state before it. A vector
+// helper may return with the state dirty.
 func dirtyAfter(in instruction, dirty bool) bool {
 	switch {
 	case in.op == "VZEROUPPER" || in.op == "VZEROALL":
 		return false
 	case wideOperand.MatchString(in.args):
+		return true
+	case in.op == "CALL" && calleeIsVectorHelper(in.args):
 		return true
 	}
 	return dirty
@@ -264,6 +267,14 @@ func (f *function) violations(helper bool) []string {
 	var out []string
 	report := func(in instruction, what string) {
 		out = append(out, fmt.Sprintf("%s: %s %s %s", in.pos, what, in.op, in.args))
+	}
+	for _, in := range f.insts {
+		if strings.HasPrefix(in.op, "J") {
+			if _, err := strconv.Atoi(strings.TrimSpace(in.args)); err != nil {
+				// An indirect jump (a switch's jump table) hides its targets from this analysis.
+				report(in, "indirect jump, cannot be checked:")
+			}
+		}
 	}
 	for i, in := range f.insts {
 		isCall := in.op == "CALL"

@@ -327,6 +327,7 @@ func reshapeToSupportedLayout(
 	// pattern: other products keep the layout, hence the kernels and the summation order, they had
 	// (a forward pass gives the same bits whatever the batch size).
 	targetLayout := LayoutTransposed
+	// The first test asks whether the lhs is [batch, contracting, cross] (contracting axis first).
 	if inLayoutOrder(lhs.Shape.Rank(), params.LHSContractingAxes, params.LHSBatchAxes, LayoutNonTransposed) &&
 		inLayoutOrder(rhs.Shape.Rank(), params.RHSContractingAxes, params.RHSBatchAxes, LayoutNonTransposed) {
 		targetLayout = LayoutNonTransposed

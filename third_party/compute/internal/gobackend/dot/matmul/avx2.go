@@ -52,7 +52,8 @@ func init() {
 	}
 
 	allowed := envutil.MustReadBool(envutil.SIMD_AVX2_Env, true)
-	if allowed && archsimd.X86.AVX2() {
+	// The AVX2 kernels multiply-add with FMA instructions (every AVX2 CPU has them, but check).
+	if allowed && archsimd.X86.AVX2() && archsimd.X86.FMA() {
 		registerAVX2(false)
 	}
 }

@@ -51,8 +51,6 @@ TEXT ·avx2PanelKernelFloat32Asm(SB), NOSPLIT, $0-64
 	JEQ  done
 	TESTQ R9, R9
 	JEQ  done
-	MOVQ CX, R11
-	SHLQ $4, R11               // bytes per lhs strip
 	MOVQ R10, DI
 	SHLQ $2, DI                // bytes of 4 output rows
 	MOVQ DI, R15
