@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -308,4 +309,46 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestAssemblyKernelsLeaveCleanState applies the same rules to the hand-written assembly kernels,
+// which the compiler's -S listing does not show: no legacy-SSE instruction anywhere (they are
+// vector code throughout), and VZEROUPPER before every RET of a function that uses YMM or ZMM
+// registers (read in source order, which is their control flow: each ends in one done: block).
+func TestAssemblyKernelsLeaveCleanState(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("dot", "matmul", "*.s"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no assembly kernels found (%v)", err)
+	}
+	for _, file := range files {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fn string
+		wide, clean := false, true
+		for n, line := range strings.Split(string(src), "\n") {
+			code, _, _ := strings.Cut(line, "//")
+			code = strings.TrimSpace(code)
+			if strings.HasPrefix(code, "#") || code == "" || strings.HasSuffix(code, ":") {
+				continue
+			}
+			fields := strings.Fields(code)
+			op, args := fields[0], strings.Join(fields[1:], " ")
+			where := fmt.Sprintf("%s:%d", file, n+1)
+			switch {
+			case op == "TEXT":
+				fn, wide, clean = args, false, true
+			case op == "VZEROUPPER" || op == "VZEROALL":
+				clean = true
+			case wideOperand.MatchString(args):
+				wide, clean = true, false
+			case op == "RET" && wide && !clean:
+				t.Errorf("%s: %s returns with the upper vector state dirty (no VZEROUPPER)", where, fn)
+			}
+			if !strings.HasPrefix(op, "V") && !strings.HasPrefix(op, "K") && xmmOperand.MatchString(args) {
+				t.Errorf("%s: legacy-SSE instruction %s in %s", where, code, fn)
+			}
+		}
+	}
 }
