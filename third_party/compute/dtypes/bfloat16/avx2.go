@@ -52,3 +52,8 @@ func LoadBFloat16x8(ptr *[8]BFloat16) BFloat16x8 {
 func (v BFloat16x8) ToFloat32() archsimd.Float32x8 {
 	return archsimd.Uint16x8(v).ExtendToUint32().ShiftAllLeft(16).AsFloat32x8()
 }
+
+// BroadcastFloat32x8 widens b to float32 in all 8 lanes (see BroadcastFloat32x16).
+func BroadcastFloat32x8(b BFloat16) archsimd.Float32x8 {
+	return archsimd.BroadcastUint32x8(uint32(b) << 16).AsFloat32x8()
+}

@@ -35,3 +35,11 @@ func LoadBFloat16x32(ptr *[32]BFloat16) BFloat16x32 {
 	vec := archsimd.LoadUint16x32((*[32]uint16)(unsafe.Pointer(ptr)))
 	return BFloat16x32(vec)
 }
+
+// BroadcastFloat32x16 widens b to float32 in all 16 lanes. It moves the bits into a vector register
+// with a VEX instruction: broadcasting b.Float32() made the compiler move the float with a
+// legacy-SSE MOVD, which costs an AVX-SSE transition while the upper vector state is dirty (polo
+// patch 0019).
+func BroadcastFloat32x16(b BFloat16) archsimd.Float32x16 {
+	return archsimd.BroadcastUint32x16(uint32(b) << 16).AsFloat32x16()
+}
