@@ -38,7 +38,7 @@ func (v Float16x16) ToFloat32() (lo, hi archsimd.Float32x8) {
 
 func avx2ConvertF16ToF32(v archsimd.Uint32x8) archsimd.Uint32x8 {
 	sign := v.And(archsimd.BroadcastUint32x8(0x8000)).ShiftAllLeft(16)
-	exp := v.And(archsimd.BroadcastUint32x8(0x7C00)).ShiftAllRight(10)
+	exp := v.And(archsimd.BroadcastUint32x8(0x7C00)).ShiftRight(archsimd.BroadcastUint32x8(10))
 	mantissa := v.And(archsimd.BroadcastUint32x8(0x03FF))
 
 	isZero := exp.Equal(archsimd.Uint32x8{}).And(mantissa.Equal(archsimd.Uint32x8{}))
@@ -84,23 +84,23 @@ func avx2ConvertF16ToF32(v archsimd.Uint32x8) archsimd.Uint32x8 {
 // The built-in archsimd.Uint32x8.LeadingZeros() currently uses AVX-512 instructions.
 func avx2LeadingZeros(v archsimd.Uint32x8) archsimd.Uint32x8 {
 	// Fill to the right:
-	v = v.Or(v.ShiftAllRight(1))
-	v = v.Or(v.ShiftAllRight(2))
-	v = v.Or(v.ShiftAllRight(4))
-	v = v.Or(v.ShiftAllRight(8))
-	v = v.Or(v.ShiftAllRight(16))
+	v = v.Or(v.ShiftRight(archsimd.BroadcastUint32x8(1)))
+	v = v.Or(v.ShiftRight(archsimd.BroadcastUint32x8(2)))
+	v = v.Or(v.ShiftRight(archsimd.BroadcastUint32x8(4)))
+	v = v.Or(v.ShiftRight(archsimd.BroadcastUint32x8(8)))
+	v = v.Or(v.ShiftRight(archsimd.BroadcastUint32x8(16)))
 
 	// Vectorized population count (SWAR):
 	// v = v - ((v >> 1) & 0x55555555)
-	v = v.Sub(v.ShiftAllRight(1).And(archsimd.BroadcastUint32x8(0x55555555)))
+	v = v.Sub(v.ShiftRight(archsimd.BroadcastUint32x8(1)).And(archsimd.BroadcastUint32x8(0x55555555)))
 	// v = (v & 0x33333333) + ((v >> 2) & 0x33333333)
-	v = v.And(archsimd.BroadcastUint32x8(0x33333333)).Add(v.ShiftAllRight(2).And(archsimd.BroadcastUint32x8(0x33333333)))
+	v = v.And(archsimd.BroadcastUint32x8(0x33333333)).Add(v.ShiftRight(archsimd.BroadcastUint32x8(2)).And(archsimd.BroadcastUint32x8(0x33333333)))
 	// v = (v + (v >> 4)) & 0x0F0F0F0F
-	v = v.Add(v.ShiftAllRight(4)).And(archsimd.BroadcastUint32x8(0x0F0F0F0F))
+	v = v.Add(v.ShiftRight(archsimd.BroadcastUint32x8(4))).And(archsimd.BroadcastUint32x8(0x0F0F0F0F))
 	// v = v + (v >> 8)
-	v = v.Add(v.ShiftAllRight(8))
+	v = v.Add(v.ShiftRight(archsimd.BroadcastUint32x8(8)))
 	// v = v + (v >> 16)
-	v = v.Add(v.ShiftAllRight(16))
+	v = v.Add(v.ShiftRight(archsimd.BroadcastUint32x8(16)))
 	popcount := v.And(archsimd.BroadcastUint32x8(0x0000003F))
 
 	return archsimd.BroadcastUint32x8(32).Sub(popcount)
@@ -121,4 +121,11 @@ func LoadFloat16x8(ptr *[8]Float16) Float16x8 {
 // ToFloat32 converts 8 Float16 values to a vector of 8 float32 values.
 func (v Float16x8) ToFloat32() archsimd.Float32x8 {
 	return avx2ConvertF16ToF32(archsimd.Uint16x8(v).ExtendToUint32()).AsFloat32x8()
+}
+
+// BroadcastFloat32x8 widens h to float32 in all 8 lanes with the vector conversion: broadcasting
+// h.Float32() called the scalar conversion and moved its float with legacy-SSE instructions
+// between vector code (polo patch 0019).
+func BroadcastFloat32x8(h Float16) archsimd.Float32x8 {
+	return avx2ConvertF16ToF32(archsimd.BroadcastUint32x8(uint32(h))).AsFloat32x8()
 }

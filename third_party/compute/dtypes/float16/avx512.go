@@ -44,7 +44,7 @@ func (v Float16x32) ToFloat32() (lo, hi archsimd.Float32x16) {
 
 func avx512ConvertF16ToF32(v archsimd.Uint32x16) archsimd.Uint32x16 {
 	sign := v.And(archsimd.BroadcastUint32x16(0x8000)).ShiftAllLeft(16)
-	exp := v.And(archsimd.BroadcastUint32x16(0x7C00)).ShiftAllRight(10)
+	exp := v.And(archsimd.BroadcastUint32x16(0x7C00)).ShiftRight(archsimd.BroadcastUint32x16(10))
 	mantissa := v.And(archsimd.BroadcastUint32x16(0x03FF))
 
 	isZero := exp.Equal(archsimd.Uint32x16{}).And(mantissa.Equal(archsimd.Uint32x16{}))
@@ -87,3 +87,8 @@ func avx512ConvertF16ToF32(v archsimd.Uint32x16) archsimd.Uint32x16 {
 }
 //*/
 
+
+// BroadcastFloat32x16 widens h to float32 in all 16 lanes (see BroadcastFloat32x8).
+func BroadcastFloat32x16(h Float16) archsimd.Float32x16 {
+	return avx512ConvertF16ToF32(archsimd.BroadcastUint32x16(uint32(h))).AsFloat32x16()
+}

@@ -360,9 +360,9 @@ func avx2LargeKernelFloat32( //alt:f32
 				// Row 0
 				lhsVal0 := *((*float32)(unsafe.Pointer(lhsRowPtr + lOffset + 0))) //alt:f32
 				//alt:bf16 lhsVec0 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(lhsRowPtr + lOffset + 0)))
-				//alt:f16 lhsVal0 := ((*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + 0))).Float32()
+				//alt:f16 lhsVec0 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + 0)))
 				//alt:f64 lhsVal0 := *((*float64)(unsafe.Pointer(lhsRowPtr + lOffset + 0)))
-				lhsVec0 := archsimd.BroadcastFloat32x8(lhsVal0) //alt:f32|f16
+				lhsVec0 := archsimd.BroadcastFloat32x8(lhsVal0) //alt:f32
 				//alt:f64 lhsVec0 := archsimd.BroadcastFloat64x4(lhsVal0)
 				accum_lhs0_rhs0 = rhsVec0.MulAdd(lhsVec0, accum_lhs0_rhs0) //alt:f32|bf16|f16|f64
 				accum_lhs0_rhs1 = rhsVec1.MulAdd(lhsVec0, accum_lhs0_rhs1) //alt:f32|bf16|f16|f64
@@ -370,9 +370,9 @@ func avx2LargeKernelFloat32( //alt:f32
 				// Row 1
 				lhsVal1 := *((*float32)(unsafe.Pointer(lhsRowPtr + lOffset + bytesPerInputElement))) //alt:f32
 				//alt:bf16 lhsVec1 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(lhsRowPtr + lOffset + bytesPerInputElement)))
-				//alt:f16 lhsVal1 := ((*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + bytesPerInputElement))).Float32()
+				//alt:f16 lhsVec1 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + bytesPerInputElement)))
 				//alt:f64 lhsVal1 := *((*float64)(unsafe.Pointer(lhsRowPtr + lOffset + bytesPerInputElement)))
-				lhsVec1 := archsimd.BroadcastFloat32x8(lhsVal1) //alt:f32|f16
+				lhsVec1 := archsimd.BroadcastFloat32x8(lhsVal1) //alt:f32
 				//alt:f64 lhsVec1 := archsimd.BroadcastFloat64x4(lhsVal1)
 				accum_lhs1_rhs0 = rhsVec0.MulAdd(lhsVec1, accum_lhs1_rhs0) //alt:f32|bf16|f16|f64
 				accum_lhs1_rhs1 = rhsVec1.MulAdd(lhsVec1, accum_lhs1_rhs1) //alt:f32|bf16|f16|f64
@@ -380,9 +380,9 @@ func avx2LargeKernelFloat32( //alt:f32
 				// Row 2
 				lhsVal2 := *((*float32)(unsafe.Pointer(lhsRowPtr + lOffset + 2*bytesPerInputElement))) //alt:f32
 				//alt:bf16 lhsVec2 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(lhsRowPtr + lOffset + 2*bytesPerInputElement)))
-				//alt:f16 lhsVal2 := ((*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + 2*bytesPerInputElement))).Float32()
+				//alt:f16 lhsVec2 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + 2*bytesPerInputElement)))
 				//alt:f64 lhsVal2 := *((*float64)(unsafe.Pointer(lhsRowPtr + lOffset + 2*bytesPerInputElement)))
-				lhsVec2 := archsimd.BroadcastFloat32x8(lhsVal2) //alt:f32|f16
+				lhsVec2 := archsimd.BroadcastFloat32x8(lhsVal2) //alt:f32
 				//alt:f64 lhsVec2 := archsimd.BroadcastFloat64x4(lhsVal2)
 				accum_lhs2_rhs0 = rhsVec0.MulAdd(lhsVec2, accum_lhs2_rhs0) //alt:f32|bf16|f16|f64
 				accum_lhs2_rhs1 = rhsVec1.MulAdd(lhsVec2, accum_lhs2_rhs1) //alt:f32|bf16|f16|f64
@@ -390,9 +390,9 @@ func avx2LargeKernelFloat32( //alt:f32
 				// Row 3
 				lhsVal3 := *((*float32)(unsafe.Pointer(lhsRowPtr + lOffset + 3*bytesPerInputElement))) //alt:f32
 				//alt:bf16 lhsVec3 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(lhsRowPtr + lOffset + 3*bytesPerInputElement)))
-				//alt:f16 lhsVal3 := ((*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + 3*bytesPerInputElement))).Float32()
+				//alt:f16 lhsVec3 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(lhsRowPtr + lOffset + 3*bytesPerInputElement)))
 				//alt:f64 lhsVal3 := *((*float64)(unsafe.Pointer(lhsRowPtr + lOffset + 3*bytesPerInputElement)))
-				lhsVec3 := archsimd.BroadcastFloat32x8(lhsVal3) //alt:f32|f16
+				lhsVec3 := archsimd.BroadcastFloat32x8(lhsVal3) //alt:f32
 				//alt:f64 lhsVec3 := archsimd.BroadcastFloat64x4(lhsVal3)
 				accum_lhs3_rhs0 = rhsVec0.MulAdd(lhsVec3, accum_lhs3_rhs0) //alt:f32|bf16|f16|f64
 				accum_lhs3_rhs1 = rhsVec1.MulAdd(lhsVec3, accum_lhs3_rhs1) //alt:f32|bf16|f16|f64

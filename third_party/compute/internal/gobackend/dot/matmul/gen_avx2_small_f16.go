@@ -143,26 +143,22 @@ func avx2SmallFloat16( //alt:f16
 
 				//alt:f32 l0 := archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Pointer(l0_ptr)))
 				//alt:bf16  l0 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(l0_ptr)))
-				l0_f16 := (*(*float16.Float16)(unsafe.Pointer(l0_ptr))).Float32() //alt:f16
-				l0 := archsimd.BroadcastFloat32x8(l0_f16)                         //alt:f16
+				l0 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(l0_ptr))) //alt:f16
 				//alt:f64  l0 := archsimd.BroadcastFloat64x4(*(*float64)(unsafe.Pointer(l0_ptr)))
 
 				//alt:f32 l1 := archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Pointer(l1_ptr)))
 				//alt:bf16  l1 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(l1_ptr)))
-				l1_f16 := (*(*float16.Float16)(unsafe.Pointer(l1_ptr))).Float32() //alt:f16
-				l1 := archsimd.BroadcastFloat32x8(l1_f16)                         //alt:f16
+				l1 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(l1_ptr))) //alt:f16
 				//alt:f64  l1 := archsimd.BroadcastFloat64x4(*(*float64)(unsafe.Pointer(l1_ptr)))
 
 				//alt:f32 l2 := archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Pointer(l2_ptr)))
 				//alt:bf16  l2 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(l2_ptr)))
-				l2_f16 := (*(*float16.Float16)(unsafe.Pointer(l2_ptr))).Float32() //alt:f16
-				l2 := archsimd.BroadcastFloat32x8(l2_f16)                         //alt:f16
+				l2 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(l2_ptr))) //alt:f16
 				//alt:f64  l2 := archsimd.BroadcastFloat64x4(*(*float64)(unsafe.Pointer(l2_ptr)))
 
 				//alt:f32 l3 := archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Pointer(l3_ptr)))
 				//alt:bf16  l3 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(l3_ptr)))
-				l3_f16 := (*(*float16.Float16)(unsafe.Pointer(l3_ptr))).Float32() //alt:f16
-				l3 := archsimd.BroadcastFloat32x8(l3_f16)                         //alt:f16
+				l3 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(l3_ptr))) //alt:f16
 				//alt:f64  l3 := archsimd.BroadcastFloat64x4(*(*float64)(unsafe.Pointer(l3_ptr)))
 
 				rColBase := rhsBase + uintptr(k*rhsCrossSize)*iSize
@@ -343,7 +339,7 @@ func avx2SmallFloat16( //alt:f16
 				l_ptr := lhsBase + uintptr((row*contractingSize)+k)*iSize
 				//alt:f32 l0 := archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Pointer(l_ptr)))
 				//alt:bf16  l0 := bfloat16.BroadcastFloat32x8(*(*bfloat16.BFloat16)(unsafe.Pointer(l_ptr)))
-				l0 := archsimd.BroadcastFloat32x8((*(*float16.Float16)(unsafe.Pointer(l_ptr))).Float32()) //alt:f16
+				l0 := float16.BroadcastFloat32x8(*(*float16.Float16)(unsafe.Pointer(l_ptr))) //alt:f16
 				//alt:f64  l0 := archsimd.BroadcastFloat64x4(*(*float64)(unsafe.Pointer(l_ptr)))
 
 				rColBase := rhsBase + uintptr(k*rhsCrossSize)*iSize
