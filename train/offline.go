@@ -1,12 +1,9 @@
 package train
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strings"
 
 	"github.com/polo-rl/polo/objective"
 	"github.com/polo-rl/polo/task"
@@ -28,19 +25,8 @@ type offlineGroup struct {
 // (at least two responses) or a pair {"prompt", "chosen", "rejected"} with optional "chosen_reward"
 // (default 1) and "rejected_reward" (default 0).
 func loadOfflineGroups(path string) ([]offlineGroup, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("rl.offline_path: %w", err)
-	}
-	defer f.Close()
 	var out []offlineGroup
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<26)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
+	err := eachJSONLine(path, "rl.offline_path", func(line int, text []byte) error {
 		var row struct {
 			Prompt         string    `json:"prompt"`
 			Responses      []string  `json:"responses"`
@@ -50,17 +36,17 @@ func loadOfflineGroups(path string) ([]offlineGroup, error) {
 			ChosenReward   *float64  `json:"chosen_reward"`
 			RejectedReward *float64  `json:"rejected_reward"`
 		}
-		if err := json.Unmarshal([]byte(text), &row); err != nil {
-			return nil, fmt.Errorf("%s line %d: %v", path, line, err)
+		if err := json.Unmarshal(text, &row); err != nil {
+			return fmt.Errorf("%s line %d: %v", path, line, err)
 		}
 		if row.Prompt == "" {
-			return nil, fmt.Errorf("%s line %d: field \"prompt\": want a non-empty string", path, line)
+			return fmt.Errorf("%s line %d: field \"prompt\": want a non-empty string", path, line)
 		}
 		g := offlineGroup{ex: task.Example{ID: fmt.Sprintf("%s:%d", path, line), Prompt: row.Prompt}}
 		switch {
 		case row.Chosen != nil || row.Rejected != nil:
 			if row.Chosen == nil || row.Rejected == nil || *row.Chosen == "" || *row.Rejected == "" || row.Responses != nil {
-				return nil, fmt.Errorf("%s line %d: a pair needs non-empty \"chosen\" and \"rejected\" (and no \"responses\")", path, line)
+				return fmt.Errorf("%s line %d: a pair needs non-empty \"chosen\" and \"rejected\" (and no \"responses\")", path, line)
 			}
 			rc, rr := 1.0, 0.0
 			if row.ChosenReward != nil {
@@ -72,14 +58,15 @@ func loadOfflineGroups(path string) ([]offlineGroup, error) {
 			g.responses, g.rewards = []string{*row.Chosen, *row.Rejected}, []float64{rc, rr}
 		default:
 			if len(row.Responses) < 2 || len(row.Rewards) != len(row.Responses) {
-				return nil, fmt.Errorf("%s line %d: want \"responses\" (at least 2) and as many \"rewards\", or a pair \"chosen\"/\"rejected\"", path, line)
+				return fmt.Errorf("%s line %d: want \"responses\" (at least 2) and as many \"rewards\", or a pair \"chosen\"/\"rejected\"", path, line)
 			}
 			g.responses, g.rewards = row.Responses, row.Rewards
 		}
 		out = append(out, g)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no groups", path)

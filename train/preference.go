@@ -2,12 +2,12 @@ package train
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/polo-rl/polo/objective"
@@ -28,22 +28,11 @@ type pair struct {
 // loadPairs reads a JSONL file of {"prompt", "chosen", "rejected"} objects; a malformed row is an
 // error naming the file, line and field.
 func loadPairs(path string) ([]pair, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("preference pairs: %w", err)
-	}
-	defer f.Close()
 	var out []pair
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<26)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
+	err := eachJSONLine(path, "preference pairs", func(line int, text []byte) error {
 		var row map[string]any
-		if err := json.Unmarshal([]byte(text), &row); err != nil {
-			return nil, fmt.Errorf("%s line %d: %v", path, line, err)
+		if err := json.Unmarshal(text, &row); err != nil {
+			return fmt.Errorf("%s line %d: %v", path, line, err)
 		}
 		var p pair
 		for _, f := range []struct {
@@ -52,20 +41,47 @@ func loadPairs(path string) ([]pair, error) {
 		}{{"prompt", &p.ex.Prompt}, {"chosen", &p.chosen}, {"rejected", &p.rejected}} {
 			v, ok := row[f.name].(string)
 			if !ok || v == "" {
-				return nil, fmt.Errorf("%s line %d: field %q: want a non-empty string", path, line, f.name)
+				return fmt.Errorf("%s line %d: field %q: want a non-empty string", path, line, f.name)
 			}
 			*f.dst = v
 		}
 		p.ex.ID = fmt.Sprintf("%s:%d", path, line)
 		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no preference pairs", path)
 	}
 	return out, nil
+}
+
+// eachJSONLine calls fn with the number (from 1) and text of every non-blank line of the file at
+// path, lines up to 64 MiB; label names the file when it cannot be opened. fn's error stops the
+// read and is returned as it is.
+func eachJSONLine(path, label string, fn func(line int, text []byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for line := 1; sc.Scan(); line++ {
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		if err := fn(line, text); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // drawPairs returns the pairs of one step, reproducibly from (seed, step).
