@@ -87,7 +87,6 @@ func avx512ConvertF16ToF32(v archsimd.Uint32x16) archsimd.Uint32x16 {
 }
 //*/
 
-
 // BroadcastFloat32x16 widens h to float32 in all 16 lanes (see BroadcastFloat32x8).
 func BroadcastFloat32x16(h Float16) archsimd.Float32x16 {
 	return avx512ConvertF16ToF32(archsimd.BroadcastUint32x16(uint32(h))).AsFloat32x16()

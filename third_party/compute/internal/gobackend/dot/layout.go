@@ -289,25 +289,7 @@ func MergeAxes(f *gobackend.Function,
 // of layout (batch, then contracting and cross in the layout's order), so that transposeSide
 // leaves it as it is.
 func inLayoutOrder(rank int, contractingAxes, batchAxes []int, layout Layout) bool {
-	isOther := make([]bool, rank)
-	for _, axis := range contractingAxes {
-		isOther[axis] = true
-	}
-	for _, axis := range batchAxes {
-		isOther[axis] = true
-	}
-	var cross []int
-	for axis := range rank {
-		if !isOther[axis] {
-			cross = append(cross, axis)
-		}
-	}
-	perm := append([]int{}, batchAxes...)
-	if layout == LayoutNonTransposed {
-		perm = append(append(perm, contractingAxes...), cross...)
-	} else {
-		perm = append(append(perm, cross...), contractingAxes...)
-	}
+	perm, _ := layoutPerm(rank, contractingAxes, batchAxes, layout)
 	for i, p := range perm {
 		if p != i {
 			return false
@@ -316,40 +298,39 @@ func inLayoutOrder(rank int, contractingAxes, batchAxes []int, layout Layout) bo
 	return true
 }
 
-// transposeSide is a helper to transpose one side to a specific ordering of (batch, cross, contracting).
-func transposeSide(f *gobackend.Function, node *gobackend.Node, contractingAxes, batchAxes []int, layout Layout) (*gobackend.Node, []int, []int, error) {
-	rank := node.Shape.Rank()
-	isContracting := make([]bool, rank)
+// layoutPerm returns the axis permutation that puts an operand in layout (batch, cross,
+// contracting for LayoutTransposed; batch, contracting, cross for LayoutNonTransposed) and its
+// cross axes. Any other layout is treated as LayoutNonTransposed.
+func layoutPerm(rank int, contractingAxes, batchAxes []int, layout Layout) (perm, crossAxes []int) {
+	isOther := make([]bool, rank)
 	for _, axis := range contractingAxes {
-		isContracting[axis] = true
+		isOther[axis] = true
 	}
-	isBatch := make([]bool, rank)
 	for _, axis := range batchAxes {
-		isBatch[axis] = true
+		isOther[axis] = true
 	}
-
-	crossAxes := make([]int, 0, rank)
-	for axis := 0; axis < rank; axis++ {
-		if !isContracting[axis] && !isBatch[axis] {
+	crossAxes = make([]int, 0, rank)
+	for axis := range rank {
+		if !isOther[axis] {
 			crossAxes = append(crossAxes, axis)
 		}
 	}
+	perm = append([]int{}, batchAxes...)
+	if layout == LayoutTransposed {
+		perm = append(append(perm, crossAxes...), contractingAxes...)
+	} else {
+		perm = append(append(perm, contractingAxes...), crossAxes...)
+	}
+	return perm, crossAxes
+}
 
-	var perm []int
-	switch layout {
-	case LayoutTransposed:
-		// Batch, Cross, Contracting
-		perm = append(perm, batchAxes...)
-		perm = append(perm, crossAxes...)
-		perm = append(perm, contractingAxes...)
-	case LayoutNonTransposed:
-		// Batch, Contracting, Cross
-		perm = append(perm, batchAxes...)
-		perm = append(perm, contractingAxes...)
-		perm = append(perm, crossAxes...)
-	default:
+
+// transposeSide is a helper to transpose one side to a specific ordering of (batch, cross, contracting).
+func transposeSide(f *gobackend.Function, node *gobackend.Node, contractingAxes, batchAxes []int, layout Layout) (*gobackend.Node, []int, []int, error) {
+	if layout != LayoutTransposed && layout != LayoutNonTransposed {
 		return nil, nil, nil, errors.Errorf("unsupported layout %v in transposeSide", layout)
 	}
+	perm, crossAxes := layoutPerm(node.Shape.Rank(), contractingAxes, batchAxes, layout)
 
 	// Check if already in order
 	alreadyInOrder := true

@@ -9,11 +9,11 @@ import "simd/archsimd"
 // Permutation and mask tables of the AVX2 transposes, at package level so that each call loads
 // them instead of building a copy on the stack (polo patch 0019).
 var (
-	avx2PairsLo = [8]uint32{0, 1, 0, 1, 2, 3, 2, 3}
-	avx2PairsHi = [8]uint32{4, 5, 4, 5, 6, 7, 6, 7}
+	avx2PairsLo      = [8]uint32{0, 1, 0, 1, 2, 3, 2, 3}
+	avx2PairsHi      = [8]uint32{4, 5, 4, 5, 6, 7, 6, 7}
 	avx2MaskOddPairs = [8]uint32{0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF}
-	avx2HalvesLo = [8]uint32{0, 1, 2, 3, 0, 1, 2, 3}
-	avx2HalvesHi = [8]uint32{4, 5, 6, 7, 4, 5, 6, 7}
+	avx2HalvesLo     = [8]uint32{0, 1, 2, 3, 0, 1, 2, 3}
+	avx2HalvesHi     = [8]uint32{4, 5, 6, 7, 4, 5, 6, 7}
 	avx2MaskHighLane = [8]uint32{0, 0, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}
 )
 
