@@ -324,7 +324,6 @@ func layoutPerm(rank int, contractingAxes, batchAxes []int, layout Layout) (perm
 	return perm, crossAxes
 }
 
-
 // transposeSide is a helper to transpose one side to a specific ordering of (batch, cross, contracting).
 func transposeSide(f *gobackend.Function, node *gobackend.Node, contractingAxes, batchAxes []int, layout Layout) (*gobackend.Node, []int, []int, error) {
 	if layout != LayoutTransposed && layout != LayoutNonTransposed {
