@@ -78,29 +78,11 @@ func TestNoLegacySSEWhileUpperDirty(t *testing.T) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if reason, ok := legacySSEDebt[shortName(name)]; ok {
-			t.Logf("known, not fixed (%s): %s", reason, name)
-			continue
-		}
 		t.Errorf("%s runs legacy-SSE code, calls or returns while the upper vector state is dirty "+
 			"(add archsimd.ClearAVXUpperBits before it; see third_party/README.md, patch 0019):\n  %s",
 			name, strings.Join(problems[name], "\n  "))
 	}
-	for short := range legacySSEDebt {
-		found := false
-		for name := range problems {
-			found = found || shortName(name) == short
-		}
-		if !found {
-			t.Errorf("%s is listed in legacySSEDebt but is clean now: remove it from the list", short)
-		}
-	}
 }
-
-// legacySSEDebt lists kernels that still break the rules, with why they are left (none now: the
-// float32, bfloat16 and float16 kernels are all clean). The test fails when a listed one becomes
-// clean, so the list stays true.
-var legacySSEDebt = map[string]string{}
 
 // isVectorHelper reports the functions that take or return vectors: they run in the middle of
 // vector code and may return with the upper state dirty.
@@ -110,13 +92,6 @@ func isVectorHelper(name string) bool {
 
 var vectorHelperRE = regexp.MustCompile(`\.(avx512Transpose4x|avx2Transpose4x|exp8$|logistic8$|tanh8$|` +
 	`avx512SumBits|avx2SumBits|storeBits32|castToArray)|bfloat16\.BroadcastFloat32x|float16\.BroadcastFloat32x|float16\.avx(2|512)ConvertF16ToF32|float16\.avx2LeadingZeros|(BFloat16|Float16)x\d+\)?\.ToFloat32$|\.Load(BFloat16|Float16)x`)
-
-func shortName(name string) string {
-	if i := strings.LastIndex(name, "/"); i >= 0 {
-		name = name[i+1:]
-	}
-	return name
-}
 
 type instruction struct {
 	pc   int
